@@ -1,0 +1,76 @@
+"""The /v1 API as a Powertools REST resolver: the same object serves API Gateway events
+in Lambda and, through the local HTTP adapter, `engram serve`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from engram import __version__
+from engram.api.routes.memories import memories_router
+from engram.api.routes.messages import messages_router
+from engram.api.routes.search import search_router
+from engram.api.routes.tasks import tasks_router
+from engram.errors import EngramError
+from engram.models.api import ErrorEnvelope
+from engram.services.container import Services
+
+log = logging.getLogger(__name__)
+PREFIX = "/v1"
+
+
+def error_response(status: int, message: str) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=ErrorEnvelope(code=status, message=message).model_dump_json())
+
+
+def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str]:
+    """422 naming each field (`messages.0.role: Input should be ...`); 400 for bad JSON."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, "request body is not valid JSON"
+    parts = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{'.'.join(loc) or 'body'}: {message}")
+    return 422, "; ".join(parts)
+
+
+def create_app(services: Services) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    for router in (messages_router(services), tasks_router(services),
+                   search_router(services), memories_router(services)):
+        app.include_router(router, prefix=PREFIX)
+    app.enable_swagger(path=f"{PREFIX}/docs", title="Engram", version=__version__,
+                       description="Memory layer with the MemOS cloud API shapes.")
+
+    @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)
+    def openapi_document() -> Response:
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
+                        body=app.get_openapi_json_schema(
+                            title="Engram", version=__version__,
+                            description="Memory layer with the MemOS cloud API shapes."))
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(error: RequestValidationError) -> Response:
+        return error_response(*describe_validation_errors(error.errors()))
+
+    @app.exception_handler(EngramError)
+    def engram_error(error: EngramError) -> Response:
+        return error_response(error.status_code, error.message)
+
+    @app.not_found
+    def not_found(_: Exception) -> Response:
+        event = app.current_event
+        return error_response(404, f"no route {event.http_method} {event.path}")
+
+    @app.exception_handler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, f"internal error ({type(error).__name__})")
+
+    return app
+

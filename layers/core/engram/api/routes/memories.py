@@ -1,0 +1,53 @@
+"""get/memory (paged), get/memory/{id}, update/memory, delete/memory."""
+
+from __future__ import annotations
+
+from math import ceil
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from engram.api.presenters import memory_detail, preference_detail, tool_detail
+from engram.api.routes import tenant_of
+from engram.models.api import (
+    DeleteMemoryData,
+    DeleteMemoryRequest,
+    Envelope,
+    GetMemoryData,
+    GetMemoryRequest,
+    MemoryDetail,
+    UpdateMemoryData,
+    UpdateMemoryRequest,
+)
+from engram.services.container import Services
+
+
+def memories_router(services: Services) -> Router:
+    router = Router()
+
+    @router.post("/get/memory", summary="A user's current memories, newest first, paged")
+    def get_memory(req: Annotated[GetMemoryRequest, Body()]) -> Envelope[GetMemoryData]:
+        pages = services.memories.page(tenant_of(router), req)
+        return Envelope(data=GetMemoryData(
+            memory_detail_list=[memory_detail(m) for m in pages.facts.items],
+            preference_detail_list=[preference_detail(m) for m in pages.preferences],
+            tool_memory_detail_list=[tool_detail(m) for m in pages.tools],
+            total=pages.facts.total, size=req.size, current=req.page,
+            pages=ceil(pages.facts.total / req.size)))
+
+    @router.get("/get/memory/<memory_id>", summary="One memory by id")
+    def get_memory_by_id(memory_id: str) -> Envelope[MemoryDetail]:
+        return Envelope(data=memory_detail(services.memories.get(tenant_of(router), memory_id)))
+
+    @router.post("/update/memory", summary="Edit a memory's content, title or status")
+    def update_memory(req: Annotated[UpdateMemoryRequest, Body()]) -> Envelope[UpdateMemoryData]:
+        memory = services.memories.update(tenant_of(router), req)
+        return Envelope(data=UpdateMemoryData(memory=memory_detail(memory)))
+
+    @router.post("/delete/memory", summary="Delete memories by id, or all of a user's data")
+    def delete_memory(req: Annotated[DeleteMemoryRequest, Body()]) -> Envelope[DeleteMemoryData]:
+        deleted = services.memories.delete(tenant_of(router), req)
+        return Envelope(data=DeleteMemoryData(deleted=deleted))
+
+    return router

@@ -1,0 +1,41 @@
+"""add/message, add/feedback, get/message."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from engram.api.presenters import message_detail
+from engram.api.routes import tenant_of
+from engram.models.api import (
+    AddMessageData,
+    AddMessageRequest,
+    Envelope,
+    FeedbackRequest,
+    GetMessageData,
+    GetMessageRequest,
+)
+from engram.services.container import Services
+
+
+def messages_router(services: Services) -> Router:
+    router = Router()
+
+    @router.post("/add/message", summary="Add conversation messages (async by default)")
+    def add_message(req: Annotated[AddMessageRequest, Body()]) -> Envelope[AddMessageData]:
+        return Envelope(data=services.ingest.add_messages(tenant_of(router), req))
+
+    @router.post("/add/feedback", summary="Correct a user's memories in natural language")
+    def add_feedback(req: Annotated[FeedbackRequest, Body()]) -> Envelope[AddMessageData]:
+        return Envelope(data=services.ingest.add_feedback(tenant_of(router), req))
+
+    @router.post("/get/message", summary="The raw messages of a conversation")
+    def get_message(req: Annotated[GetMessageRequest, Body()]) -> Envelope[GetMessageData]:
+        messages = services.memories.conversation(
+            tenant_of(router), req.user_id, req.conversation_id, req.message_limit_number)
+        return Envelope(data=GetMessageData(
+            message_detail_list=[message_detail(m) for m in messages]))
+
+    return router

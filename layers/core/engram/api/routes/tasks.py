@@ -1,0 +1,37 @@
+"""get/status (POST with a body, or GET with ?task_id=)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+
+from engram.api.routes import tenant_of
+from engram.models.api import Envelope, TaskStatusData, TaskStatusRequest
+from engram.models.domain import Task
+from engram.services.container import Services
+from engram.services.ingest import task_views
+
+
+def status_data(task: Task) -> TaskStatusData:
+    return TaskStatusData(
+        task_id=task.task_id, status=task.status.value, step=task.step,
+        memory_views=task_views(task), error=task.error, message_count=task.message_count,
+        create_time=task.create_time, update_time=task.update_time)
+
+
+def tasks_router(services: Services) -> Router:
+    router = Router()
+
+    @router.post("/get/status", summary="Progress and result of an add task")
+    def get_status(req: Annotated[TaskStatusRequest, Body()]) -> Envelope[TaskStatusData]:
+        return Envelope(data=status_data(services.tasks.get(tenant_of(router), req.task_id)))
+
+    @router.get("/get/status", summary="Progress and result of an add task")
+    def get_status_query(
+        task_id: Annotated[str, Query(min_length=1, max_length=256)],
+    ) -> Envelope[TaskStatusData]:
+        return Envelope(data=status_data(services.tasks.get(tenant_of(router), task_id)))
+
+    return router

@@ -1,0 +1,41 @@
+"""Error classes shared by services, the API and (later) the Step Functions ASL.
+
+API errors carry the HTTP status they map to; pipeline errors are classified as
+retryable or permanent so a workflow can Retry the first and Catch the second.
+"""
+
+
+class EngramError(Exception):
+    status_code = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(EngramError):
+    status_code = 400
+
+
+class Unauthorized(EngramError):
+    status_code = 401
+
+
+class NotFound(EngramError):
+    status_code = 404
+
+
+class PayloadTooLarge(EngramError):
+    status_code = 413
+
+
+class Unprocessable(EngramError):
+    status_code = 422
+
+
+class RetryableError(EngramError):
+    """A transient failure (timeout, throttling): the step may be retried as is."""
+
+
+class PermanentError(EngramError):
+    """The input cannot be processed; retrying will not help."""

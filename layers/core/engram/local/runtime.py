@@ -1,0 +1,99 @@
+"""The embedded profile: SQLite, files, an exact in-process index, the local embedding
+model and the rule-based extractor, wired into the same services the Lambdas use."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from engram.adapters.file_object_store import FileObjectStore
+from engram.adapters.local_index import LocalMemoryIndex
+from engram.adapters.minilm_embedder import MiniLMEmbedder
+from engram.adapters.sqlite_store import SqliteStore
+from engram.config import Settings
+from engram.local.workflow import InProcessWorkflow
+from engram.models.domain import TaskRef
+from engram.ports import Embedder
+from engram.services.container import Services
+from engram.services.extraction import RuleBasedExtractor
+from engram.services.ingest import IngestService
+from engram.services.keys import ApiKeyService
+from engram.services.memories import MemoryService
+from engram.services.pipeline import PipelineDeps
+from engram.services.search import SearchService
+from engram.services.tasks import TaskService
+
+log = logging.getLogger(__name__)
+KEY_FILE = "api_key"
+DEFAULT_TENANT = "default"
+
+
+@dataclass
+class LocalRuntime:
+    settings: Settings
+    store: SqliteStore
+    index: LocalMemoryIndex
+    workflow: InProcessWorkflow
+    services: Services
+    new_api_key: str | None  # set when this start created the first key
+
+    def resume_unfinished(self) -> int:
+        """Tasks a previous run accepted but did not finish are run again from parse."""
+        tasks = self.store.unfinished()
+        for task in tasks:
+            self.workflow.start(TaskRef(tenant_id=task.tenant_id, task_id=task.task_id,
+                                        user_id=task.user_id))
+        return len(tasks)
+
+    def close(self) -> None:
+        self.workflow.shutdown()
+        self.index.close()
+        self.store.close()
+
+
+def build_local_runtime(settings: Settings, embedder: Embedder | None = None) -> LocalRuntime:
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = SqliteStore(data_dir / "engram.db")
+    objects = FileObjectStore(data_dir / "objects")
+    index = LocalMemoryIndex(data_dir / "index.db")
+    embedder = embedder or MiniLMEmbedder()
+    deps = PipelineDeps(objects=objects, tasks=store, memories=store, index=index,
+                        embedder=embedder, extractor=RuleBasedExtractor())
+    workflow = InProcessWorkflow(deps, settings.pipeline_workers)
+    keys = ApiKeyService(store)
+    services = Services(
+        ingest=IngestService(objects=objects, tasks=store, messages=store, memories=store,
+                             index=index, embedder=embedder, workflow=workflow,
+                             run_now=workflow.run, limits=settings.limits),
+        search=SearchService(memories=store, index=index, embedder=embedder),
+        memories=MemoryService(memories=store, messages=store, index=index, embedder=embedder,
+                               objects=objects),
+        tasks=TaskService(store),
+        keys=keys,
+    )
+    new_key = ensure_api_keys(settings, keys, store.count(), data_dir)
+    return LocalRuntime(settings=settings, store=store, index=index, workflow=workflow,
+                        services=services, new_api_key=new_key)
+
+
+def ensure_api_keys(settings: Settings, keys: ApiKeyService, existing: int,
+                    data_dir: Path) -> str | None:
+    """Keys from ENGRAM_API_KEYS are registered; with none configured and none stored,
+    the first start creates one and keeps it (mode 0600) in the data directory."""
+    for key, tenant in settings.api_keys.items():
+        keys.register(key, tenant, label="ENGRAM_API_KEYS")
+    if settings.api_keys or existing:
+        return None
+    key = keys.create(DEFAULT_TENANT, label="first start")
+    path = data_dir / KEY_FILE
+    path.write_text(key + "\n")
+    os.chmod(path, 0o600)
+    return key
+
+
+def stored_api_key(data_dir: Path) -> str | None:
+    path = data_dir / KEY_FILE
+    return path.read_text().strip() if path.is_file() else None

@@ -1,0 +1,277 @@
+"""Request and response models of the /v1 API (MemOS cloud shapes).
+
+Every response is the MemOS envelope {"code": 0, "message": "ok", "data": ...}; errors
+use the same envelope with code = the HTTP status. Unknown request fields that MemOS's
+own client sends (source, allow_memory_view, include_skill, ...) are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+
+from engram.models.times import to_epoch_ms
+
+T = TypeVar("T")
+
+Identifier = Field(min_length=1, max_length=256)
+OptionalIdentifier = Field(default=None, min_length=1, max_length=256)
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Envelope(BaseModel, Generic[T]):
+    code: int = 0
+    message: str = "ok"
+    data: T | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    code: int
+    message: str
+    data: None = None
+
+
+# --- add/message ---------------------------------------------------------------------
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["user", "assistant", "system", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    chat_time: str | int | float | None = None
+    message_id: str | None = Field(default=None, min_length=1, max_length=256)
+    name: str | None = Field(default=None, max_length=256)  # who spoke, OpenAI style
+
+    @field_validator("content")
+    @classmethod
+    def _text_parts_only(cls, content: Any) -> Any:
+        if not isinstance(content, list):
+            return content
+        for i, part in enumerate(content):
+            kind = part.get("type")
+            if kind == "text":
+                if not isinstance(part.get("text"), str):
+                    raise ValueError(f"content[{i}] of type 'text' needs a string 'text'")
+            else:
+                # Refused loudly until the multimodal pipeline exists: never dropped.
+                raise ValueError(f"content[{i}]: content part type '{kind}' is not supported yet")
+        return content
+
+    @field_validator("chat_time")
+    @classmethod
+    def _parse_chat_time(cls, value: Any) -> int | None:
+        return None if value is None else to_epoch_ms(value, "chat_time")
+
+    @property
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part["text"] for part in self.content)
+
+
+class AddMessageRequest(Request):
+    user_id: str = Identifier
+    conversation_id: str = Identifier
+    messages: list[ChatMessage] = Field(min_length=1, max_length=500)
+    agent_id: str | None = OptionalIdentifier
+    app_id: str | None = OptionalIdentifier
+    tags: list[StrictStr] | None = Field(default=None, max_length=50)
+    info: dict[str, StrictStr] | None = None
+    async_mode: bool = True
+    allow_public: bool = False
+    allow_knowledgebase_ids: list[StrictStr] | None = None
+
+
+class AddMessageData(BaseModel):
+    success: bool = True
+    task_id: str
+    status: str
+    message_ids: list[str] = []
+    memory_views: dict[str, Any] | None = None  # present when the add ran synchronously
+
+
+class FeedbackRequest(Request):
+    user_id: str = Identifier
+    feedback_content: str = Field(min_length=1, max_length=20_000)
+    conversation_id: str | None = OptionalIdentifier
+    agent_id: str | None = OptionalIdentifier
+    app_id: str | None = OptionalIdentifier
+    feedback_time: str | int | None = None
+    allow_public: bool = False
+    allow_knowledgebase_ids: list[StrictStr] | None = None
+
+    @field_validator("feedback_time")
+    @classmethod
+    def _parse_time(cls, value: Any) -> int | None:
+        return None if value is None else to_epoch_ms(value, "feedback_time")
+
+
+# --- get/status ----------------------------------------------------------------------
+
+class TaskStatusRequest(Request):
+    task_id: str = Identifier
+
+
+class TaskStatusData(BaseModel):
+    task_id: str
+    status: Literal["waiting", "running", "completed", "failed"]
+    step: str | None = None
+    memory_views: dict[str, Any]
+    error: str | None = None
+    message_count: int
+    create_time: int
+    update_time: int
+
+
+# --- search/memory -------------------------------------------------------------------
+
+class SearchRequest(Request):
+    query: str = Field(min_length=1, max_length=4_000)
+    user_id: str = Identifier
+    conversation_id: str | None = OptionalIdentifier
+    agent_id: str | None = OptionalIdentifier
+    app_id: str | None = OptionalIdentifier
+    tags: list[StrictStr] | None = None
+    filter: dict[str, Any] | None = None
+    memory_limit_number: int = Field(default=6, ge=1, le=25)
+    include_preference: bool = True
+    preference_limit_number: int = Field(default=6, ge=0, le=25)
+    include_tool_memory: bool = False
+    tool_memory_limit_number: int = Field(default=6, ge=0, le=25)
+    relativity: float | None = Field(default=None, ge=0, le=1)
+    knowledgebase_ids: list[StrictStr] | None = None
+    include_public: bool = False
+
+
+class MemoryDetail(BaseModel):
+    id: str
+    memory_key: str
+    memory_value: str
+    memory_type: str
+    create_time: int
+    conversation_id: str | None
+    status: str
+    confidence: float
+    tags: list[str]
+    update_time: int
+    relativity: float | None = None
+    sources: list[str]
+    info: dict[str, str]
+    agent_id: str | None = None
+    app_id: str | None = None
+    event_time: int | None = None
+
+
+class PreferenceDetail(BaseModel):
+    id: str
+    preference_type: Literal["explicit_preference", "implicit_preference"]
+    preference: str
+    reasoning: str
+    memory_key: str
+    polarity: str | None
+    create_time: int
+    update_time: int
+    conversation_id: str | None
+    status: str
+    confidence: float
+    tags: list[str]
+    relativity: float | None = None
+    sources: list[str]
+
+
+class ToolMemoryDetail(BaseModel):
+    id: str
+    tool_type: str
+    tool_value: str
+    memory_key: str
+    create_time: int
+    update_time: int
+    relativity: float | None = None
+    sources: list[str]
+
+
+class SearchData(BaseModel):
+    memory_detail_list: list[MemoryDetail]
+    preference_detail_list: list[PreferenceDetail]
+    tool_memory_detail_list: list[ToolMemoryDetail]
+    preference_note: str
+
+
+# --- get/memory, update/memory, delete/memory, get/message -----------------------------
+
+class GetMemoryRequest(Request):
+    user_id: str = Identifier
+    page: int = Field(default=1, ge=1)
+    size: int = Field(default=10, ge=1, le=50)
+    include_preference: bool = True
+    include_tool_memory: bool = True
+    filter: dict[str, Any] | None = None
+
+
+class GetMemoryData(BaseModel):
+    memory_detail_list: list[MemoryDetail]
+    preference_detail_list: list[PreferenceDetail]
+    tool_memory_detail_list: list[ToolMemoryDetail]
+    total: int
+    size: int
+    current: int
+    pages: int
+
+
+class UpdateMemoryRequest(Request):
+    memory_id: str = Identifier
+    content: str | None = Field(default=None, min_length=1, max_length=20_000)
+    title: str | None = Field(default=None, min_length=1, max_length=256)
+    status: Literal["activated", "archived"] | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> "UpdateMemoryRequest":
+        if self.content is None and self.title is None and self.status is None:
+            raise ValueError("one of content, title or status is required")
+        return self
+
+
+class UpdateMemoryData(BaseModel):
+    success: bool = True
+    memory: MemoryDetail
+
+
+class DeleteMemoryRequest(Request):
+    memory_ids: list[StrictStr] | None = Field(default=None, max_length=1000)
+    user_id: str | None = OptionalIdentifier
+
+    @model_validator(mode="after")
+    def _exactly_one_mode(self) -> "DeleteMemoryRequest":
+        if bool(self.memory_ids) == bool(self.user_id):
+            raise ValueError("give exactly one of memory_ids or user_id")
+        return self
+
+
+class DeleteMemoryData(BaseModel):
+    success: bool = True
+    deleted: int
+
+
+class GetMessageRequest(Request):
+    user_id: str = Identifier
+    conversation_id: str = Identifier
+    message_limit_number: int | None = Field(default=None, ge=1, le=1000)
+
+
+class MessageDetail(BaseModel):
+    message_id: str
+    role: str
+    content: str
+    chat_time: int | None
+    create_time: int
+    conversation_id: str
+
+
+class GetMessageData(BaseModel):
+    message_detail_list: list[MessageDetail]

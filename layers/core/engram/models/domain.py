@@ -1,0 +1,204 @@
+"""Domain records: what Engram stores and passes between pipeline steps.
+
+Times are UTC epoch milliseconds. `event_time` (when something was said, from
+`chat_time`) is kept apart from `create_time` (when Engram learnt it).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def index_text(key: str, value: str, context: str) -> str:
+    """What the lexical and dense indexes see for a memory."""
+    return f"{key}. {value} {context}".strip()
+
+
+class Role(StrEnum):
+    user = "user"
+    assistant = "assistant"
+    system = "system"
+    tool = "tool"
+
+
+class MemoryType(StrEnum):
+    working = "WorkingMemory"  # a raw turn, searchable at once (fast path)
+    long_term = "LongTermMemory"  # a fact about the world or an event
+    user = "UserMemory"  # a fact about the user themselves
+    preference = "PreferenceMemory"
+    tool_schema = "ToolSchemaMemory"
+    tool_trajectory = "ToolTrajectoryMemory"
+
+
+FACT_TYPES = (MemoryType.working, MemoryType.long_term, MemoryType.user)
+TOOL_TYPES = (MemoryType.tool_schema, MemoryType.tool_trajectory)
+
+
+class MemoryStatus(StrEnum):
+    activated = "activated"
+    archived = "archived"  # superseded or retired; kept for history
+    deleted = "deleted"  # invalidated by the user or by feedback; kept for history
+
+
+class TaskStatus(StrEnum):
+    waiting = "waiting"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
+class Scope(BaseModel):
+    """Who a record belongs to. tenant_id and user_id are hard partitions."""
+
+    tenant_id: str
+    user_id: str
+    conversation_id: str | None = None
+    agent_id: str | None = None
+    app_id: str | None = None
+
+
+class MessageRecord(BaseModel):
+    """One raw message as received, kept so nothing is lost and get/message can replay it."""
+
+    tenant_id: str
+    user_id: str
+    conversation_id: str
+    message_id: str
+    seq: int  # order inside the conversation as received
+    role: Role
+    text: str  # the text parts joined; what extraction reads
+    speaker: str | None = None  # a name when the text says who spoke ("Caroline: ...")
+    chat_time: int | None = None  # event time from the client
+    create_time: int = Field(default_factory=now_ms)
+    task_id: str | None = None
+    agent_id: str | None = None
+    app_id: str | None = None
+
+    @property
+    def event_time(self) -> int:
+        return self.chat_time if self.chat_time is not None else self.create_time
+
+
+class MemoryVersion(BaseModel):
+    """A past value of a memory, with the window in which it held."""
+
+    version: int
+    memory_value: str
+    valid_from: int
+    valid_to: int
+    change: Literal["add", "update", "supersede", "delete", "feedback", "edit"]
+    reason: str
+    task_id: str | None = None
+
+
+class Memory(BaseModel):
+    id: str = Field(default_factory=new_id)
+    tenant_id: str
+    user_id: str
+    conversation_id: str | None = None
+    agent_id: str | None = None
+    app_id: str | None = None
+    memory_type: MemoryType
+    memory_key: str
+    memory_value: str
+    tags: list[str] = Field(default_factory=list)
+    info: dict[str, str] = Field(default_factory=dict)
+    confidence: float = 0.9
+    sources: list[str] = Field(default_factory=list)  # message ids
+    status: MemoryStatus = MemoryStatus.activated
+    create_time: int = Field(default_factory=now_ms)
+    update_time: int = Field(default_factory=now_ms)
+    event_time: int | None = None
+    valid_from: int = Field(default_factory=now_ms)
+    valid_to: int | None = None
+    version: int = 1
+    content_hash: str = ""
+    preference_type: Literal["explicit", "implicit"] | None = None
+    polarity: Literal["positive", "negative"] | None = None
+    reasoning: str | None = None
+    language: str = "en"
+    context: str = ""  # neighbouring text indexed with the memory, never shown as its value
+    task_id: str | None = None
+    public: bool = False
+    knowledgebase_ids: list[str] = Field(default_factory=list)
+    history: list[MemoryVersion] = Field(default_factory=list)
+
+    @property
+    def index_text(self) -> str:
+        return index_text(self.memory_key, self.memory_value, self.context)
+
+
+class Candidate(BaseModel):
+    """A memory proposed by extraction, before dedupe decides what to do with it."""
+
+    memory_type: MemoryType
+    memory_key: str
+    memory_value: str
+    tags: list[str] = Field(default_factory=list)
+    confidence: float = 0.9
+    sources: list[str] = Field(default_factory=list)
+    event_time: int | None = None
+    preference_type: Literal["explicit", "implicit"] | None = None
+    polarity: Literal["positive", "negative"] | None = None
+    reasoning: str | None = None
+    language: str = "en"
+    context: str = ""
+
+    @property
+    def index_text(self) -> str:
+        return index_text(self.memory_key, self.memory_value, self.context)
+
+
+class MemoryViews(BaseModel):
+    """What a task did, as MemOS's get/status reports it."""
+
+    added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list)
+    noop: int = 0
+    working: list[str] = Field(default_factory=list)  # fast-path turns indexed at once
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "deleted": len(self.deleted),
+            "noop": self.noop,
+        }
+
+
+class Task(BaseModel):
+    task_id: str = Field(default_factory=new_id)
+    tenant_id: str
+    user_id: str
+    conversation_id: str | None = None
+    kind: Literal["add", "feedback"] = "add"
+    status: TaskStatus = TaskStatus.waiting
+    step: str | None = None  # the pipeline step running or last run
+    create_time: int = Field(default_factory=now_ms)
+    update_time: int = Field(default_factory=now_ms)
+    message_count: int = 0
+    error: str | None = None
+    memory_views: MemoryViews = Field(default_factory=MemoryViews)
+
+
+class TaskRef(BaseModel):
+    """The pointer a pipeline step receives: never the documents themselves."""
+
+    tenant_id: str
+    task_id: str
+    user_id: str  # lets a runner serialise the tasks of one user

@@ -1,0 +1,128 @@
+"""The ports services depend on. Adapters implement them: SQLite/files/numpy locally,
+DynamoDB/S3/OpenSearch on AWS. Services never import an adapter."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+from pydantic import BaseModel
+
+from engram.models.domain import Candidate, Memory, MemoryType, MessageRecord, Task, TaskRef
+from engram.models.filters import FilterNode
+
+
+class ObjectStore(Protocol):
+    """Raw requests and the pointers pipeline steps hand each other."""
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def delete_prefix(self, prefix: str) -> None: ...
+
+
+class TaskStore(Protocol):
+    def create(self, task: Task) -> None: ...
+
+    def get(self, tenant_id: str, task_id: str) -> Task | None: ...
+
+    def save(self, task: Task) -> None: ...
+
+
+class MessageStore(Protocol):
+    def add_many(self, messages: Sequence[MessageRecord]) -> None: ...
+
+    def list_conversation(
+        self, tenant_id: str, user_id: str, conversation_id: str, limit: int
+    ) -> list[MessageRecord]: ...
+
+    def next_seq(self, tenant_id: str, user_id: str, conversation_id: str) -> int: ...
+
+    def delete_user(self, tenant_id: str, user_id: str) -> int: ...
+
+
+class MemoryPage(BaseModel):
+    items: list[Memory]
+    total: int
+
+
+class MemoryStore(Protocol):
+    """The source of truth for memories and their history."""
+
+    def put_many(self, memories: Sequence[Memory]) -> None: ...
+
+    def get_many(self, tenant_id: str, ids: Sequence[str]) -> list[Memory]: ...
+
+    def find_by_hash(self, tenant_id: str, user_id: str, content_hash: str) -> Memory | None: ...
+
+    def list_active(
+        self,
+        tenant_id: str,
+        user_id: str,
+        types: Sequence[MemoryType],
+        offset: int,
+        limit: int,
+        where: FilterNode | None = None,
+    ) -> MemoryPage: ...
+
+    def ids_for_user(self, tenant_id: str, user_id: str) -> list[str]: ...
+
+    def erase(self, tenant_id: str, ids: Sequence[str]) -> None:
+        """Remove rows for good (delete by user); everything else only changes status."""
+        ...
+
+
+class IndexHit(BaseModel):
+    id: str
+    dense: float  # cosine similarity in [-1, 1]
+    lexical: float  # BM25, unbounded
+
+
+class MemoryIndex(Protocol):
+    """Hybrid dense + lexical search over active memories. tenant_id and user_id are
+    applied inside the index, before scoring, never as a post-filter."""
+
+    def upsert(self, memories: Sequence[Memory], vectors: np.ndarray) -> None: ...
+
+    def remove(self, tenant_id: str, ids: Sequence[str]) -> None: ...
+
+    def search(
+        self,
+        tenant_id: str,
+        user_id: str,
+        vector: np.ndarray,
+        text: str,
+        k: int,
+        types: Sequence[MemoryType],
+        where: FilterNode | None = None,
+    ) -> list[IndexHit]: ...
+
+
+class Embedder(Protocol):
+    model_name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 rows, one per text."""
+        ...
+
+
+class Extractor(Protocol):
+    name: str
+
+    def extract(self, messages: Sequence[MessageRecord]) -> list[Candidate]: ...
+
+
+class ApiKeyStore(Protocol):
+    def put(self, key_hash: str, tenant_id: str, label: str) -> None: ...
+
+    def tenant_for(self, key_hash: str) -> str | None: ...
+
+    def count(self) -> int: ...
+
+
+class WorkflowStarter(Protocol):
+    """Starts parse → extract → dedupe → index for a task (Step Functions or in-process)."""
+
+    def start(self, ref: TaskRef) -> None: ...

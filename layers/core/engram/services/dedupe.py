@@ -1,0 +1,212 @@
+"""Merge extracted candidates into what is already known about the user.
+
+For each candidate, in order (so a later message in the same request sees the earlier):
+1. the same normalised content already stored → nothing to do;
+2. feedback → it corrects (or, for "forget …", invalidates) the closest existing memory;
+3. a preference of opposite polarity on the same topic → the old one is superseded:
+   replaced when nearly the same statement, refined ("…, but …") when related;
+4. a near duplicate (cosine ≥ 0.9) → the existing memory takes the newer wording;
+5. otherwise a new memory.
+A changed memory keeps its old value in `history` with the window it held in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from engram.models.domain import (
+    FACT_TYPES,
+    TOOL_TYPES,
+    Candidate,
+    Memory,
+    MemoryStatus,
+    MemoryType,
+    MemoryVersion,
+    now_ms,
+)
+from engram.models.pipeline import DedupePlan, IngestJob, MemoryWrite
+from engram.ports import Embedder, MemoryIndex, MemoryStore
+
+NEAR_DUPLICATE = 0.90
+REPLACE_PREFERENCE = 0.80  # opposite polarity this close: the same statement, reversed
+REFINE_PREFERENCE = 0.45  # opposite polarity this close: the same topic, refined
+FEEDBACK_TARGET = 0.50  # feedback this close to a memory is about that memory
+NEIGHBOURS = 5
+
+FORGET = re.compile(
+    r"\b(forget|remove|delete|erase|no longer true|not true anymore)\b|忘记|忘掉|删除|不要记", re.I)
+PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def content_hash(memory_type: MemoryType, value: str) -> str:
+    normalised = PUNCTUATION.sub(" ", unicodedata.normalize("NFKC", value).casefold()).strip()
+    return hashlib.sha256(f"{memory_type.value}|{normalised}".encode()).hexdigest()
+
+
+def family(memory_type: MemoryType) -> tuple[MemoryType, ...]:
+    """The memory types a candidate may duplicate or contradict."""
+    if memory_type == MemoryType.preference:
+        return (MemoryType.preference,)
+    if memory_type in TOOL_TYPES:
+        return TOOL_TYPES
+    return tuple(t for t in FACT_TYPES if t != MemoryType.working)
+
+
+@dataclass
+class _Planner:
+    job: IngestJob
+    memories: MemoryStore
+    index: MemoryIndex
+    now: int = field(default_factory=now_ms)
+    plan: DedupePlan = field(default_factory=lambda: DedupePlan(writes=[]))
+    touched: dict[str, Memory] = field(default_factory=dict)  # id → newest state in this plan
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)  # vectors still valid
+    hashes: dict[str, str] = field(default_factory=dict)  # content hash → id, in this plan
+
+    def neighbours(self, cand: Candidate, vector: np.ndarray,
+                   types: Sequence[MemoryType]) -> list[tuple[Memory, float]]:
+        hits = self.index.search(self.job.tenant_id, self.job.user_id, vector,
+                                 cand.memory_value, NEIGHBOURS, types)
+        dense = {h.id: h.dense for h in hits}
+        stored = self.memories.get_many(self.job.tenant_id, list(dense))
+        scored = {m.id: (self.touched.get(m.id, m), dense[m.id]) for m in stored}
+        for memory_id, memory in self.touched.items():  # earlier candidates of this request
+            if memory.memory_type in types and memory_id in self.vectors:
+                scored[memory_id] = (memory, float(self.vectors[memory_id] @ vector))
+        alive = [(m, s) for m, s in scored.values() if m.status == MemoryStatus.activated]
+        return sorted(alive, key=lambda pair: -pair[1])
+
+    def decide(self, cand: Candidate, vector: np.ndarray) -> None:
+        digest = content_hash(cand.memory_type, cand.memory_value)
+        if digest in self.hashes or self.memories.find_by_hash(
+                self.job.tenant_id, self.job.user_id, digest):
+            self.plan.noop += 1
+            return
+        if self.job.kind == "feedback":
+            self.apply_feedback(cand, vector)
+            return
+        near = self.neighbours(cand, vector, family(cand.memory_type))
+        if cand.memory_type == MemoryType.preference:
+            opposite = [(m, s) for m, s in near if m.polarity and cand.polarity
+                        and m.polarity != cand.polarity]
+            if opposite and opposite[0][1] >= REFINE_PREFERENCE:
+                old, score = opposite[0]
+                replace = score >= REPLACE_PREFERENCE
+                value = cand.memory_value if replace else refine(old.memory_value, cand)
+                reason = ("contradicted by a newer preference" if replace
+                          else "refined by a newer, related preference")
+                self.revise(old, cand, value, "supersede", reason)
+                return
+        same = [(m, s) for m, s in near if m.polarity == cand.polarity]
+        if same and same[0][1] >= NEAR_DUPLICATE:
+            self.revise(same[0][0], cand, cand.memory_value, "update",
+                        f"near duplicate (cosine {same[0][1]:.2f}); newer wording kept")
+            return
+        self.add(cand, vector, digest)
+
+    def apply_feedback(self, cand: Candidate, vector: np.ndarray) -> None:
+        types = (*family(MemoryType.long_term), MemoryType.preference)
+        near = self.neighbours(cand, vector, types)
+        if not near or near[0][1] < FEEDBACK_TARGET:
+            self.add(cand, vector, content_hash(cand.memory_type, cand.memory_value))
+            return
+        target = near[0][0]
+        if FORGET.search(cand.memory_value):
+            self.invalidate(target, cand, "the user asked to forget it (feedback)")
+        else:
+            self.revise(target, cand, cand.memory_value, "feedback", "corrected by user feedback")
+
+    def add(self, cand: Candidate, vector: np.ndarray, digest: str) -> None:
+        job = self.job
+        memory = Memory(
+            tenant_id=job.tenant_id, user_id=job.user_id, conversation_id=job.conversation_id,
+            agent_id=job.agent_id, app_id=job.app_id, memory_type=cand.memory_type,
+            memory_key=cand.memory_key, memory_value=cand.memory_value,
+            tags=_union(job.tags, cand.tags), info=dict(job.info), confidence=cand.confidence,
+            sources=list(cand.sources), create_time=self.now, update_time=self.now,
+            event_time=cand.event_time, valid_from=cand.event_time or self.now,
+            content_hash=digest, preference_type=cand.preference_type, polarity=cand.polarity,
+            reasoning=cand.reasoning, language=cand.language, context=cand.context,
+            task_id=job.task_id, public=job.allow_public,
+            knowledgebase_ids=list(job.knowledgebase_ids),
+        )
+        self.touched[memory.id] = memory
+        self.vectors[memory.id] = vector
+        self.hashes[digest] = memory.id
+        self.plan.added.append(memory.id)
+
+    def revise(self, old: Memory, cand: Candidate, value: str, change: str, reason: str) -> None:
+        when = cand.event_time or self.now
+        memory = old.model_copy(deep=True)
+        memory.history.append(MemoryVersion(
+            version=memory.version, memory_value=memory.memory_value,
+            valid_from=memory.valid_from, valid_to=when, change=change, reason=reason,
+            task_id=self.job.task_id))
+        memory.memory_value = value
+        memory.version += 1
+        memory.valid_from, memory.update_time = when, self.now
+        memory.event_time = cand.event_time or memory.event_time
+        memory.sources = _union(memory.sources, cand.sources)
+        memory.tags = _union(memory.tags, cand.tags)
+        memory.polarity = cand.polarity if change == "supersede" else memory.polarity
+        memory.context = cand.context or memory.context
+        memory.content_hash = content_hash(memory.memory_type, value)
+        self.touched[memory.id] = memory
+        self.vectors.pop(memory.id, None)  # re-embedded at the end of the plan
+        self.hashes[memory.content_hash] = memory.id
+        if memory.id not in self.plan.added and memory.id not in self.plan.updated:
+            self.plan.updated.append(memory.id)
+
+    def invalidate(self, old: Memory, cand: Candidate, reason: str) -> None:
+        when = cand.event_time or self.now
+        memory = old.model_copy(deep=True)
+        memory.history.append(MemoryVersion(
+            version=memory.version, memory_value=memory.memory_value,
+            valid_from=memory.valid_from, valid_to=when, change="delete", reason=reason,
+            task_id=self.job.task_id))
+        memory.status, memory.valid_to, memory.update_time = MemoryStatus.deleted, when, self.now
+        self.touched[memory.id] = memory
+        self.plan.deleted.append(memory.id)
+
+    def finish(self, embedder: Embedder) -> DedupePlan:
+        stale = [m for m in self.touched.values()
+                 if m.id not in self.vectors and m.status == MemoryStatus.activated]
+        if stale:
+            for memory, vector in zip(stale, embedder.embed([m.index_text for m in stale])):
+                self.vectors[memory.id] = vector
+        self.plan.writes = [
+            MemoryWrite(memory=m, vector=self.vectors[m.id].tolist() if m.id in self.vectors
+                        else None)
+            for m in self.touched.values()
+        ]
+        return self.plan
+
+
+def refine(old_value: str, cand: Candidate) -> str:
+    """Join an older preference and the newer one that qualifies it."""
+    newer = re.sub(r"^(but|however|although)\s+", "", cand.memory_value.strip(), flags=re.I)
+    newer = re.sub(r"^(但是|但|不过|可是)", "", newer)
+    older = old_value.rstrip(" .。!！")
+    if cand.language == "zh":
+        return f"{older}，但{newer}"
+    return f"{older}, but {newer[0].lower()}{newer[1:]}" if newer else older
+
+
+def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *second]))
+
+
+def plan_changes(job: IngestJob, candidates: Sequence[Candidate], memories: MemoryStore,
+                 index: MemoryIndex, embedder: Embedder) -> DedupePlan:
+    planner = _Planner(job=job, memories=memories, index=index)
+    if candidates:
+        vectors = embedder.embed([c.index_text for c in candidates])
+        for cand, vector in zip(candidates, vectors):
+            planner.decide(cand, vector)
+    return planner.finish(embedder)

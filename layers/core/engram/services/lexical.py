@@ -1,0 +1,95 @@
+"""The tokenizer behind lexical (BM25) scoring: one definition shared by the index and
+the benchmark's BM25 baseline, so both count the same terms.
+
+Latin-script words are lowercased, stopword-filtered and lightly stemmed so that
+"hotels"/"hotel" and "running"/"run" meet. CJK text has no spaces, so each run of CJK
+characters becomes overlapping character bigrams: Chinese matches without a segmenter.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Han (with extension A, compatibility ideographs and the supplementary planes), kana, Hangul.
+_CJK = (
+    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    "\U00020000-\U0003134f"
+)
+_CJK_RUN = re.compile(f"([{_CJK}]+)")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script; "_" and punctuation split
+
+STOPWORDS = frozenset(
+    """
+    a an the and or but if then else so than too very of at by for with about against
+    between into through during before after above below to from up down in out on off
+    over under again further once here there when where why how all any both each few
+    more most other some such no nor not only own same can will just should now
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his
+    himself she her hers herself it its itself they them their theirs themselves what
+    which who whom this that these those am is are was were be been being have has had
+    having do does did doing would could shall may might must s t d ll m re ve
+    """.split()
+)
+
+_UNDOUBLED = frozenset("lsz")  # "falling" keeps "fall", "missed" keeps "miss"
+_VOWELS = frozenset("aeiouy")
+
+
+def tokenize(text: str) -> list[str]:
+    """Terms of `text` in reading order, repeats kept (BM25 counts them)."""
+    normalised = unicodedata.normalize("NFKC", text).lower()  # full-width forms → ASCII
+    tokens: list[str] = []
+    for index, part in enumerate(_CJK_RUN.split(normalised)):
+        if index % 2:  # split() with a group alternates non-CJK / CJK parts
+            tokens.extend(_cjk_terms(part))
+        else:
+            tokens.extend(_word_terms(part))
+    return tokens
+
+
+def _cjk_terms(run: str) -> list[str]:
+    if len(run) == 1:
+        return [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def _word_terms(segment: str) -> list[str]:
+    return [stem(word) for word in _WORD.findall(segment) if word not in STOPWORDS]
+
+
+def stem(word: str) -> str:
+    """Strip plural, -ing/-ed and a final e; words of three letters or fewer and anything
+    with a digit are left alone."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    word = _strip_plural(word)
+    word = _strip_verb_ending(word)
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]  # "make"/"making" → "mak", "hope"/"hoped" → "hop"
+    return word
+
+
+def _strip_plural(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"  # cities → city
+    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]  # classes → class, boxes → box, matches → match
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]  # hotels → hotel; keeps class, status, analysis
+    return word
+
+
+def _strip_verb_ending(word: str) -> str:
+    for ending in ("ing", "ed"):
+        stem_part = word[: -len(ending)]
+        if word.endswith(ending) and len(stem_part) >= 3 and _VOWELS & set(stem_part):
+            return _undouble(stem_part)
+    return word
+
+
+def _undouble(stem_part: str) -> str:
+    last = stem_part[-1]
+    if stem_part[-2] == last and last not in _VOWELS and last not in _UNDOUBLED:
+        return stem_part[:-1]  # running → run, planned → plan
+    return stem_part

@@ -1,0 +1,150 @@
+"""parse → extract → dedupe → index: the ingestion workflow as four service functions.
+
+Each step takes a TaskRef (a pointer), reads what the previous step wrote to the object
+store and writes its own output there, so the same functions run in-process locally and
+as Lambda tasks of a Step Functions state machine.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from pydantic import BaseModel
+
+from engram.errors import NotFound, PermanentError
+from engram.models.domain import MemoryStatus, Task, TaskRef, TaskStatus, now_ms
+from engram.models.pipeline import (
+    DedupePlan,
+    ExtractedCandidates,
+    IngestJob,
+    ParsedMessages,
+    request_key,
+    work_key,
+    work_prefix,
+)
+from engram.ports import Embedder, Extractor, MemoryIndex, MemoryStore, ObjectStore, TaskStore
+from engram.services.dedupe import plan_changes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineDeps:
+    objects: ObjectStore
+    tasks: TaskStore
+    memories: MemoryStore
+    index: MemoryIndex
+    embedder: Embedder
+    extractor: Extractor
+
+
+def _load(deps: PipelineDeps, key: str, model: type[BaseModel]):
+    try:
+        return model.model_validate_json(deps.objects.get_bytes(key))
+    except KeyError:
+        raise PermanentError(f"missing pipeline object {key}") from None
+
+
+def _put(deps: PipelineDeps, key: str, value: BaseModel) -> None:
+    deps.objects.put_bytes(key, value.model_dump_json().encode())
+
+
+def _task(deps: PipelineDeps, ref: TaskRef) -> Task:
+    task = deps.tasks.get(ref.tenant_id, ref.task_id)
+    if task is None:
+        raise NotFound(f"task {ref.task_id} not found")
+    return task
+
+
+def _enter(deps: PipelineDeps, ref: TaskRef, step: str) -> Task:
+    task = _task(deps, ref)
+    task.status, task.step = TaskStatus.running, step
+    deps.tasks.save(task)
+    return task
+
+
+def load_job(deps: PipelineDeps, task: Task) -> IngestJob:
+    return _load(deps, request_key(task.tenant_id, task.user_id, task.task_id), IngestJob)
+
+
+def parse(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
+    """Content → text blocks with provenance. Text messages pass through as they are."""
+    task = _enter(deps, ref, "parse")
+    job = load_job(deps, task)
+    parsed = [m for m in job.messages if m.text.strip()]
+    _put(deps, work_key(ref.tenant_id, ref.task_id, "parsed"), ParsedMessages(messages=parsed))
+    return ref
+
+
+def extract(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
+    _enter(deps, ref, "extract")
+    parsed = _load(deps, work_key(ref.tenant_id, ref.task_id, "parsed"), ParsedMessages)
+    candidates = deps.extractor.extract(parsed.messages)
+    out = ExtractedCandidates(extractor=deps.extractor.name, candidates=candidates)
+    _put(deps, work_key(ref.tenant_id, ref.task_id, "candidates"), out)
+    return ref
+
+
+def dedupe(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
+    task = _enter(deps, ref, "dedupe")
+    job = load_job(deps, task)
+    extracted = _load(deps, work_key(ref.tenant_id, ref.task_id, "candidates"),
+                      ExtractedCandidates)
+    plan = plan_changes(job, extracted.candidates, deps.memories, deps.index, deps.embedder)
+    _put(deps, work_key(ref.tenant_id, ref.task_id, "plan"), plan)
+    return ref
+
+
+def index(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
+    """Apply the plan: store, index, retire the task's fast-path turns, complete the task."""
+    task = _enter(deps, ref, "index")
+    job = load_job(deps, task)
+    plan = _load(deps, work_key(ref.tenant_id, ref.task_id, "plan"), DedupePlan)
+
+    retired = deps.memories.get_many(ref.tenant_id, job.working_ids)
+    for memory in retired:
+        memory.status, memory.valid_to, memory.update_time = (
+            MemoryStatus.archived, now_ms(), now_ms())
+    memories = [w.memory for w in plan.writes]
+    deps.memories.put_many(memories + retired)
+
+    inactive = [m.id for m in memories if m.status != MemoryStatus.activated]
+    deps.index.remove(ref.tenant_id, inactive + [m.id for m in retired])
+    fresh = [w for w in plan.writes if w.vector is not None and
+             w.memory.status == MemoryStatus.activated]
+    if fresh:
+        vectors = np.asarray([w.vector for w in fresh], dtype=np.float32)
+        deps.index.upsert([w.memory for w in fresh], vectors)
+
+    task.status, task.step = TaskStatus.completed, "index"
+    views = task.memory_views
+    views.added, views.updated, views.deleted, views.noop = (
+        plan.added, plan.updated, plan.deleted, plan.noop)
+    deps.tasks.save(task)
+    deps.objects.delete_prefix(work_prefix(ref.tenant_id, ref.task_id))
+    return ref
+
+
+STEPS: tuple[Callable[[PipelineDeps, TaskRef], TaskRef], ...] = (parse, extract, dedupe, index)
+
+
+def mark_failed(deps: PipelineDeps, ref: TaskRef, error: Exception) -> None:
+    """A failed task keeps its raw request, so it can be retried; the reason is shown."""
+    task = _task(deps, ref)
+    task.status = TaskStatus.failed
+    task.error = f"{task.step or 'pipeline'}: {type(error).__name__}: {error}"
+    deps.tasks.save(task)
+
+
+def run_pipeline(deps: PipelineDeps, ref: TaskRef) -> Task:
+    """Run every step in order (the local stand-in for the state machine)."""
+    try:
+        for step in STEPS:
+            step(deps, ref)
+    except Exception as exc:  # noqa: BLE001 - any failure must end in a failed task row
+        log.exception("task %s failed", ref.task_id)
+        mark_failed(deps, ref, exc)
+    return _task(deps, ref)
