@@ -198,14 +198,17 @@ def test_concurrent_writers_and_searchers_lose_nothing(engram_server):
     task_ids: list[str] = []
     lock = threading.Lock()
 
+    facts = {"violin": "I play the violin every weekend", "Oslo": "My sister lives in Oslo",
+             "peanuts": "I am allergic to peanuts", "van": "I drive a blue van to work",
+             "1990": "I was born in 1990"}
+
     def writer(n: int) -> None:
         try:
-            for i in range(5):
-                data = client.add_message(f"conc-{n}", "c", [
-                    {"role": "user", "content": f"My locker number {n}-{i} is in hall {n * 10 + i}"}])
+            for word, fact in facts.items():
+                data = client.add_message(f"conc-{n}", "c", [{"role": "user", "content": fact}])
                 with lock:
                     task_ids.append(data["task_id"])
-                client.search(f"locker {n}-{i}", f"conc-{n}")
+                client.search(word, f"conc-{n}")
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
 
@@ -219,8 +222,9 @@ def test_concurrent_writers_and_searchers_lose_nothing(engram_server):
     assert all(client.wait(t)["status"] == "completed" for t in task_ids)
     for n in range(6):
         memories = engram_server.post("get/memory", {"user_id": f"conc-{n}", "size": 50}).json()
-        values = " ".join(m["memory_value"] for m in memories["data"]["memory_detail_list"])
-        assert all(f"{n}-{i}" in values for i in range(5)), values
+        values = " ".join([m["memory_value"] for m in memories["data"]["memory_detail_list"]] +
+                          [p["preference"] for p in memories["data"]["preference_detail_list"]])
+        assert all(word in values for word in facts), values
         messages = engram_server.post("get/message", {"user_id": f"conc-{n}",
                                                       "conversation_id": "c"}).json()
         assert len(messages["data"]["message_detail_list"]) == 5

