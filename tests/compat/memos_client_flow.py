@@ -226,6 +226,11 @@ def run(base_url: str, api_key: str, user: str) -> None:
     fb_status = wait_completed(client, fb.task_id, step)
     check(isinstance(fb_status.data.memory_views, dict), step, "memory_views is not a dict",
           fb_status)
+    check(target_id in fb_status.data.memory_views.get("updated", []), step,
+          "feedback did not correct the hotel memory", fb_status)
+    hits = search(client, user, step)
+    check(hits and "Hilton" in hits[0].get("memory_value", ""), step,
+          "search after feedback does not put the corrected (Hilton) memory first", hits)
 
     # 7. delete/memory by id: gone from get_memory and from search. Feedback may have
     # retired the edited memory, so delete it if it is still listed, else another one.

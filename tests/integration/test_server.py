@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -275,3 +277,18 @@ def test_api_keys_from_environment_map_to_tenants(engram_server):
     with pytest.raises(EngramClientError) as err:
         b.get_status(task["task_id"])
     assert err.value.status == 404
+
+
+def test_cli_add_and_search(engram_server):
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "engram.cli", *args, "--url", engram_server.base_url,
+             "--api-key", engram_server.api_key],
+            env=engram_server.env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    added = json.loads(cli("add", "--user", "cli-user", "--wait", "I keep a sourdough starter"))
+    assert added["status"] == "completed" and added["memory_views"]["added"]
+    printed = cli("search", "--user", "cli-user", "sourdough bread")
+    assert "sourdough" in printed.splitlines()[0]

@@ -164,3 +164,16 @@ def test_refine_joins_in_the_input_language():
     zh = Candidate(memory_type=MemoryType.preference, memory_key="k", language="zh",
                    memory_value="但用户不太喜欢重油的")
     assert refine("用户喜欢吃辣的食物。", zh) == "用户喜欢吃辣的食物，但用户不太喜欢重油的"
+
+
+def test_feedback_naming_the_wrong_value_corrects_the_memory_that_has_it(h):
+    h.add("The user chose a window seat for the flight to Guangzhou",
+          "The user chose 7 Days Inn for the trip to Guangzhou")
+    by_value = {m.memory_value: m for m in h.active(MemoryType.user)}
+    hotel = by_value["The user chose 7 Days Inn for the trip to Guangzhou"]
+    data = h.ingest.add_feedback("t", FeedbackRequest(
+        user_id="u", feedback_content="The user switched to Hilton, not 7 Days Inn"))
+    assert h.store.get("t", data.task_id).memory_views.updated == [hotel.id]
+    values = sorted(m.memory_value for m in h.active(MemoryType.user))
+    assert values == ["The user chose a window seat for the flight to Guangzhou",
+                      "The user switched to Hilton, not 7 Days Inn"]

@@ -344,3 +344,13 @@ def test_concurrent_upserts_removes_and_searches_keep_state_consistent(tmp_path)
     reopened = LocalMemoryIndex(path)
     assert {h.id for h in search(reopened, unit(0), k=len(expected), user="shared")} == expected
     reopened.close()
+
+
+def test_later_changes_to_an_upserted_object_do_not_leak_in(index):
+    item = memory("packing list")
+    index.upsert([item], stack(unit(1)))
+    item.tags.append("travel")
+    item.agent_id = "a9"
+
+    assert search(index, unit(1), where=compile_filter({"tags": {"contains": "travel"}})) == []
+    assert search(index, unit(1), where=compile_filter({"agent_id": "a9"})) == []

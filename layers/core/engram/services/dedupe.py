@@ -36,12 +36,16 @@ from engram.ports import Embedder, MemoryIndex, MemoryStore
 NEAR_DUPLICATE = 0.90
 REPLACE_PREFERENCE = 0.80  # opposite polarity this close: the same statement, reversed
 REFINE_PREFERENCE = 0.45  # opposite polarity this close: the same topic, refined
-FEEDBACK_TARGET = 0.50  # feedback this close to a memory is about that memory
+FEEDBACK_TARGET = 0.45  # feedback this close to a memory is about that memory
+NAMED_IN_CORRECTION = 0.15  # "…, not X": a memory that mentions X is the one corrected
 NEIGHBOURS = 5
+CONTEXT_CHARS = 300
 
 FORGET = re.compile(
     r"\b(forget|remove|delete|erase|no longer true|not true anymore)\b|忘记|忘掉|删除|不要记", re.I)
 PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
+CORRECTED = re.compile(r"\b(?:not|instead of|rather than)\s+([^,.;!?]+)|(?:而不是|不是)([^，。；！？,.;!?]+)",
+                       re.I)
 
 
 def content_hash(memory_type: MemoryType, value: str) -> str:
@@ -112,11 +116,16 @@ class _Planner:
 
     def apply_feedback(self, cand: Candidate, vector: np.ndarray) -> None:
         types = (*family(MemoryType.long_term), MemoryType.preference)
-        near = self.neighbours(cand, vector, types)
-        if not near or near[0][1] < FEEDBACK_TARGET:
+        named = [a or b for a, b in CORRECTED.findall(cand.memory_value)]
+        scored = sorted(
+            ((m, s + (NAMED_IN_CORRECTION if any(n.strip().casefold() in m.memory_value.casefold()
+                                                  for n in named) else 0.0))
+             for m, s in self.neighbours(cand, vector, types)),
+            key=lambda pair: -pair[1])
+        if not scored or scored[0][1] < FEEDBACK_TARGET:
             self.add(cand, vector, content_hash(cand.memory_type, cand.memory_value))
             return
-        target = near[0][0]
+        target = scored[0][0]
         if FORGET.search(cand.memory_value):
             self.invalidate(target, cand, "the user asked to forget it (feedback)")
         else:
@@ -155,7 +164,10 @@ class _Planner:
         memory.sources = _union(memory.sources, cand.sources)
         memory.tags = _union(memory.tags, cand.tags)
         memory.polarity = cand.polarity if change == "supersede" else memory.polarity
-        memory.context = cand.context or memory.context
+        if change == "feedback":  # the corrected value alone may lose what it was about
+            memory.context = f"{old.memory_value} {old.context}"[:CONTEXT_CHARS].strip()
+        else:
+            memory.context = cand.context or memory.context
         memory.content_hash = content_hash(memory.memory_type, value)
         self.touched[memory.id] = memory
         self.vectors.pop(memory.id, None)  # re-embedded at the end of the plan

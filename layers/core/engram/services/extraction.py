@@ -14,8 +14,8 @@ the topic of the last earlier user statement so it still makes sense alone.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
 from engram.services.temporal import resolve_relative_dates, strip_relative_dates
@@ -242,10 +242,13 @@ def declarative_part_en(sentence: str) -> str | None:
 # --- fillers, questions, requests (Chinese) -------------------------------------------
 
 _ZH_FILLERS = frozenset(
-    "好的 好 好吧 好哒 嗯 嗯嗯 哦 噢 谢谢 谢谢你 谢谢您 多谢 感谢 明白 明白了 知道了 收到 行 可以 "
-    "没问题 哈哈 哈哈哈 拜拜 再见 你好 您好 对 对的 是的 是 了解 ok OK 好的谢谢 好嘞 行吧 嗯呢".split()
+    "好的 好 好吧 好哒 嗯 嗯嗯 哦 噢 谢谢 谢谢你 谢谢您 多谢 感谢 明白 明白了 知道了 收到 "
+    "行 可以 没问题 哈哈 哈哈哈 拜拜 再见 你好 您好 对 对的 是的 是 了解 ok OK 好的谢谢 "
+    "好嘞 行吧 嗯呢".split()
 )
-_ZH_LEADING_CONJUNCTION = re.compile(r"^(?:但是|但|不过|可是|而且|然后|所以|另外|其实|嗯+|哦+|啊+)[，,\s]*")
+_ZH_LEADING_CONJUNCTION = re.compile(
+    r"^(?:但是|但|不过|可是|而且|然后|所以|另外|其实|嗯+|哦+|啊+)[，,\s]*"
+)
 _ZH_CONTRAST = re.compile(r"^(?:但是|但|不过|可是)")
 _ZH_QUESTION_END = re.compile(r"[吗呢么嘛][？?]?$")
 _ZH_QUESTION_WORD = re.compile(
@@ -294,9 +297,10 @@ _SUBJECTLESS_ING = frozenset(
     "reading watching learning".split()
 )
 _PREFERENCE_VERBS = frozenset("love like enjoy hate prefer adore".split())
-_NOT_PAST_VERBS = frozenset("based used called named located related united red bed need".split())
+_NOT_PAST_VERBS = frozenset("based used called named located related united".split())
 _LEADING_ADVERB = frozenset("just finally recently also really totally actually still".split())
 _COPULA_LATER = re.compile(r"\s(?:is|was|are|were)\s", re.I)
+_EN_ME = re.compile(r"\b(?:me|myself)\b", re.I)
 
 
 def supply_subject_en(sentence: str) -> str:
@@ -312,15 +316,16 @@ def supply_subject_en(sentence: str) -> str:
         return f"I'm {lowered}"
     if first in ("been", "done"):
         return f"I've {lowered}"
-    if _is_past(verb) or verb in _PREFERENCE_VERBS:
-        return f"I {lowered}"
+    if (_is_past(verb) or verb in _PREFERENCE_VERBS) and not _EN_ME.search(sentence):
+        return f"I {lowered}"  # not when "me" is the object: "Really made me proud"
     return sentence
 
 
 def _is_past(word: str) -> bool:
     if word in _NOT_PAST_VERBS:
         return False
-    return word in IRREGULAR_PAST or (len(word) > 4 and word.endswith("ed"))
+    regular = len(word) > 4 and word.endswith("ed") and not word.endswith("eed")  # not "need"
+    return word in IRREGULAR_PAST or regular
 
 
 # --- first person → third person ------------------------------------------------------
@@ -329,7 +334,7 @@ _EN_ADVERBS = (
     "really|also|just|usually|always|often|never|still|actually|totally|sometimes|generally|"
     "mostly|recently|finally|definitely|absolutely|truly|rarely|seldom|even|only|already|"
     "kind of|sort of|personally|now|currently|normally|typically|especially|particularly|"
-    "honestly|certainly|probably|literally|barely|hardly|mainly|simply|then|too|really"
+    "honestly|certainly|probably|literally|barely|hardly|mainly|simply|then|too"
 )
 _EN_FIRST_PERSON = re.compile(
     r"\b(?:(?P<i_contraction>[Ii]'(?:m|ve|ll|d))"
@@ -359,7 +364,7 @@ def third_person_en(text: str, subject: Subject) -> tuple[str, bool]:
     def replace(m: re.Match[str]) -> str:
         nonlocal mentioned
         # "themselves" does not say who: "Relaxing and expressing ourselves is key".
-        mentioned = mentioned or m["word"] not in ("myself", "ourselves", "Myself", "Ourselves")
+        mentioned = mentioned or (m["word"] or "").lower() not in ("myself", "ourselves")
         if m["i_contraction"]:
             return f"{subject.name} {_contraction(m, m['i_contraction'][2:], 'has')}"
         if m["i"]:
@@ -394,7 +399,7 @@ def agree_verb(verb: str) -> str:
         return _AGREEMENT[lower]
     if lower in _DECISION_PAST:
         return _DECISION_PAST[lower]
-    if lower in _NO_AGREEMENT or lower in IRREGULAR_PAST or lower.endswith(("ed", "'t", "ing")):
+    if lower in _NO_AGREEMENT or _is_past(lower) or lower.endswith("'t"):
         return verb
     if lower.endswith(("s", "sh", "ch", "x", "z", "o")):
         return verb + "es"
@@ -446,8 +451,12 @@ _EN_NEGATIVE_PREFERENCE = re.compile(
     r"not (?:really )?into)\b",
     re.I,
 )
-_ZH_NEGATIVE_PREFERENCE = re.compile(r"不(?:太|怎么|是很|大|很)?喜欢|不爱|讨厌|受不了|反感|不习惯|厌恶|不感兴趣")
-_ZH_PREFERENCE = re.compile(r"喜欢|热爱|偏爱|偏好|最爱|钟爱|迷上|(?:我|很|最|特别|非常|超|也|都|真|就)爱(?![人情心])")
+_ZH_NEGATIVE_PREFERENCE = re.compile(
+    r"不(?:太|怎么|是很|大|很)?喜欢|不爱|讨厌|受不了|反感|不习惯|厌恶|不感兴趣"
+)
+_ZH_PREFERENCE = re.compile(
+    r"喜欢|热爱|偏爱|偏好|最爱|钟爱|迷上|(?:我|很|最|特别|非常|超|也|都|真|就)爱(?![人情心])"
+)
 _ZH_HABIT = re.compile(r"习惯|经常|总是|每天|通常|平时")
 
 
@@ -566,6 +575,7 @@ _KEY_SKIP = frozenset(
     "can could should might must does did do been be being not doesn't don't didn't also "
     "really just still finally recently already actually usually always often never now "
     "currently so very going planning plans planned plan hoping hopes hope thinking thinks "
+    "buying getting considering booking "
     "trying tries wants want wanted decided to off went goes go got get gets started starts "
     "about some this these those their his her its today yesterday tomorrow tonight last next "
     "morning afternoon evening night week weekend month year on in at of for into with "
@@ -622,7 +632,8 @@ def _names_a_place(word: str, tokens: list[str], i: int) -> bool:
 _ZH_KEY_LEAD = re.compile(
     r"^(?:\d{4}年|\d{1,2}月|\d{1,2}[日号]|那周|那个周末|左右|早上|上午|中午|下午|傍晚|晚上|夜里|"
     r"今天|昨天|明天|刚才|刚刚|最近|现在|目前|暑假|寒假|周末|平时|已经|刚|又|也|都|还|正在|在|想|要|"
-    r"打算|计划|准备|定好|决定|将|会|去|了|有点|很|非常|特别|一直|经常|总是|每天|通常|最|真的|其实)+"
+    r"打算|计划|准备|定好|决定|将|会|去|了|有点|很|非常|特别|一直|经常|总是|每天|通常|最|真的|其实|"
+    r"买了?|一[个台只本家件辆部双张位条])+"
 )
 _ZH_KEY_TAIL = re.compile(r"[了的啦吧呢啊]+$")
 _ZH_KEY_BREAK = re.compile(r"[，,、：:；;（(]")
@@ -841,12 +852,12 @@ class RuleBasedExtractor:
         conv: _Conversation,
     ) -> tuple[str, str | None]:
         """The memory's title and its topic ('Food preference', 'Food')."""
-        if choice:
-            sources = [conv.previous.text if conv.previous else ""]
-            sources += st.completion.asked + [st.completion.value, st.first_person]
-            topic = find_topic(sources, st.language)
-            return _choice_key(topic, st.language), topic
         phrase_key = phrase_key_zh if st.language == "zh" else phrase_key_en
+        if choice:  # named after what was offered or asked, else after the topic
+            offered = [conv.previous.text if conv.previous else "", *st.completion.asked]
+            topic = find_topic(offered, st.language)
+            subject = topic or phrase_key(st.completion.value, st.subject)
+            return _choice_key(subject, st.language), topic or find_topic([subject], st.language)
         undated = strip_relative_dates(third, st.language)
         if preference is None:
             return phrase_key(undated, st.subject), find_topic([third], st.language)
@@ -944,8 +955,7 @@ def _bare(value: str) -> str:
 def _finish(value: str, language: str) -> str:
     if language == "zh":
         return _ZH_SENTENCE_END.sub("", value) + "。"
-    value = _EN_SENTENCE_END.sub("", value) + ("." if not value.endswith("etc.") else "")
-    return value if value.endswith(".") else value + "."
+    return _EN_SENTENCE_END.sub("", value) + "."  # "etc." keeps its one full stop
 
 
 def _with_topic(value: str, topic_value: str, subject: Subject) -> str:
@@ -981,10 +991,11 @@ def _favourite_key(thing: str, language: str) -> str:
     return f"最喜欢的{thing}" if language == "zh" else f"Favorite {thing.lower()}"
 
 
-def _choice_key(topic: str | None, language: str) -> str:
+def _choice_key(chosen_among: str, language: str) -> str:
+    """'Hotel choice' / '酒店选择'."""
     if language == "zh":
-        return f"{topic}选择" if topic else "选择"
-    return f"{topic} choice" if topic else "Choice"
+        return f"{chosen_among}选择" if chosen_among else "选择"
+    return f"{chosen_among} choice" if chosen_among else "Choice"
 
 
 def _preference_key(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 MONTHS_EN = (
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -76,11 +76,11 @@ def _may_hold_date(text: str, language: str) -> bool:
 # --- calendar helpers -----------------------------------------------------------------
 
 def utc_day(epoch_ms: int) -> date:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).date()
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).date()
 
 
 def day_start_ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
 
 
 def week_monday(day: date) -> date:
@@ -125,7 +125,7 @@ _EN_RELATIVE = re.compile(
 )
 # After these words the date stands bare: "since 11 September 2025", not "since on ...".
 _EN_BARE_AFTER = re.compile(
-    r"\b(?:since|until|till|by|from|before|after|of|to|between|through|as of)\s+$", re.I
+    r"\b(?:since|until|till|by|from|before|after|of|for|to|between|through|as of)\s+$", re.I
 )
 _EN_BARE_BEFORE = re.compile(r"'s\b|\s+(?:is|was|will\s+be|has\s+been)\b", re.I)
 
