@@ -103,7 +103,8 @@ QUICK_START_ZH = (
 def test_quick_start_english():
     trip, choice = extract(*QUICK_START_EN)
 
-    assert trip.memory_value == "The user is planning a trip to Guangzhou during the summer vacation."
+    assert trip.memory_value == (
+        "The user is planning a trip to Guangzhou during the summer vacation.")
     assert trip.memory_key == "Trip to Guangzhou"
     assert trip.memory_type == MemoryType.user
     assert trip.sources == ["m0"]
@@ -230,10 +231,10 @@ def locomo(*turns: tuple[str, str]) -> list[Candidate]:
 
 
 def test_named_speaker_is_the_subject_and_dates_resolve():
-    _, went = locomo(
+    went = only(locomo(
         ("Melanie", "Hey Caroline! Good to see you! How have you been?"),
         ("Caroline", "I went to a LGBTQ support group yesterday and it was so powerful."),
-    )
+    ))
     assert went.memory_value.startswith(
         "Caroline went to a LGBTQ support group on 7 May 2023")
     assert "the user" not in went.memory_value.lower()
@@ -424,3 +425,9 @@ def test_language_follows_the_input_and_is_never_translated():
 def test_event_time_is_the_message_time_without_a_date():
     memory = only(extract(("user", "I like green tea", "2024-02-29 10:00:00")))
     assert memory.event_time == to_epoch_ms("2024-02-29 10:00:00", "t")
+
+
+@pytest.mark.parametrize("text", ["12:30: lunch, gym", "My: a, b", "Note: I moved to Berlin."])
+def test_lines_with_a_colon_that_are_not_questionnaire_answers(text):
+    # A questionnaire answer would read "The user's <key> is/are <values>".
+    assert not any(c.memory_value.startswith("The user's ") for c in extract(("user", text)))

@@ -144,6 +144,7 @@ _EN_LEADING_INTERJECTION = re.compile(
     r"true|exactly|totally|seriously|congrats|congratulations|oh wow|oops)\s*[,!.:;-]+\s*",
     re.I,
 )
+_GREETINGS = frozenset("hey hi hello yep yeah wow thanks oh aw".split())
 _EN_FILLER_WORDS = frozenset(
     "ok okay thanks thank you got it sure yes no yeah yep yup nope cool great nice awesome "
     "alright right sounds good bye goodbye hi hello hey haha lol see i me fine perfect wow oh "
@@ -195,9 +196,12 @@ def strip_discourse_en(sentence: str, names: frozenset[str]) -> str:
 
 
 def _strip_vocative(text: str, names: frozenset[str]) -> str:
-    first, sep, rest = text.partition(" ")
-    if sep and first.rstrip(",!.").lower() in names and first[-1:] in ",!.":
-        text = rest
+    """'Hey Jon, ...', 'Mel! ...', '..., Caroline!' → without the greeting and the name."""
+    words = text.split(" ", 2)
+    if len(words) == 3 and words[0].lower() in _GREETINGS:
+        words = words[1:]  # "Hey Jon, ..." → "Jon, ..."
+    if len(words) >= 2 and words[0].rstrip(",!.").lower() in names and words[0][-1:] in ",!.":
+        text = " ".join(words[1:])
     head, comma, last = text.rpartition(",")
     if comma and last.strip(" !.?").lower() in names:
         text = head + last.strip()[-1:] if last.strip()[-1:] in "!.?" else head
@@ -292,11 +296,14 @@ IRREGULAR_PAST = frozenset(
     "laid leapt learnt shone shrank slid spun spat sprang stuck swept swung wept wound "
     "become became been done gone seen taken given written eaten".split()
 )
+# "Going to Paris tomorrow": the -ing words that usually mean a dropped "I'm".
 _SUBJECTLESS_ING = frozenset(
-    "planning hoping thinking heading looking feeling trying going getting starting working "
-    "reading watching learning".split()
+    "planning hoping thinking heading looking feeling trying going".split()
 )
-_PREFERENCE_VERBS = frozenset("love like enjoy hate prefer adore".split())
+# Present-tense verbs that open a subjectless chat line: "Love that painting!"
+_SUBJECTLESS_PRESENT = frozenset(
+    "love like enjoy hate prefer adore appreciate hope guess believe wish miss know".split()
+)
 _NOT_PAST_VERBS = frozenset("based used called named located related united".split())
 _LEADING_ADVERB = frozenset("just finally recently also really totally actually still".split())
 _COPULA_LATER = re.compile(r"\s(?:is|was|are|were)\s", re.I)
@@ -312,12 +319,15 @@ def supply_subject_en(sentence: str) -> str:
     lowered = sentence[0].lower() + sentence[1:]
     # "Working with kids is rewarding": the -ing word is the subject, not a dropped "I'm".
     gerund_subject = _COPULA_LATER.search(sentence.split(",", 1)[0])
+    # Not when "me" is the object: "Really made me proud" dropped "It", not "I".
+    if _EN_ME.search(sentence):
+        return sentence
     if first in _SUBJECTLESS_ING and not gerund_subject:
         return f"I'm {lowered}"
     if first in ("been", "done"):
         return f"I've {lowered}"
-    if (_is_past(verb) or verb in _PREFERENCE_VERBS) and not _EN_ME.search(sentence):
-        return f"I {lowered}"  # not when "me" is the object: "Really made me proud"
+    if _is_past(verb) or verb in _SUBJECTLESS_PRESENT:
+        return f"I {lowered}"
     return sentence
 
 
@@ -498,7 +508,7 @@ def _preference_zh(text: str) -> Preference | None:
 
 # --- topics: keys and tags ------------------------------------------------------------
 
-# keyword → (English topic, Chinese topic); the first keyword found names the topic.
+# topic → the words that name it; the first such word in a text gives its topic.
 _TOPICS_EN = {
     "Food": "food foods eat eating dish dishes cuisine spicy oil oily greasy meal meals snack "
             "snacks diet dietary cook cooking breakfast lunch dinner sushi pizza noodles rice "
@@ -575,7 +585,7 @@ _KEY_SKIP = frozenset(
     "can could should might must does did do been be being not doesn't don't didn't also "
     "really just still finally recently already actually usually always often never now "
     "currently so very going planning plans planned plan hoping hopes hope thinking thinks "
-    "buying getting considering booking "
+    "buying getting considering booking especially even "
     "trying tries wants want wanted decided to off went goes go got get gets started starts "
     "about some this these those their his her its today yesterday tomorrow tonight last next "
     "morning afternoon evening night week weekend month year on in at of for into with "
@@ -584,10 +594,10 @@ _KEY_SKIP = frozenset(
 )
 # Words that end a key phrase: a new clause at once, a preposition once it has two words.
 _KEY_CLAUSE_STOP = frozenset(
-    "and or but because which who that when while since so if than though although &".split()
+    "and or but because which who when while since so if than though although &".split()
 )
 _KEY_STOP = _KEY_CLAUSE_STOP | frozenset(
-    "during on at before after until with from for by as about in into to is are was were "
+    "that during on at before after until with from for by as about in into to is are was were "
     "every each".split()
 )
 _KEY_PREPOSITIONS = frozenset("to in at from of".split())
@@ -687,8 +697,11 @@ def parse_questionnaire_line(line: str, language: str) -> QuestionnaireLine | No
     if not match or line.rstrip()[-1:] in ".!?。！？" or "//" in line:
         return None
     key, values = match["key"].strip(), _LIST_SEPARATOR.split(match["values"].strip())
-    too_long = len(key) > 16 if language == "zh" else len(key.split()) > 7
-    if too_long or key[-1:].isdigit():
+    if language == "zh":
+        unusable = len(key) > 16
+    else:  # too long for a label, or no label at all: "My: ..."
+        unusable = len(key.split()) > 7 or _is_content_free_en(key)
+    if unusable or key[-1:].isdigit():  # "12:30: lunch, gym" is a time, not a key
         return None
     if len(values) < 2 and not _PREFERENCE_KEY.search(key):
         return None
@@ -749,9 +762,9 @@ _ZH_TOPIC_INTENT = re.compile(r"已经|定好|打算|计划|准备|决定")
 _EN_SENTENCE_END = re.compile(r"[\s!?;,:.]+$")
 _ZH_SENTENCE_END = re.compile(r"[\s!?;,:.。！？；，：~～…]+$")
 _COMMON_SENTENCE_STARTS = frozenset(
-    "the a an this that these those it it's there they their he she his her you your you're "
-    "you've you'd you'll everyone everything nothing some all most many people life cool so "
-    "what how".split()
+    "the a an this that that's these those it it's there they their he she his her you your "
+    "you're you've you'd you'll everyone everything nothing some all most many people life "
+    "cool so what how".split()
 )
 
 
