@@ -3,7 +3,7 @@ persisted in a SQLite file of its own.
 
 Every (tenant_id, user_id) is a separate partition with its own matrix, inverted index
 and length statistics, so another user's rows are never scored at all. Exact search is
-a single matrix-vector product (about 9 ms for 100k × 384 on two cores), which is
+a single matrix-vector product (3-7 ms for 100k × 384 on two cores), which is
 cheaper than maintaining an ANN graph at this size and never loses recall under filters.
 
 SQLite is the copy that survives a restart; on open everything is loaded back into

@@ -59,7 +59,9 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
     store = SqliteStore(data_dir / "engram.db")
     objects = FileObjectStore(data_dir / "objects")
     index = LocalMemoryIndex(data_dir / "index.db")
-    embedder = embedder or MiniLMEmbedder()
+    if embedder is None:
+        embedder = MiniLMEmbedder()
+        embedder.warm_up()  # load the model now, not on the first request
     deps = PipelineDeps(objects=objects, tasks=store, memories=store, index=index,
                         embedder=embedder, extractor=RuleBasedExtractor())
     workflow = InProcessWorkflow(deps, settings.pipeline_workers)

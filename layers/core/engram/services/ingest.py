@@ -96,31 +96,28 @@ class IngestService:
         return self._accept(task, job, async_mode=True)
 
     def _accept(self, task: Task, job: IngestJob, async_mode: bool) -> AddMessageData:
-        working = self._index_working_memories(job) if job.kind == "add" else []
-        job.working_ids = [m.id for m in working]
-        task.memory_views.working = job.working_ids
+        # Order matters: the raw request and the task row first, so a crash after this
+        # point leaves a waiting task that is resumed, never a half-accepted request.
+        turns = [m for m in job.messages if m.role in WORKING_ROLES and m.text.strip()]
+        working = [working_memory(job, m) for m in turns] if job.kind == "add" else []
+        job.working_ids = task.memory_views.working = [m.id for m in working]
         self.objects.put_bytes(request_key(task.tenant_id, task.user_id, task.task_id),
                                job.model_dump_json().encode())
-        self.messages.add_many(job.messages)
         self.tasks.create(task)
-        ref = TaskRef(tenant_id=task.tenant_id, task_id=task.task_id, user_id=task.user_id)
-        if async_mode:
-            self.workflow.start(ref)
-            return AddMessageData(task_id=task.task_id, status=TaskStatus.waiting.value,
-                                  message_ids=[m.message_id for m in job.messages])
-        done = self.run_now(ref)
-        return AddMessageData(
-            success=done.status == TaskStatus.completed, task_id=done.task_id,
-            status=done.status.value, message_ids=[m.message_id for m in job.messages],
-            memory_views=task_views(done))
-
-    def _index_working_memories(self, job: IngestJob) -> list[Memory]:
-        turns = [m for m in job.messages if m.role in WORKING_ROLES and m.text.strip()]
-        working = [working_memory(job, m) for m in turns]
+        self.messages.add_many(job.messages)
         if working:
             self.memories.put_many(working)
             self.index.upsert(working, self.embedder.embed([m.index_text for m in working]))
-        return working
+        ref = TaskRef(tenant_id=task.tenant_id, task_id=task.task_id, user_id=task.user_id)
+        message_ids = [m.message_id for m in job.messages]
+        if async_mode:
+            self.workflow.start(ref)
+            return AddMessageData(task_id=task.task_id, status=TaskStatus.waiting.value,
+                                  message_ids=message_ids)
+        done = self.run_now(ref)
+        return AddMessageData(success=done.status == TaskStatus.completed, task_id=done.task_id,
+                              status=done.status.value, message_ids=message_ids,
+                              memory_views=task_views(done))
 
 
 def working_memory(job: IngestJob, message: MessageRecord) -> Memory:
