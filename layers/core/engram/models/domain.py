@@ -23,8 +23,13 @@ def new_id() -> str:
 
 
 def index_text(key: str, value: str, context: str) -> str:
-    """What the lexical and dense indexes see for a memory."""
+    """What the lexical index sees: the memory and the neighbouring turns it came from."""
     return f"{key}. {value} {context}".strip()
+
+
+def dense_text(key: str, value: str) -> str:
+    """What is embedded: the memory alone (context would blur it, and cost tokens)."""
+    return f"{key}. {value}"
 
 
 class Role(StrEnum):
@@ -140,6 +145,10 @@ class Memory(BaseModel):
     def index_text(self) -> str:
         return index_text(self.memory_key, self.memory_value, self.context)
 
+    @property
+    def dense_text(self) -> str:
+        return dense_text(self.memory_key, self.memory_value)
+
 
 class Candidate(BaseModel):
     """A memory proposed by extraction, before dedupe decides what to do with it."""
@@ -160,6 +169,10 @@ class Candidate(BaseModel):
     @property
     def index_text(self) -> str:
         return index_text(self.memory_key, self.memory_value, self.context)
+
+    @property
+    def dense_text(self) -> str:
+        return dense_text(self.memory_key, self.memory_value)
 
 
 class MemoryViews(BaseModel):

@@ -77,7 +77,8 @@ class _Planner:
                    types: Sequence[MemoryType]) -> list[tuple[Memory, float]]:
         hits = self.index.search(self.job.tenant_id, self.job.user_id, vector,
                                  cand.memory_value, NEIGHBOURS, types)
-        dense = {h.id: h.dense for h in hits}
+        nearest = sorted(hits, key=lambda h: -h.dense)[:NEIGHBOURS]
+        dense = {h.id: h.dense for h in nearest}
         stored = self.memories.get_many(self.job.tenant_id, list(dense))
         scored = {m.id: (self.touched.get(m.id, m), dense[m.id]) for m in stored}
         for memory_id, memory in self.touched.items():  # earlier candidates of this request
@@ -190,7 +191,7 @@ class _Planner:
         stale = [m for m in self.touched.values()
                  if m.id not in self.vectors and m.status == MemoryStatus.activated]
         if stale:
-            for memory, vector in zip(stale, embedder.embed([m.index_text for m in stale])):
+            for memory, vector in zip(stale, embedder.embed([m.dense_text for m in stale])):
                 self.vectors[memory.id] = vector
         self.plan.writes = [
             MemoryWrite(memory=m, vector=self.vectors[m.id].tolist() if m.id in self.vectors
@@ -218,7 +219,7 @@ def plan_changes(job: IngestJob, candidates: Sequence[Candidate], memories: Memo
                  index: MemoryIndex, embedder: Embedder) -> DedupePlan:
     planner = _Planner(job=job, memories=memories, index=index)
     if candidates:
-        vectors = embedder.embed([c.index_text for c in candidates])
+        vectors = embedder.embed([c.dense_text for c in candidates])
         for cand, vector in zip(candidates, vectors):
             planner.decide(cand, vector)
     return planner.finish(embedder)

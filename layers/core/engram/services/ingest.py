@@ -107,7 +107,7 @@ class IngestService:
         self.messages.add_many(job.messages)
         if working:
             self.memories.put_many(working)
-            self.index.upsert(working, self.embedder.embed([m.index_text for m in working]))
+            self.index.upsert(working, self.embedder.embed([m.dense_text for m in working]))
         ref = TaskRef(tenant_id=task.tenant_id, task_id=task.task_id, user_id=task.user_id)
         message_ids = [m.message_id for m in job.messages]
         if async_mode:

@@ -86,7 +86,7 @@ class MemoryService:
         memory.update_time = now
         self.memories.put_many([memory])
         if memory.status == MemoryStatus.activated:
-            self.index.upsert([memory], self.embedder.embed([memory.index_text]))
+            self.index.upsert([memory], self.embedder.embed([memory.dense_text]))
         else:
             self.index.remove(tenant_id, [memory.id])
         return memory

@@ -14,6 +14,7 @@ from engram.ports import Embedder, IndexHit, MemoryIndex, MemoryStore
 
 DENSE_WEIGHT = 0.7
 SAME_CONVERSATION_BOOST = 0.02
+RELOAD_MARGIN = 5
 
 
 @dataclass
@@ -76,10 +77,12 @@ class SearchService:
             hits = self.index.search(tenant_id, req.user_id, vector, req.query, limit * 3,
                                      types, where)
             scores = fuse(hits)
-            found = self.memories.get_many(tenant_id, list(scores))
+            # Only the best few are loaded; the conversation boost may reorder those.
+            best = sorted(scores, key=lambda i: -scores[i])[:limit + RELOAD_MARGIN]
             scored = [ScoredMemory(m, round(scores[m.id] + (
                 SAME_CONVERSATION_BOOST if req.conversation_id and
-                m.conversation_id == req.conversation_id else 0.0), 6)) for m in found]
+                m.conversation_id == req.conversation_id else 0.0), 6))
+                for m in self.memories.get_many(tenant_id, best)]
             if req.relativity is not None:
                 scored = [s for s in scored if s.relativity >= req.relativity]
             scored.sort(key=lambda s: -s.relativity)

@@ -1,0 +1,245 @@
+"""Retrieval benchmark on LoCoMo-format data: Engram side by side with raw-turn baselines.
+
+    python -m bench.locomo --data ../shared/eval/locomo-dev.json --out bench/results/ --k 5,10,20
+
+Each conversation is one user; every turn goes through Engram's real service path (the
+services `engram serve` runs, in-process: add/message in sync mode, then search/memory).
+A memory covers the turns in its `sources`; recall counts the evidence turns covered by
+the top k. Protocol: ../shared/eval/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from bench.baselines import BM25, Dense, rrf
+from bench.locomo_data import CATEGORY_NAMES, HEADLINE_CATEGORIES, Conversation, load
+from engram.adapters.minilm_embedder import MiniLMEmbedder
+from engram.config import Settings
+from engram.local.runtime import LocalRuntime, build_local_runtime
+from engram.models.api import AddMessageRequest, SearchRequest
+
+TENANT = "bench"
+WARM_UP_QUERIES = 20
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    sources: frozenset[str]
+    words: int
+
+
+@dataclass
+class SystemRun:
+    name: str
+    results: list[list[Retrieved]]  # per question, best first
+    latencies_ms: list[float]
+
+
+def hardware() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "machine": platform.machine()}
+
+
+def ingest(runtime: LocalRuntime, conversations: list[Conversation]) -> dict:
+    turns = 0
+    started = time.perf_counter()
+    for conv in conversations:
+        for number, session in conv.sessions:
+            req = AddMessageRequest(
+                user_id=conv.sample_id, conversation_id=f"session_{number}", async_mode=False,
+                messages=[{"role": "user", "content": t.text, "name": t.speaker,
+                           "chat_time": t.chat_time, "message_id": t.dia_id} for t in session])
+            result = runtime.services.ingest.add_messages(TENANT, req)
+            if result.status != "completed":
+                raise RuntimeError(f"ingest of {conv.sample_id} session {number} failed")
+            turns += len(session)
+    seconds = time.perf_counter() - started
+    return {"turns": turns, "seconds": round(seconds, 2),
+            "turns_per_second": round(turns / seconds, 1)}
+
+
+def timed(search: Callable[[str, str], list[Retrieved]],
+          asks: list[tuple[str, str]]) -> tuple[list[list[Retrieved]], list[float]]:
+    for user, question in asks[:WARM_UP_QUERIES]:
+        search(user, question)
+    results, latencies = [], []
+    for user, question in asks:
+        started = time.perf_counter()
+        results.append(search(user, question))
+        latencies.append((time.perf_counter() - started) * 1000)
+    return results, latencies
+
+
+def engram_search(runtime: LocalRuntime, depth: int) -> Callable[[str, str], list[Retrieved]]:
+    limit = min(depth, 25)
+
+    def search(user: str, question: str) -> list[Retrieved]:
+        found = runtime.services.search.search(TENANT, SearchRequest(
+            query=question, user_id=user, memory_limit_number=limit,
+            preference_limit_number=limit, include_preference=True))
+        ranked = sorted(found.facts + found.preferences, key=lambda s: -s.relativity)[:depth]
+        return [Retrieved(frozenset(s.memory.sources), len(s.memory.memory_value.split()))
+                for s in ranked]
+
+    return search
+
+
+def baseline_searches(conversations: list[Conversation], embedder: MiniLMEmbedder,
+                      depth: int) -> dict[str, Callable[[str, str], list[Retrieved]]]:
+    per_user = {}
+    for conv in conversations:
+        turns = conv.turns
+        texts = [t.text for t in turns]
+        items = [Retrieved(frozenset([t.dia_id]), len(t.text.split())) for t in turns]
+        per_user[conv.sample_id] = (items, BM25(texts), Dense(texts, embedder))
+    pool = 100  # candidates each side brings to the fusion
+
+    def bm25(user: str, q: str) -> list[Retrieved]:
+        items, lexical, _ = per_user[user]
+        return [items[i] for i in lexical.rank(q, depth)]
+
+    def dense(user: str, q: str) -> list[Retrieved]:
+        items, _, vectors = per_user[user]
+        return [items[i] for i in vectors.rank(q, depth)]
+
+    def fused(user: str, q: str) -> list[Retrieved]:
+        items, lexical, vectors = per_user[user]
+        return [items[i] for i in rrf(lexical.rank(q, pool), vectors.rank(q, pool))[:depth]]
+
+    return {"bm25_turns": bm25, "dense_turns": dense, "rrf_turns": fused}
+
+
+def metrics(run: SystemRun, questions: list, ks: list[int]) -> dict:
+    """Per category and micro-averaged over the headline categories, for each k."""
+    out: dict = {}
+    for k in ks:
+        rows: dict[int, list[tuple[float, float, int, float]]] = {}
+        for q, retrieved in zip(questions, run.results):
+            top = retrieved[:k]
+            covered = set().union(*(r.sources for r in top)) if top else set()
+            hit = len(set(q.evidence) & covered)
+            per_memory = statistics.mean(len(r.sources) for r in top) if top else 0.0
+            rows.setdefault(q.category, []).append(
+                (hit / len(q.evidence), float(hit == len(q.evidence)),
+                 sum(r.words for r in top), per_memory))
+
+        def summary(values: list[tuple[float, float, int, float]]) -> dict:
+            return {"n": len(values),
+                    "recall_frac": round(statistics.mean(v[0] for v in values), 4),
+                    "recall_all": round(statistics.mean(v[1] for v in values), 4),
+                    "words": round(statistics.mean(v[2] for v in values), 1),
+                    "sources_per_memory": round(statistics.mean(v[3] for v in values), 3)}
+
+        headline = [v for c in HEADLINE_CATEGORIES for v in rows.get(c, [])]
+        out[f"@{k}"] = {"micro_1_4": summary(headline),
+                        **{f"cat{c}_{CATEGORY_NAMES[c]}": summary(v)
+                           for c, v in sorted(rows.items())}}
+    ordered = sorted(run.latencies_ms)
+    out["latency_ms"] = {"p50": round(statistics.median(ordered), 2),
+                         "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 2)}
+    return out
+
+
+def report(results: dict, ks: list[int]) -> str:
+    systems = results["systems"]
+    engram_p50 = systems["engram"]["latency_ms"]["p50"]
+    lines = [
+        "# LoCoMo retrieval benchmark",
+        "",
+        f"Data: `{results['data']}` ({results['questions']} questions with evidence in "
+        f"categories 1–4; category 5 reported apart). Model: {results['model']}. "
+        f"Hardware: {results['hardware']['cpu']}, {results['hardware']['cores']} cores.",
+        f"Engram ingest: {results['ingest']['turns']} turns in {results['ingest']['seconds']} s "
+        f"= {results['ingest']['turns_per_second']} turns/s ({results['extractor']}).",
+        "",
+        "| system | " + " | ".join(f"recall_frac@{k}" for k in ks) + " | recall_all@10 | "
+        "words@10 | sources/memory@10 | p50 ms | p95 ms | p50 vs Engram |",
+        "|---|" + "---|" * (len(ks) + 6),
+    ]
+    for name, m in systems.items():
+        micro = {k: m[f"@{k}"]["micro_1_4"] for k in ks}
+        ten = m["@10"]["micro_1_4"]
+        lines.append(
+            f"| {name} | " + " | ".join(f"{micro[k]['recall_frac']:.3f}" for k in ks)
+            + f" | {ten['recall_all']:.3f} | {ten['words']:.0f} | {ten['sources_per_memory']:.2f}"
+            f" | {m['latency_ms']['p50']:.1f} | {m['latency_ms']['p95']:.1f}"
+            f" | {m['latency_ms']['p50'] / engram_p50:.2f}× |")
+    lines += ["", "recall_frac@10 by category:", "",
+              "| system | " + " | ".join(c for c in systems["engram"]["@10"] if c.startswith("cat"))
+              + " |", "|---|" + "---|" * sum(1 for c in systems["engram"]["@10"]
+                                             if c.startswith("cat"))]
+    for name, m in systems.items():
+        cats = [c for c in m["@10"] if c.startswith("cat")]
+        lines.append(f"| {name} | " + " | ".join(f"{m['@10'][c]['recall_frac']:.3f}"
+                                                for c in cats) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/eval/locomo-dev.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--k", default="5,10,20")
+    args = parser.parse_args(argv)
+    ks = sorted(int(k) for k in args.k.split(","))
+    if 10 not in ks:
+        ks = sorted({*ks, 10})  # the headline figure
+    depth = max(ks)
+
+    conversations = load(args.data)
+    asks, questions = [], []
+    for conv in conversations:
+        for q in conv.questions:
+            if q.evidence:
+                asks.append((conv.sample_id, q.question))
+                questions.append(q)
+
+    embedder = MiniLMEmbedder()
+    embedder.warm_up()
+    with tempfile.TemporaryDirectory() as tmp:
+        runtime = build_local_runtime(
+            Settings(data_dir=Path(tmp), api_keys={"bench-key": TENANT}), embedder=embedder)
+        try:
+            ingest_stats = ingest(runtime, conversations)
+            runs = [SystemRun("engram", *timed(engram_search(runtime, depth), asks))]
+        finally:
+            runtime.close()
+    for name, search in baseline_searches(conversations, embedder, depth).items():
+        runs.append(SystemRun(name, *timed(search, asks)))
+
+    results = {
+        "data": str(args.data),
+        "questions": sum(1 for q in questions if q.category in HEADLINE_CATEGORIES),
+        "model": embedder.model_name,
+        "extractor": "rule-based extractor",
+        "hardware": hardware(),
+        "ingest": ingest_stats,
+        "systems": {run.name: metrics(run, questions, ks) for run in runs},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    (args.out / "report.md").write_text(report(results, ks))
+    print(report(results, ks))
+    engram = results["systems"]["engram"]
+    best = max(m["@10"]["micro_1_4"]["recall_frac"] for n, m in results["systems"].items()
+               if n != "engram")
+    print(f"recall_frac@10={engram['@10']['micro_1_4']['recall_frac']:.3f} "
+          f"baseline_best={best:.3f} words@10={engram['@10']['micro_1_4']['words']:.0f} "
+          f"p50_ms={engram['latency_ms']['p50']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
