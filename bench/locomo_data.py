@@ -50,8 +50,8 @@ def session_time(raw: str) -> str:
 
 def turn_text(raw: dict) -> str:
     text = f"{raw['speaker']}: {raw['text']}"
-    if raw.get("blip_caption"):
-        text += f" [{raw['speaker']} shared a photo of {raw['blip_caption']}]"
+    if raw.get("blip_caption"):  # the image itself is not released: its caption stands in
+        text += f" [image: {raw['blip_caption']}]"
     return text
 
 

@@ -340,7 +340,7 @@ def test_a_short_reply_is_not_completed_when_nothing_was_offered():
     )
     assert choice.memory_value == "The user chose 7 Days Inn."
     assert choice.sources == ["m2"]
-    assert choice.context == "Noted."
+    assert choice.context == "Noted. | I choose 7 Days Inn"
 
 
 # --- third person --------------------------------------------------------------------
@@ -431,3 +431,13 @@ def test_event_time_is_the_message_time_without_a_date():
 def test_lines_with_a_colon_that_are_not_questionnaire_answers(text):
     # A questionnaire answer would read "The user's <key> is/are <values>".
     assert not any(c.memory_value.startswith("The user's ") for c in extract(("user", text)))
+
+
+def test_image_descriptions_become_shared_image_memories():
+    msgs = [MessageRecord(tenant_id="t", user_id="u", conversation_id="c", seq=0, role="user",
+                          message_id="m0", speaker="John", chat_time=1_700_000_000_000,
+                          text="John: Look at this! [image: a dog running on a beach]")]
+    (image, *rest) = RuleBasedExtractor().extract(msgs)
+    assert image.memory_value == "John shared an image of a dog running on a beach."
+    assert image.sources == ["m0"] and image.memory_key == "Shared image"
+    assert all("[image" not in c.memory_value for c in rest)

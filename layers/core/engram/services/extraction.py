@@ -768,6 +768,10 @@ _COMMON_SENTENCE_STARTS = frozenset(
 )
 
 
+# "[image: a dog on a beach]": how a shared image's description travels in a text turn.
+_IMAGE = re.compile(r"\[(?:image|photo|picture)\s*[:：]\s*([^\]]+)\]", re.I)
+
+
 class RuleBasedExtractor:
     """Implements the Extractor port without a model: deterministic and fast."""
 
@@ -787,9 +791,12 @@ class RuleBasedExtractor:
 
     def _user_turn(self, message: MessageRecord, conv: _Conversation) -> list[Candidate]:
         text = normalise(strip_speaker_prefix(message.text, message.speaker))
-        language = detect_language(text)
+        images = _IMAGE.findall(text)
+        text = _IMAGE.sub(" ", text).strip()
+        language = detect_language(text or " ".join(images))
         subject = Subject.of(message, language)
-        candidates: list[Candidate] = []
+        candidates = [_image_candidate(d.strip(), message, subject, conv) for d in images
+                      if d.strip()]
         statements: list[_Statement] = []
         asked: list[str] = []
         for line in filter(None, text.split("\n")):
@@ -1059,15 +1066,18 @@ def _reasoning(first_person: str, preference: Preference | None) -> str | None:
 
 
 def _context(previous: MessageRecord | None, st: _Statement) -> str:
-    """The turn this statement answered (and the topic it was completed with)."""
+    """The turn this statement answered, the topic it was completed with, and the rest of
+    its own turn (a sentence alone often leaves out what "they" or "it" were)."""
     parts = []
     if previous and previous.message_id != st.message.message_id and (
         previous.role == Role.assistant or previous.speaker != st.message.speaker
     ):
-        parts.append(normalise(previous.text).replace("\n", " "))
+        parts.append(_clip(normalise(previous.text).replace("\n", " "), CONTEXT_LIMIT))
     if st.completion:
         parts.append(st.completion.value)
-    return _clip(" | ".join(parts), CONTEXT_LIMIT)
+    own = normalise(_IMAGE.sub(" ", strip_speaker_prefix(st.message.text, st.message.speaker)))
+    parts.append(_clip(own.replace("\n", " "), CONTEXT_LIMIT))
+    return " | ".join(p for p in parts if p)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -1086,6 +1096,24 @@ def _speaker_names(messages: Sequence[MessageRecord]) -> frozenset[str]:
 
 
 # -- questionnaire candidates --
+
+def _image_candidate(description: str, message: MessageRecord, subject: Subject,
+                     conv: _Conversation) -> Candidate:
+    """A memory that the speaker shared an image, and what it shows."""
+    if subject.language == "zh":
+        value, key, tags = f"{subject.name}分享了一张图片：{description}。", "分享图片", ["图片"]
+    else:
+        value = f"{_sentence_case(subject.name, 'en')} shared an image of {description.rstrip('.')}."
+        key, tags = "Shared image", ["image"]
+    previous = conv.previous if conv.previous and conv.previous.message_id != message.message_id \
+        else None
+    return Candidate(
+        memory_type=MemoryType.user, memory_key=key, memory_value=value, tags=tags,
+        confidence=CONFIDENCE_INDIRECT, sources=[message.message_id],
+        event_time=message.event_time, language=subject.language,
+        context=_clip(normalise(previous.text).replace("\n", " "), CONTEXT_LIMIT)
+        if previous else "")
+
 
 def _questionnaire_candidate(
     line: QuestionnaireLine, raw: str, message: MessageRecord, subject: Subject

@@ -12,7 +12,8 @@ from engram.models.domain import FACT_TYPES, TOOL_TYPES, Memory, MemoryType
 from engram.models.filters import Condition, FilterError, FilterNode, split_sources
 from engram.ports import Embedder, IndexHit, MemoryIndex, MemoryStore
 
-DENSE_WEIGHT = 0.7
+DENSE_WEIGHT = 0.6
+LEXICAL_HALF_SCORE = 8.0  # the BM25 score that earns half the lexical weight
 SAME_CONVERSATION_BOOST = 0.02
 RELOAD_MARGIN = 5
 
@@ -41,9 +42,10 @@ class SearchResult:
 
 
 def fuse(hits: Sequence[IndexHit]) -> dict[str, float]:
-    """Relativity in [0, 1]: cosine plus BM25 scaled by the best lexical hit."""
-    best_lexical = max((h.lexical for h in hits), default=0.0) or 1.0
-    return {h.id: DENSE_WEIGHT * max(h.dense, 0.0) + (1 - DENSE_WEIGHT) * h.lexical / best_lexical
+    """Relativity in [0, 1]: cosine plus a saturating BM25 (absolute, so a `relativity`
+    threshold means the same whatever else was found). Weights tuned on LoCoMo dev."""
+    return {h.id: DENSE_WEIGHT * max(h.dense, 0.0)
+            + (1 - DENSE_WEIGHT) * h.lexical / (h.lexical + LEXICAL_HALF_SCORE)
             for h in hits}
 
 
