@@ -8,7 +8,7 @@ from typing import Sequence
 
 from engram.errors import Unprocessable
 from engram.models.api import SearchRequest
-from engram.models.domain import FACT_TYPES, TOOL_TYPES, Memory, MemoryType
+from engram.models.domain import FACT_TYPES, TOOL_TYPES, Memory, MemoryStatus, MemoryType
 from engram.models.filters import Condition, FilterError, FilterNode, split_sources
 from engram.ports import Embedder, IndexHit, MemoryIndex, MemoryStore
 
@@ -84,7 +84,9 @@ class SearchService:
             scored = [ScoredMemory(m, round(scores[m.id] + (
                 SAME_CONVERSATION_BOOST if req.conversation_id and
                 m.conversation_id == req.conversation_id else 0.0), 6))
-                for m in self.memories.get_many(tenant_id, best)]
+                for m in self.memories.get_many(tenant_id, best)
+                # an eventually consistent index may still return a just-retired memory
+                if m.status == MemoryStatus.activated]
             if req.relativity is not None:
                 scored = [s for s in scored if s.relativity >= req.relativity]
             scored.sort(key=lambda s: -s.relativity)
