@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.engram-installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 DATA   ?= .engram
+SAM_VENV := .venv-sam
 
-.PHONY: setup serve test test-fast bench lint clean
+.PHONY: setup serve test test-fast bench bench-scale lint clean sam-venv validate
 
 setup: $(STAMP)
 
@@ -23,14 +24,30 @@ $(STAMP): pyproject.toml
 serve: setup
 	$(BIN)/engram serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
-test: setup
+# aws-sam-cli pins an older boto3, so it lives in a virtualenv of its own.
+sam-venv:
+	bash scripts/setup_sam_venv.sh
+
+test: setup sam-venv
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not compat"
 
+# Retrieval quality and latency on LoCoMo-format data (DATA_FILE=… for another file).
+DATA_FILE ?= ../shared/eval/locomo-dev.json
+bench: setup
+	$(BIN)/python -m bench.locomo --data $(DATA_FILE) --out bench/results/
+
+bench-scale: setup
+	$(BIN)/python -m bench.scale --memories 10000,100000 --out bench/results/
+
+validate: setup sam-venv
+	$(BIN)/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint
+
 lint: setup
-	$(BIN)/ruff check layers tests
+	$(BIN)/ruff check layers tests functions scripts bench
 
 clean:
-	rm -rf $(VENV) .venv-compat .pytest_cache
+	rm -rf $(VENV) .venv-compat $(SAM_VENV) .aws-sam .pytest_cache

@@ -1,0 +1,433 @@
+"""MemoryIndex on OpenSearch k-NN: a managed domain (SigV4 service `es`) or a Serverless
+VECTORSEARCH collection (`aoss`).
+
+One index holds every tenant. Each search is a k-NN query with the tenant, user, type
+and request filter *inside* `knn.vector.filter` (efficient filtering: the filter
+narrows the graph search, so one user among millions still gets k results), and a BM25
+`match` on `text` under the same filter. Both lists are the top max(4k, 50), as in the
+local index; a second _msearch then scores each list's ids on the other signal, so every
+hit carries a cosine and a BM25 score, like LocalMemoryIndex's hits.
+
+Documents are keyed `<tenant>:<memory id>`. Serverless classic collections refuse custom
+ids: with `use_custom_ids=False` documents get generated ids and are found again through
+their `memory_id` keyword to be replaced or removed (search, then bulk delete; no
+_delete_by_query there). Searches there see writes only after the refresh interval
+(10-60 s), so a delete that closely follows an index can miss its target: searches
+return each memory once, and callers must drop hits the store no longer holds activated.
+
+The index is written without refresh: Serverless has no refresh API, and search freshness
+within a second is not needed (the store is the source of truth).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import boto3
+import numpy as np
+from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection, helpers
+from opensearchpy.exceptions import ConnectionError as TransportConnectionError
+from opensearchpy.exceptions import RequestError, TransportError
+
+from engram.adapters.local_index import CANDIDATES_PER_RESULT, MIN_CANDIDATES
+from engram.errors import PermanentError, RetryableError
+from engram.models.domain import Memory, MemoryStatus, MemoryType
+from engram.models.filters import Condition, FilterError, FilterNode
+from engram.ports import IndexHit
+
+VECTOR_FIELD = "vector"
+TEXT_FIELD = "text"
+TEXT_ANALYZER = "memory_text"
+SPACE_TYPES = ("cosinesimil", "innerproduct")
+# Filter fields that are document fields of the same name; info.<key> goes to INFO_FIELD.
+FILTER_FIELDS = ("agent_id", "app_id", "memory_type", "conversation_id", "tags",
+                 "create_time", "update_time")
+INFO_FIELD = "info_pairs"
+BULK_CHUNK_DOCS = 200
+BULK_CHUNK_BYTES = 8 * 1024 * 1024  # Serverless wants bulk requests of about 10 MiB at most
+BULK_RETRIES = 3  # of documents refused with 429, backing off 1, 2, 4 s
+BULK_BACKOFF_SECONDS = 1
+LOOKUP_CHUNK = 1000  # memory ids per search when documents have generated ids
+LOOKUP_SIZE = 10_000  # index.max_result_window
+
+
+def index_body(dimension: int, space_type: str = "cosinesimil") -> dict[str, Any]:
+    """Settings and mappings for a new index.
+
+    `info` is stored as keyword `["key","value"]` pairs rather than an object with a field
+    per key: keys are chosen by every tenant's clients, and a field per key in one shared
+    index would grow the mapping towards its 1,000-field limit, after which every write
+    fails. The text analyzer mirrors the local tokenizer: full-width folding, lowercase,
+    CJK bigrams, English stopwords, light stemming."""
+    keyword = {"type": "keyword"}
+    return {
+        "settings": {
+            "index": {"knn": True},
+            "analysis": {"analyzer": {TEXT_ANALYZER: {
+                "type": "custom", "tokenizer": "standard",
+                "filter": ["cjk_width", "lowercase", "cjk_bigram", "stop", "kstem"],
+            }}},
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                "memory_id": keyword, "tenant_id": keyword, "user_id": keyword,
+                "memory_type": keyword, "agent_id": keyword, "app_id": keyword,
+                "conversation_id": keyword, "tags": keyword, INFO_FIELD: keyword,
+                "create_time": {"type": "long"}, "update_time": {"type": "long"},
+                TEXT_FIELD: {"type": "text", "analyzer": TEXT_ANALYZER},
+                VECTOR_FIELD: {
+                    "type": "knn_vector",
+                    "dimension": dimension,
+                    "method": {"name": "hnsw", "engine": "faiss", "space_type": space_type,
+                               "parameters": {"m": 16, "ef_construction": 128}},
+                },
+            },
+        },
+    }
+
+
+def info_pair(key: str, value: str) -> str:
+    """One info entry as an unambiguous keyword (JSON keeps "a=b"/"c" apart from "a"/"b=c")."""
+    return json.dumps([key, value], ensure_ascii=False, separators=(",", ":"))
+
+
+def compile_filter_dsl(node: FilterNode) -> dict[str, Any]:
+    """A FilterNode as an OpenSearch bool query with the same meaning as
+    FilterNode.matches: all of `all_of` and, when present, at least one of `any_of`.
+    Non-scoring (filter context), for use inside a knn or bool filter."""
+    clause: dict[str, Any] = {}
+    if node.all_of:
+        clause["filter"] = [_compile(item) for item in node.all_of]
+    if node.any_of:
+        clause["should"] = [_compile(item) for item in node.any_of]
+        clause["minimum_should_match"] = 1
+    return {"bool": clause}
+
+
+def _compile(item: Condition | FilterNode) -> dict[str, Any]:
+    if isinstance(item, FilterNode):
+        return compile_filter_dsl(item)
+    field, op, value = item.field, item.op, item.value
+    if field.startswith("info."):
+        key = field[5:]
+        if op == "eq":
+            return {"term": {INFO_FIELD: info_pair(key, value)}}
+        if op == "in":
+            return {"terms": {INFO_FIELD: [info_pair(key, v) for v in value]}}
+        raise FilterError(f"filter field '{field}' supports equality and 'in' only")
+    if field not in FILTER_FIELDS:
+        raise FilterError(f"unknown filter field '{field}'")
+    if op == "contains":
+        if field != "tags":
+            raise FilterError(f"filter field '{field}' does not support 'contains'")
+        return {"term": {"tags": value}}
+    if op == "eq":
+        return {"term": {field: value}}
+    if op == "in":
+        return {"terms": {field: list(value)}}
+    return {"range": {field: {op: value}}}
+
+
+def cosine_from_score(score: float, space_type: str) -> float:
+    """OpenSearch's k-NN score back to the cosine (vectors are unit length). cosinesimil:
+    score = (1 + cos) / 2. Faiss innerproduct: score = 1 + ip when ip ≥ 0, else 1 / (1 - ip)."""
+    if space_type == "cosinesimil":
+        cosine = 2.0 * score - 1.0
+    else:
+        cosine = score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
+    return min(1.0, max(-1.0, cosine))
+
+
+def document_id(tenant_id: str, memory_id: str) -> str:
+    """`<tenant>:<memory id>`, the tenant percent-encoded so that the first ':' splits."""
+    return f"{quote(tenant_id, safe='')}:{memory_id}"
+
+
+class OpenSearchMemoryIndex:
+    """Implements MemoryIndex. Only activated memories are indexed: upserting a memory
+    in any other status removes it.
+
+    `space_type` "innerproduct" is for domains older than OpenSearch 2.19, where Faiss has
+    no cosinesimil; vectors are unit length, so the ranking is the same."""
+
+    def __init__(self, client: OpenSearch, index_name: str, dimension: int, *,
+                 use_custom_ids: bool = True, space_type: str = "cosinesimil"):
+        if space_type not in SPACE_TYPES:
+            raise ValueError(f"space_type must be one of {SPACE_TYPES}, not {space_type!r}")
+        self._client = client
+        self._index = index_name
+        self._dimension = dimension
+        self._custom_ids = use_custom_ids
+        self._space_type = space_type
+
+    def ensure_index(self) -> None:
+        """Create the index if it is missing; refuse one built for other vectors (the
+        dimension is fixed at creation: a new embedding model needs a new index)."""
+        with _classified():
+            if self._client.indices.exists(index=self._index):
+                self._check_mapping()
+                return
+            try:
+                self._client.indices.create(
+                    index=self._index, body=index_body(self._dimension, self._space_type))
+            except RequestError as exc:
+                if exc.error != "resource_already_exists_exception":  # lost a creation race
+                    raise
+
+    def upsert(self, memories: Sequence[Memory], vectors: np.ndarray) -> None:
+        if not memories:
+            return
+        vectors = self._unit_rows(vectors, len(memories))
+        # An id repeated within one batch: the last occurrence wins, as in the local index.
+        latest = {(m.tenant_id, m.id): i for i, m in enumerate(memories)}
+        batch = [(memories[i], vectors[i]) for i in latest.values()]
+        active = [(m, v) for m, v in batch if m.status == MemoryStatus.activated]
+        if self._custom_ids:
+            actions = [self._index_action(m, v, document_id(m.tenant_id, m.id))
+                       for m, v in active]
+            actions += [self._delete_action(document_id(m.tenant_id, m.id))
+                        for m, _ in batch if m.status != MemoryStatus.activated]
+        else:
+            by_tenant: dict[str, list[str]] = {}
+            for memory, _ in batch:
+                by_tenant.setdefault(memory.tenant_id, []).append(memory.id)
+            stale = [doc for tenant, ids in by_tenant.items()
+                     for doc in self._stored_documents(tenant, ids)]
+            actions = [self._delete_action(doc) for doc in stale]
+            actions += [self._index_action(m, v, None) for m, v in active]
+        self._bulk(actions)
+
+    def remove(self, tenant_id: str, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        if self._custom_ids:
+            documents = [document_id(tenant_id, memory_id) for memory_id in ids]
+        else:
+            documents = self._stored_documents(tenant_id, ids)
+        self._bulk([self._delete_action(doc) for doc in documents])
+
+    def search(
+        self,
+        tenant_id: str,
+        user_id: str,
+        vector: np.ndarray,
+        text: str,
+        k: int,
+        types: Sequence[MemoryType],
+        where: FilterNode | None = None,
+    ) -> list[IndexHit]:
+        """Candidates from the top max(4k, 50) by cosine and the top max(4k, 50) by BM25,
+        each with both scores, best cosine first."""
+        wanted = sorted({MemoryType(t).value for t in types})
+        if k <= 0 or not wanted:
+            return []
+        query = self._unit_rows(np.asarray(vector).reshape(1, -1), 1)[0].tolist()
+        limit = max(k * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
+        scope = [{"term": {"tenant_id": tenant_id}}, {"term": {"user_id": user_id}},
+                 {"terms": {"memory_type": wanted}}]
+        if where is not None:
+            scope.append(compile_filter_dsl(where))
+        lexical_too = bool(text.strip())
+
+        first = [self._dense_search(query, limit, scope)]
+        if lexical_too:
+            first.append(self._lexical_search(text, limit, scope))
+        found = self._msearch(first)
+        dense = self._dense_scores(found[0])
+        lexical = _best_scores(found[1]) if lexical_too else {}
+
+        # Score each list's ids on the other signal: a keyword match that ranked low on
+        # cosine still needs its cosine for fusion, and the reverse.
+        lacking_dense = [i for i in lexical if i not in dense]
+        lacking_lexical = [i for i in dense if i not in lexical] if lexical_too else []
+        second = {}
+        if lacking_dense:
+            second["dense"] = self._dense_search(
+                query, len(lacking_dense), [*scope, {"terms": {"memory_id": lacking_dense}}])
+        if lacking_lexical:
+            second["lexical"] = self._lexical_search(
+                text, len(lacking_lexical), [*scope, {"terms": {"memory_id": lacking_lexical}}])
+        answers = dict(zip(second, self._msearch(list(second.values())), strict=True)) \
+            if second else {}
+        if "dense" in answers:
+            dense.update(self._dense_scores(answers["dense"]))
+        if "lexical" in answers:
+            lexical.update(_best_scores(answers["lexical"]))
+
+        # A lexical hit whose cosine did not come back was removed between the two
+        # searches: it is left out rather than given a made-up cosine.
+        hits = [IndexHit(id=i, dense=d, lexical=lexical.get(i, 0.0)) for i, d in dense.items()]
+        hits.sort(key=lambda hit: (-hit.dense, hit.id))
+        return hits
+
+    # --- requests -------------------------------------------------------------------
+    def _dense_search(self, query: list[float], size: int, scope: list[dict]) -> dict[str, Any]:
+        # The filter sits inside the knn clause (efficient filtering), never in a
+        # post_filter, which would drop hits after the top k had been chosen.
+        return {"size": size, "_source": ["memory_id"], "query": {"knn": {VECTOR_FIELD: {
+            "vector": query, "k": size, "filter": {"bool": {"filter": scope}}}}}}
+
+    @staticmethod
+    def _lexical_search(text: str, size: int, scope: list[dict]) -> dict[str, Any]:
+        return {"size": size, "_source": ["memory_id"], "query": {"bool": {
+            "must": [{"match": {TEXT_FIELD: text}}], "filter": scope}}}
+
+    def _msearch(self, searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        body: list[dict[str, Any]] = []
+        for search in searches:
+            body += [{}, search]
+        with _classified():
+            responses = self._client.msearch(body=body, index=self._index)["responses"]
+        for response in responses:
+            if "error" in response:
+                status = response.get("status", 500)
+                message = f"OpenSearch search failed ({status}): {response['error']}"
+                raise RetryableError(message) if _retryable(status) else PermanentError(message)
+        return responses
+
+    def _dense_scores(self, response: dict[str, Any]) -> dict[str, float]:
+        return {memory_id: cosine_from_score(score, self._space_type)
+                for memory_id, score in _best_scores(response).items()}
+
+    def _stored_documents(self, tenant_id: str, ids: Sequence[str]) -> list[str]:
+        """Document ids of these memories, for an index whose ids are generated."""
+        documents: list[str] = []
+        for chunk in _chunks(list(dict.fromkeys(ids)), LOOKUP_CHUNK):
+            body = {"size": LOOKUP_SIZE, "_source": False, "query": {"bool": {"filter": [
+                {"term": {"tenant_id": tenant_id}}, {"terms": {"memory_id": chunk}}]}}}
+            with _classified():
+                response = self._client.search(index=self._index, body=body)
+            documents += [hit["_id"] for hit in response["hits"]["hits"]]
+        return documents
+
+    def _index_action(self, memory: Memory, vector: np.ndarray,
+                      doc_id: str | None) -> dict[str, Any]:
+        action = {"_op_type": "index", "_index": self._index,
+                  "_source": memory_document(memory, vector)}
+        if doc_id is not None:
+            action["_id"] = doc_id
+        return action
+
+    def _delete_action(self, doc_id: str) -> dict[str, Any]:
+        return {"_op_type": "delete", "_index": self._index, "_id": doc_id}
+
+    def _bulk(self, actions: list[dict[str, Any]]) -> None:
+        if not actions:
+            return
+        with _classified():
+            _, errors = helpers.bulk(
+                self._client, actions, chunk_size=BULK_CHUNK_DOCS,
+                max_chunk_bytes=BULK_CHUNK_BYTES, max_retries=BULK_RETRIES,
+                initial_backoff=BULK_BACKOFF_SECONDS,
+                raise_on_error=False)
+        failures = [item for error in errors for op, item in error.items()
+                    if not (op == "delete" and item.get("status") == 404)]  # already gone
+        if failures:
+            message = (f"OpenSearch refused {len(failures)} of {len(actions)} writes; first: "
+                       f"{failures[0].get('status')} {failures[0].get('error')}")
+            if all(_retryable(f.get("status", 500)) for f in failures):
+                raise RetryableError(message)
+            raise PermanentError(message)
+
+    def _check_mapping(self) -> None:
+        mappings = self._client.indices.get_mapping(index=self._index)
+        properties = next(iter(mappings.values()))["mappings"].get("properties", {})
+        field = properties.get(VECTOR_FIELD, {})
+        dimension = field.get("dimension")
+        space_type = field.get("space_type") or field.get("method", {}).get("space_type")
+        if (dimension, space_type) != (self._dimension, self._space_type):
+            raise ValueError(
+                f"index {self._index} holds {dimension}-dimension {space_type} vectors; this "
+                f"deployment writes {self._dimension}-dimension {self._space_type}: a new "
+                f"embedding model needs a new index")
+
+    def _unit_rows(self, vectors: np.ndarray, expected_rows: int) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (expected_rows, self._dimension):
+            raise ValueError(f"expected {expected_rows} vectors of {self._dimension} "
+                             f"dimensions, got shape {vectors.shape}")
+        if not np.isfinite(vectors).all():
+            raise ValueError("vectors contain NaN or infinity")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if not norms.all():
+            raise ValueError("a zero vector has no cosine with anything")
+        return vectors / norms
+
+
+def memory_document(memory: Memory, vector: np.ndarray) -> dict[str, Any]:
+    """What the index stores for a memory (its vector unit length already)."""
+    doc: dict[str, Any] = {
+        "memory_id": memory.id,
+        "tenant_id": memory.tenant_id,
+        "user_id": memory.user_id,
+        "memory_type": memory.memory_type.value,
+        "tags": list(memory.tags),
+        INFO_FIELD: [info_pair(k, v) for k, v in sorted(memory.info.items())],
+        "create_time": memory.create_time,
+        "update_time": memory.update_time,
+        TEXT_FIELD: memory.index_text,
+        VECTOR_FIELD: vector.tolist(),
+    }
+    for name in ("agent_id", "app_id", "conversation_id"):
+        if getattr(memory, name) is not None:
+            doc[name] = getattr(memory, name)
+    return doc
+
+
+def _best_scores(response: dict[str, Any]) -> dict[str, float]:
+    """memory_id → score; with generated ids a memory may briefly have two documents."""
+    scores: dict[str, float] = {}
+    for hit in response["hits"]["hits"]:
+        memory_id = hit["_source"]["memory_id"]
+        scores[memory_id] = max(scores.get(memory_id, float("-inf")), float(hit["_score"]))
+    return scores
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _retryable(status: Any) -> bool:
+    return status == 429 or (isinstance(status, int) and status >= 500)
+
+
+@contextmanager
+def _classified() -> Iterator[None]:
+    """Transport failures worth retrying become RetryableError (for the state machine's
+    Retry); a 4xx is a bug in the request and goes up as it is."""
+    try:
+        yield
+    except TransportConnectionError as exc:  # includes timeouts
+        raise RetryableError(f"OpenSearch unreachable: {exc}") from exc
+    except TransportError as exc:
+        if _retryable(exc.status_code):
+            raise RetryableError(f"OpenSearch busy or failing ({exc.status_code}): "
+                                 f"{exc.error}") from exc
+        raise
+
+
+def opensearch_client(endpoint: str, region: str, service: str) -> OpenSearch:
+    """A SigV4-signing client: service "es" for a managed domain, "aoss" for Serverless.
+    `endpoint` is the domain or collection endpoint, with or without https://."""
+    if service not in ("es", "aoss"):
+        raise ValueError(f"service must be 'es' or 'aoss', not {service!r}")
+    url = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        raise ValueError("no AWS credentials to sign OpenSearch requests with")
+    return OpenSearch(
+        hosts=[{"host": url.hostname, "port": url.port or 443}],
+        http_auth=Urllib3AWSV4SignerAuth(credentials, region, service),
+        use_ssl=True,
+        verify_certs=True,
+        connection_class=Urllib3HttpConnection,
+        timeout=10,
+        max_retries=2,
+        retry_on_timeout=True,
+    )

@@ -1,0 +1,239 @@
+"""The AWS profile's factory: the AWS adapters wired into the same services
+`engram serve` runs, built once per cold start.
+
+Clients are made on first use, so an invocation pays only for what it calls: the
+authorizer never creates an S3, Step Functions or OpenSearch client, and a step that
+does not search never checks the OpenSearch index.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engram.aws.intake import IdempotentIntake, Intake
+from engram.aws.settings import AwsSettings
+from engram.errors import EngramError
+from engram.models.domain import Memory, MemoryType
+from engram.models.filters import FilterNode
+from engram.ports import Embedder, IndexHit, MemoryIndex
+from engram.services.container import Services
+from engram.services.extraction import RuleBasedExtractor
+from engram.services.ingest import IngestService
+from engram.services.keys import ApiKeyService
+from engram.services.memories import MemoryService
+from engram.services.pipeline import PipelineDeps, run_pipeline
+from engram.services.search import SearchService
+from engram.services.tasks import TaskService
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+
+class ConfigurationError(EngramError):
+    """The function's environment asks for something this build cannot do."""
+
+
+class LazyClient:
+    """Stands in for a client and creates it on first attribute access."""
+
+    def __init__(self, create: Callable[[], Any]):
+        self._create = create
+        self._client: Any = None
+        self._lock = threading.Lock()  # the Bedrock embedder calls from a thread pool
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._create()
+        return getattr(self._client, name)
+
+
+@dataclass
+class AwsClients:
+    """The outside systems' clients. `from_settings` makes each lazily; a test passes
+    its own (moto's boto3 clients, an OpenSearch client aimed at a local fake)."""
+
+    s3: Any
+    dynamodb: Any  # the boto3 DynamoDB *resource* (the stores take Table objects)
+    dynamodb_client: Any  # the low-level client, for Powertools idempotency
+    stepfunctions: Any
+    bedrock_runtime: Any
+    opensearch: Any
+
+    @classmethod
+    def from_settings(cls, settings: AwsSettings) -> AwsClients:
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.session.Session(region_name=settings.region)
+        # Fail fast and let the caller's retry policy (the ASL, SQS) take over.
+        config = Config(connect_timeout=5, read_timeout=30,
+                        retries={"mode": "standard", "max_attempts": 3})
+
+        def client(service: str) -> LazyClient:
+            return LazyClient(lambda: session.client(service, config=config))
+
+        def search_client() -> Any:
+            from engram.adapters.opensearch_index import opensearch_client
+
+            if not settings.opensearch.endpoint:
+                raise ConfigurationError("ENGRAM_OPENSEARCH_ENDPOINT is not set")
+            return opensearch_client(settings.opensearch.endpoint, settings.region,
+                                     settings.opensearch.service)
+
+        return cls(
+            s3=client("s3"),
+            dynamodb=LazyClient(lambda: session.resource("dynamodb", config=config)),
+            dynamodb_client=client("dynamodb"),
+            stepfunctions=client("stepfunctions"),
+            bedrock_runtime=client("bedrock-runtime"),
+            opensearch=LazyClient(search_client),
+        )
+
+
+class IndexOnFirstUse:
+    """The OpenSearch index, created (if missing) before its first use in this process
+    rather than at cold start: parse, extract and mark-failed never touch it."""
+
+    def __init__(self, create: Callable[[], Any]):
+        self._create = create
+        self._index: Any = None
+
+    def _ready(self) -> Any:
+        if self._index is None:
+            index = self._create()
+            index.ensure_index()
+            self._index = index
+        return self._index
+
+    def upsert(self, memories: Sequence[Memory], vectors: np.ndarray) -> None:
+        self._ready().upsert(memories, vectors)
+
+    def remove(self, tenant_id: str, ids: Sequence[str]) -> None:
+        self._ready().remove(tenant_id, ids)
+
+    def search(self, tenant_id: str, user_id: str, vector: np.ndarray, text: str, k: int,
+               types: Sequence[MemoryType], where: FilterNode | None = None) -> list[IndexHit]:
+        return self._ready().search(tenant_id, user_id, vector, text, k, types, where)
+
+
+def default_embedder(settings: AwsSettings, clients: AwsClients) -> Embedder:
+    embedding = settings.embedding
+    if embedding.provider == "bedrock":
+        from engram.adapters.bedrock_embedder import BedrockEmbedder
+
+        return BedrockEmbedder(clients.bedrock_runtime, embedding.model_id, embedding.dimension)
+    raise ConfigurationError(
+        f"embedding provider '{embedding.provider}' has no adapter in this build yet; "
+        "use EmbeddingProvider=bedrock")
+
+
+@dataclass
+class AwsRuntime:
+    """What one cold start serves: the API's services and the pipeline's dependencies
+    (the same objects underneath), plus the intake the queue consumers use."""
+
+    settings: AwsSettings
+    clients: AwsClients
+    services: Services
+    pipeline: PipelineDeps
+
+    @cached_property
+    def api(self) -> APIGatewayRestResolver:
+        from engram.api.app import create_app  # only the API function pays for the routes
+
+        return create_app(self.services)
+
+    @cached_property
+    def intake(self) -> IdempotentIntake:
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        def store() -> DynamoDBPersistenceLayer:
+            return DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table,
+                                            boto3_client=self.clients.dynamodb_client)
+
+        plain = Intake(ingest=self.services.ingest, objects=self.pipeline.objects,
+                       tasks=self.pipeline.tasks, bucket=self.settings.bucket)
+        return IdempotentIntake(plain, inbox_store=store(), queue_store=store(),
+                                expires_after_seconds=self.settings.idempotency_seconds)
+
+
+def build_api_key_service(settings: AwsSettings,
+                          clients: AwsClients | None = None) -> ApiKeyService:
+    """All the authorizer needs: one DynamoDB table."""
+    from engram.adapters.dynamodb_tables import DynamoApiKeyStore
+
+    clients = clients or AwsClients.from_settings(settings)
+    return ApiKeyService(DynamoApiKeyStore(clients.dynamodb.Table(settings.api_keys_table)))
+
+
+def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = None,
+                       clients: AwsClients | None = None) -> AwsRuntime:
+    from engram.adapters.dynamodb_tables import DynamoRecordStore, DynamoTaskStore
+    from engram.adapters.opensearch_index import OpenSearchMemoryIndex
+    from engram.adapters.s3_object_store import S3ObjectStore
+    from engram.adapters.sfn_workflow import StepFunctionsWorkflow
+
+    clients = clients or AwsClients.from_settings(settings)
+    embedder = embedder or default_embedder(settings, clients)
+    objects = S3ObjectStore(clients.s3, settings.bucket)
+    tasks = DynamoTaskStore(clients.dynamodb.Table(settings.tasks_table))
+    records = DynamoRecordStore(clients.dynamodb.Table(settings.records_table))
+    search = settings.opensearch
+    index: MemoryIndex = IndexOnFirstUse(lambda: OpenSearchMemoryIndex(
+        clients.opensearch, search.index, embedder.dimension,
+        use_custom_ids=search.use_custom_ids, space_type=search.space_type))
+    pipeline = PipelineDeps(objects=objects, tasks=tasks, memories=records, index=index,
+                            embedder=embedder, extractor=RuleBasedExtractor())
+    services = Services(
+        # async_mode (the default) starts the state machine; async_mode false runs the
+        # same four steps inline in the API call, as `engram serve` does.
+        ingest=IngestService(
+            objects=objects, tasks=tasks, messages=records, memories=records, index=index,
+            embedder=embedder,
+            workflow=StepFunctionsWorkflow(clients.stepfunctions, settings.state_machine_arn),
+            run_now=partial(run_pipeline, pipeline), limits=settings.limits),
+        search=SearchService(memories=records, index=index, embedder=embedder),
+        memories=MemoryService(memories=records, messages=records, index=index,
+                               embedder=embedder, objects=objects),
+        tasks=TaskService(tasks),
+        keys=build_api_key_service(settings, clients),
+    )
+    return AwsRuntime(settings=settings, clients=clients, services=services, pipeline=pipeline)
+
+
+_lock = threading.Lock()
+_runtime: AwsRuntime | None = None
+_keys: ApiKeyService | None = None
+
+
+def aws_runtime() -> AwsRuntime:
+    """This cold start's runtime, built from the environment on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = build_aws_services(AwsSettings.from_env())
+        return _runtime
+
+
+def api_key_service() -> ApiKeyService:
+    global _keys
+    with _lock:
+        if _keys is None:
+            _keys = build_api_key_service(AwsSettings.from_env())
+        return _keys
+
+
+def install(runtime: AwsRuntime | None) -> None:
+    """Use this runtime instead of building one from the environment (tests: moto
+    clients, a fake OpenSearch, a hashing embedder). None forgets it."""
+    global _runtime, _keys
+    with _lock:
+        _runtime, _keys = runtime, runtime.services.keys if runtime else None

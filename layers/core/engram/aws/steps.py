@@ -1,0 +1,72 @@
+"""The pipeline steps as state machine tasks: a TaskRef in, the same TaskRef out, never
+a document (a state's payload is capped at 256 KiB).
+
+Errors are named for the ASL, which matches names exactly: a transient failure leaves as
+`RetryableError` (retried with backoff), anything else under its own name (caught, and
+the task is marked failed with the reason by `mark_step_failed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engram.aws.events import FailedStepInput
+from engram.aws.observability import count
+from engram.errors import RetryableError
+from engram.models.domain import TaskRef
+from engram.services.pipeline import PipelineDeps, mark_failed
+
+Step = Callable[[PipelineDeps, TaskRef], TaskRef]
+
+TRANSIENT_AWS_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException", "RequestLimitExceeded", "SlowDown",
+    "InternalError", "InternalFailure", "InternalServerError", "InternalServerException",
+    "ServiceUnavailable", "ServiceUnavailableException", "ModelNotReadyException",
+    "ModelTimeoutException", "TransactionInProgressException",
+})
+TRANSIENT_HTTP_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def is_transient(error: BaseException) -> bool:
+    """Throttling, 5xx and connection failures of AWS and OpenSearch calls."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as AwsConnectionError
+
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in TRANSIENT_AWS_CODES or status in TRANSIENT_HTTP_STATUS
+    if isinstance(error, (AwsConnectionError, HTTPClientError)):
+        return True
+    try:
+        from opensearchpy.exceptions import ConnectionError as SearchConnectionError
+        from opensearchpy.exceptions import TransportError
+    except ImportError:  # pragma: no cover - opensearch-py ships in the layer
+        return False
+    if isinstance(error, SearchConnectionError):  # includes ConnectionTimeout
+        return True
+    return isinstance(error, TransportError) and error.status_code in TRANSIENT_HTTP_STATUS
+
+
+def run_step(step: Step, deps: PipelineDeps, event: dict[str, Any]) -> dict[str, Any]:
+    ref = TaskRef.model_validate(event)
+    try:
+        return step(deps, ref).model_dump()
+    except RetryableError as error:
+        if type(error) is RetryableError:
+            raise
+        raise RetryableError(error.message) from error  # a subclass' name would not match
+    except Exception as error:
+        if is_transient(error):
+            raise RetryableError(f"{type(error).__name__}: {error}") from error
+        raise
+
+
+def mark_step_failed(deps: PipelineDeps, event: dict[str, Any]) -> dict[str, Any]:
+    """The Catch target: the task row says failed, which step, and why."""
+    failed = FailedStepInput.model_validate(event)
+    mark_failed(deps, failed.ref(), failed.error.as_exception())
+    count("TasksFailed")
+    return failed.ref().model_dump()

@@ -1,0 +1,329 @@
+"""Contracts between template.yaml, statemachine/ingest.asl.json, events/, functions/,
+samconfig.toml and the code: the template lints (cfn-lint, and `sam validate --lint` from
+the SAM CLI in .venv-sam), every ${…} of the ASL is substituted, every events/ file
+parses with the model its function reads, and the tables are declared as the adapters
+define them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventModel,
+    SqsModel,
+)
+from aws_lambda_powertools.utilities.parser.models.apigw import ApiGatewayAuthorizerRequest
+from cfnlint.api import lint_file
+from cfnlint.decode import decode
+from pydantic import BaseModel
+
+from engram.adapters.dynamodb_tables import table_definitions
+from engram.aws.events import FailedStepInput, IngestQueueRecord, UploadQueueRecord
+from engram.aws.settings import AwsSettings
+from engram.models.api import AddMessageRequest, SearchRequest, TaskStatusRequest
+from engram.models.domain import TaskRef
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+ASL = ROOT / "statemachine" / "ingest.asl.json"
+EVENTS = ROOT / "events"
+FUNCTIONS = ROOT / "functions"
+SAM_SETUP = ROOT / "scripts" / "setup_sam_venv.sh"
+SAM_VENV = Path(os.environ.get("ENGRAM_SAM_VENV", ROOT / ".venv-sam"))
+SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+STEPS = ("Parse", "Extract", "Dedupe", "Index")
+RETRIED_LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException",
+                         "Lambda.SdkClientException", "Lambda.TooManyRequestsException"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    decoded, problems = decode(TEMPLATE)
+    assert not problems, problems
+    return decoded
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+# --- linting -------------------------------------------------------------------------------
+
+def test_cfn_lint_finds_nothing():
+    matches = lint_file(TEMPLATE)
+    assert not matches, "\n".join(str(m) for m in matches)
+
+
+@pytest.fixture(scope="module")
+def sam() -> Path:
+    """.venv-sam's `sam`, the venv made (or found up to date) first. A failed setup
+    fails the test: never a skip."""
+    proc = subprocess.run(["bash", str(SAM_SETUP)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/setup_sam_venv.sh failed (exit {proc.returncode})\n"
+                    f"{proc.stdout}\n{proc.stderr}", pytrace=False)
+    return SAM_VENV / "bin" / "sam"
+
+
+@pytest.mark.slow
+def test_sam_validate_lint_passes(sam, tmp_path):
+    # No credentials and no network are needed; a region is (for the translator).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(SAM_CLI_TELEMETRY="0", AWS_DEFAULT_REGION="us-east-1", HOME=str(tmp_path))
+    proc = subprocess.run([str(sam), "validate", "--lint", "--template-file", str(TEMPLATE)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    assert "is a valid SAM Template" in proc.stdout + proc.stderr
+
+
+# --- the state machine -----------------------------------------------------------------------
+
+def test_every_asl_substitution_is_defined_and_every_definition_used(template):
+    (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
+    props = machine["Properties"]
+    assert props["DefinitionUri"] == "statemachine/ingest.asl.json"
+    assert props["Type"] == "STANDARD"  # exactly-once steps; Express has no .sync/callbacks
+    used = set(SUBSTITUTION.findall(ASL.read_text()))
+    defined = set(props["DefinitionSubstitutions"])
+    assert used == defined, {"undefined": used - defined, "unused": defined - used}
+    for name, value in props["DefinitionSubstitutions"].items():
+        if name.endswith("FunctionArn"):
+            target = value["Fn::GetAtt"][0]
+            assert template["Resources"][target]["Type"] == "AWS::Serverless::Function"
+            invoke = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in props["Policies"]}
+            assert target in invoke, f"the state machine may not invoke {target}"
+
+
+def substituted_asl() -> dict[str, Any]:
+    text = SUBSTITUTION.sub(lambda m: "2" if m.group(1) == "RetryIntervalSeconds"
+                            else f"arn:aws:lambda:us-east-1:123456789012:function:{m.group(1)}",
+                            ASL.read_text())
+    return json.loads(text)
+
+
+def test_steps_pass_pointers_retry_transient_errors_and_catch_the_rest():
+    asl = substituted_asl()
+    states = asl["States"]
+    chain, name = [], asl["StartAt"]
+    while name:
+        chain.append(name)
+        name = states[name].get("Next")
+    assert chain == list(STEPS)
+    for step in STEPS:
+        state = states[step]
+        # The whole state input (the TaskRef) is the payload; the output is the payload.
+        assert state["Parameters"]["Payload.$"] == "$" and state["OutputPath"] == "$.Payload"
+        retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
+        assert {"RetryableError"} | RETRIED_LAMBDA_ERRORS <= retried, step
+        assert "PermanentError" not in retried and "States.ALL" not in retried
+        assert all(r.get("BackoffRate", 1) >= 2 or r["MaxAttempts"] <= 1
+                   for r in state["Retry"])
+        (catch,) = state["Catch"]
+        assert catch == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                         "Next": "MarkFailed"}
+    assert states["MarkFailed"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
+
+
+def test_serverless_security_policies_are_json_naming_the_collection(template):
+    policies = {**resources_of(template, "AWS::OpenSearchServerless::SecurityPolicy"),
+                **resources_of(template, "AWS::OpenSearchServerless::AccessPolicy")}
+    assert len(policies) == 3  # encryption, network, data access
+    for name, resource in policies.items():
+        text = resource["Properties"]["Policy"]["Fn::Sub"]
+        policy = json.loads(SUBSTITUTION.sub("x", text))
+        assert "collection/${OpenSearchCollectionName}" in text, name
+        assert policy, name
+
+
+def test_bucket_sends_inbox_events_to_the_upload_queue(template):
+    from engram.aws.intake import INBOX_PREFIX
+
+    bucket = template["Resources"]["IngestBucket"]["Properties"]
+    (route,) = bucket["NotificationConfiguration"]["QueueConfigurations"]
+    assert route["Queue"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
+    assert route["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": INBOX_PREFIX}]
+    consumer = template["Resources"]["UploadReceivedFunction"]["Properties"]["Events"]
+    (source,) = consumer.values()
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["UploadQueue", "Arn"]}
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+# --- tables ------------------------------------------------------------------------------------
+
+TABLE_RESOURCES = {"tasks": "TasksTable", "api_keys": "ApiKeysTable", "records": "RecordsTable"}
+
+
+@pytest.mark.parametrize("table, resource", TABLE_RESOURCES.items())
+def test_tables_are_declared_as_the_adapters_define_them(template, table, resource):
+    declared = template["Resources"][resource]["Properties"]
+    for name, value in table_definitions()[table].items():
+        assert declared.get(name) == value, f"{resource}.{name}"
+
+
+def test_idempotency_table_has_powertools_layout(template):
+    declared = template["Resources"]["IdempotencyTable"]["Properties"]
+    assert declared["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert declared["TimeToLiveSpecification"] == {"AttributeName": "expiration",
+                                                   "Enabled": True}
+
+
+# --- functions, settings, layer --------------------------------------------------------------
+
+def function_dirs() -> list[str]:
+    return sorted(p.name for p in FUNCTIONS.iterdir() if (p / "app.py").is_file())
+
+
+def test_every_function_folder_is_deployed_and_has_events(template):
+    deployed = {r["Properties"]["CodeUri"].strip("/").removeprefix("functions/"):
+                r["Properties"]["Handler"]
+                for r in resources_of(template, "AWS::Serverless::Function").values()}
+    assert sorted(deployed) == function_dirs()
+    assert set(deployed.values()) == {"app.lambda_handler"}
+    for name in function_dirs():
+        assert list((EVENTS / name).glob("*.json")), f"events/{name}/ has no scenario"
+        lines = (FUNCTIONS / name / "app.py").read_text().splitlines()
+        assert len(lines) <= 45, f"functions/{name}/app.py is no longer a thin handler"
+        assert "boto3" not in "\n".join(lines), f"functions/{name}/app.py calls AWS itself"
+
+
+class RecordingEnv(Mapping[str, str]):
+    """An environment that remembers which variables were asked for; it holds only
+    what validation needs (a region, table and bucket names)."""
+
+    def __init__(self) -> None:
+        self.asked: set[str] = set()
+
+    def _value(self, key: str) -> str | None:
+        if key == "AWS_REGION":
+            return "us-east-1"
+        return "x" if key.endswith(("_TABLE", "_BUCKET")) else None
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        value = self._value(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def test_every_variable_the_template_sets_is_read_by_the_settings(template):
+    env = RecordingEnv()
+    AwsSettings.from_env(env)
+    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    for function in resources_of(template, "AWS::Serverless::Function").values():
+        variables.update(function["Properties"].get("Environment", {}).get("Variables", {}))
+    engram = {name for name in variables if name.startswith("ENGRAM_")}
+    assert engram <= env.asked, f"set but never read: {engram - env.asked}"
+    required = {f"ENGRAM_{n}" for n in ("TASKS_TABLE", "API_KEYS_TABLE", "RECORDS_TABLE",
+                                        "IDEMPOTENCY_TABLE", "BUCKET")}
+    assert required <= engram
+
+
+def test_layer_is_built_from_layers_core_for_the_functions_runtime(template):
+    (layer,) = resources_of(template, "AWS::Serverless::LayerVersion").values()
+    runtime = template["Globals"]["Function"]["Runtime"]
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/core"
+    assert layer["Metadata"]["BuildMethod"] == runtime
+    assert runtime in layer["Properties"]["CompatibleRuntimes"]
+    requirements = (ROOT / "layers" / "core" / "requirements.txt").read_text().lower()
+    packages = {re.split(r"[\[=<>~ ]", line)[0] for line in requirements.splitlines()
+                if line.strip() and not line.startswith("#")}
+    assert {"aws-lambda-powertools", "pydantic", "numpy", "opensearch-py", "requests",
+            "openai"} <= packages
+    assert not packages & {"torch", "sentence-transformers", "boto3", "moto"}
+
+
+def test_samconfig_has_three_environments_of_known_parameters(template):
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert {"default", "dev", "prod"} <= set(config)
+    known = set(template["Parameters"])
+    for env in ("default", "dev", "prod"):
+        overrides = config[env]["deploy"]["parameters"]["parameter_overrides"]
+        names = set(re.findall(r'(\w+)="', overrides))
+        assert names and names <= known, f"{env}: unknown {names - known}"
+        assert "ProviderApiKeySecretArn" not in names  # no secrets, not even their ARNs
+
+
+# --- events ----------------------------------------------------------------------------------
+
+class ApiEventWithTenant(APIGatewayProxyEventModel):
+    """A REST proxy event as the API function receives it behind the authorizer."""
+
+    def tenant(self) -> str | None:
+        return (self.model_extra or {}).get("tenant") or None
+
+
+class UploadQueueEvent(SqsModel):
+    Records: list[UploadQueueRecord]  # type: ignore[assignment]
+
+
+API_BODIES: dict[str, type[BaseModel]] = {"/v1/add/message": AddMessageRequest,
+                                          "/v1/search/memory": SearchRequest,
+                                          "/v1/get/status": TaskStatusRequest}
+# Scenarios that are invalid on purpose, and which part is.
+INVALID = {("api", "add_message_invalid"): "body",
+           ("ingest_queue", "batch_with_invalid_job"): "record 1"}
+
+
+def event_files() -> list[tuple[str, str]]:
+    return sorted((p.parent.name, p.stem) for p in EVENTS.glob("*/*.json"))
+
+
+@pytest.mark.parametrize("function, scenario", event_files())
+def test_every_event_parses_with_its_model(function, scenario):
+    event = json.loads((EVENTS / function / f"{scenario}.json").read_text())
+    invalid = INVALID.get((function, scenario))
+    if function == "api":
+        parsed = APIGatewayProxyEventModel.model_validate(event)
+        authorizer = event["requestContext"]["authorizer"]
+        if scenario != "no_authorizer_context":
+            assert authorizer["tenant_id"] and authorizer["principalId"] == authorizer["tenant_id"]
+        if parsed.body is not None:
+            model = API_BODIES[parsed.path]
+            if invalid:
+                with pytest.raises(ValueError):
+                    model.model_validate_json(parsed.body)
+            else:
+                model.model_validate_json(parsed.body)
+    elif function == "authorizer":
+        ApiGatewayAuthorizerRequest.model_validate(event)
+    elif function == "upload_received":
+        UploadQueueEvent.model_validate(event)
+    elif function == "ingest_queue":
+        SqsModel.model_validate(event)
+        for i, record in enumerate(event["Records"]):
+            if invalid == f"record {i}":
+                with pytest.raises(ValueError):
+                    IngestQueueRecord.model_validate(record)
+            else:
+                IngestQueueRecord.model_validate(record)
+    elif function == "mark_failed":
+        FailedStepInput.model_validate(event)
+    else:
+        assert function in ("parse", "extract", "dedupe", "index"), function
+        TaskRef.model_validate(event)
+
+
+def test_every_function_has_a_model_for_its_events():
+    assert {f for f, _ in event_files()} == set(function_dirs())

@@ -1,0 +1,279 @@
+"""The AWS profile in one process, for the handler, state machine and end-to-end tests:
+moto for S3, SQS, DynamoDB and Step Functions, the fake OpenSearch on 127.0.0.1, the
+hashing embedder instead of Bedrock, and the real handlers of functions/<name>/app.py.
+
+`moto_stack(execute=True)` also runs the state machine in moto's ASL interpreter, with
+its Lambda tasks dispatched to our handlers (feasibility §1d: moto's simple Lambda
+backend only echoes its input, so `invoke` is patched; this touches a moto internal,
+which is why moto is pinned to 5.2.5)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from opensearchpy import OpenSearch
+from tests.fakes.aws import REGION, create_tables
+from tests.fakes.embedder import HashingEmbedder
+from tests.fakes.opensearch_server import FakeOpenSearch
+
+from engram.aws import runtime as aws_runtime_module
+from engram.aws.runtime import AwsClients, AwsRuntime, build_aws_services
+from engram.aws.settings import AwsSettings, EmbeddingSettings, OpenSearchSettings
+from engram.models.domain import Task
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+ASL = ROOT / "statemachine" / "ingest.asl.json"
+ACCOUNT = "123456789012"
+BUCKET = "engram-ingestbucket-example"  # the bucket the events/ files name
+API_KEY = "eng_example-key-for-tenant-a-0123456789"  # the key events/ sends for tenant-a
+TENANT = "tenant-a"
+STEP_FUNCTIONS = ("parse", "extract", "dedupe", "index", "mark_failed")
+FUNCTION_PREFIX = "engram-test-"
+SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+POWERTOOLS_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "engram",
+    "POWERTOOLS_METRICS_NAMESPACE": "EngramTest",
+    "POWERTOOLS_TRACE_DISABLED": "1",
+    "POWERTOOLS_DEV": "0",
+    "AWS_LAMBDA_FUNCTION_NAME": "engram-test",
+}
+
+
+def load_event(function: str, scenario: str) -> dict[str, Any]:
+    return json.loads((EVENTS / function / f"{scenario}.json").read_text())
+
+
+_handlers: dict[str, ModuleType] = {}
+
+
+def handler_module(function: str) -> ModuleType:
+    """functions/<function>/app.py, imported under a name of its own (every handler
+    module is called `app`, as Lambda loads it)."""
+    if function not in _handlers:
+        path = ROOT / "functions" / function / "app.py"
+        spec = importlib.util.spec_from_file_location(f"engram_functions.{function}.app", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _handlers[function] = module
+    return _handlers[function]
+
+
+@dataclass
+class LambdaContext:
+    """What Powertools reads from the Lambda context."""
+
+    function_name: str = "engram-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:engram-test"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/engram-test"
+    log_stream_name: str = "2026/11/21/[$LATEST]test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def invoke(function: str, event: dict[str, Any]) -> Any:
+    """Call a function's real `lambda_handler`, as the Lambda runtime would."""
+    return handler_module(function).lambda_handler(event, LambdaContext(function_name=function))
+
+
+def state_machine_definition(substitutions: dict[str, str]) -> str:
+    """The ASL with its ${…} substituted, as CloudFormation does (text in, text out); an
+    unknown name is an error, never left in place."""
+    text = ASL.read_text()
+    missing = sorted(set(SUBSTITUTION.findall(text)) - set(substitutions))
+    if missing:
+        raise KeyError(f"no substitution for {missing}")
+    definition = SUBSTITUTION.sub(lambda m: str(substitutions[m.group(1)]), text)
+    json.loads(definition)  # the result must be JSON
+    return definition
+
+
+def local_substitutions(retry_interval_seconds: int = 1) -> dict[str, str]:
+    """What the template substitutes, for this test stack (fast retries)."""
+    arns = {f"{''.join(p.title() for p in name.split('_'))}FunctionArn":
+            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION_PREFIX}{name}"
+            for name in STEP_FUNCTIONS}
+    return {**arns, "RetryIntervalSeconds": str(retry_interval_seconds)}
+
+
+@dataclass
+class MotoStack:
+    settings: AwsSettings
+    clients: AwsClients
+    runtime: AwsRuntime
+    tables: dict[str, Any]
+    opensearch: FakeOpenSearch
+    # Called with the function name before each state machine task runs (tests arm
+    # failures here); see `dispatch`.
+    before_task: Callable[[str], None] = lambda name: None
+    invocations: list[str] = field(default_factory=list)
+
+    @property
+    def s3(self) -> Any:
+        return self.clients.s3
+
+    @property
+    def sfn(self) -> Any:
+        return self.clients.stepfunctions
+
+    def task(self, task_id: str) -> Task | None:
+        return self.runtime.pipeline.tasks.get(TENANT, task_id)
+
+    def tasks_of(self, user_id: str) -> list[Task]:
+        """Every task row of a user (a test-only scan)."""
+        items = self.tables["tasks"].scan()["Items"]
+        tasks = [Task.model_validate_json(i["body"]) for i in items]
+        return [t for t in tasks if t.user_id == user_id]
+
+    def executions(self) -> list[dict[str, Any]]:
+        if not self.settings.state_machine_arn:
+            return []
+        return self.sfn.list_executions(
+            stateMachineArn=self.settings.state_machine_arn)["executions"]
+
+    def wait_for_execution(self, name: str, timeout: float = 30) -> dict[str, Any]:
+        arn = self.settings.state_machine_arn.replace(":stateMachine:", ":execution:")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = self.sfn.describe_execution(executionArn=f"{arn}:{name}")
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.05)
+        raise TimeoutError(f"execution {name} still running after {timeout} s")
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        arn = self.settings.state_machine_arn.replace(":stateMachine:", ":execution:")
+        return self.sfn.get_execution_history(executionArn=f"{arn}:{name}")["events"]
+
+
+def _create_idempotency_table(dynamodb: Any, name: str) -> Any:
+    table = dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    table.meta.client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"AttributeName": "expiration", "Enabled": True})
+    return table
+
+
+@contextmanager
+def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False) -> Iterator[MotoStack]:
+    """Everything the template declares that the handlers touch, in moto, and the
+    runtime the handlers use installed over it. `execute` runs state machine executions
+    (with our handlers behind its Lambda tasks); otherwise they are only recorded."""
+    for name, value in POWERTOOLS_ENV.items():
+        monkeypatch.setenv(name, value)
+    config = {"stepfunctions": {"execute_state_machine": execute},
+              "lambda": {"use_docker": False}}
+    with mock_aws(config=config), FakeOpenSearch(
+            required_filter_fields=("tenant_id", "user_id")) as search:
+        dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        tables = create_tables(dynamodb, prefix="engram-test")
+        tables["idempotency"] = _create_idempotency_table(dynamodb, "engram-test-idempotency")
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        machine = sfn.create_state_machine(
+            name="engram-test-ingest", type="STANDARD",
+            definition=state_machine_definition(local_substitutions()),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/engram-test-ingest")["stateMachineArn"]
+        settings = AwsSettings(
+            region=REGION, tasks_table=tables["tasks"].name,
+            api_keys_table=tables["api_keys"].name, records_table=tables["records"].name,
+            idempotency_table=tables["idempotency"].name, bucket=BUCKET,
+            state_machine_arn=machine,
+            opensearch=OpenSearchSettings(endpoint=f"http://127.0.0.1:{search.port}",
+                                          service="es", index="engram-memories"),
+            embedding=EmbeddingSettings(model_id=HashingEmbedder.model_name,
+                                        dimension=HashingEmbedder.dimension))
+        clients = AwsClients(
+            s3=s3, dynamodb=dynamodb,
+            dynamodb_client=boto3.client("dynamodb", region_name=REGION),
+            stepfunctions=sfn, bedrock_runtime=None,
+            opensearch=OpenSearch(hosts=[{"host": "127.0.0.1", "port": search.port}]))
+        runtime = build_aws_services(settings, embedder=HashingEmbedder(), clients=clients)
+        stack = MotoStack(settings=settings, clients=clients, runtime=runtime, tables=tables,
+                          opensearch=search)
+        if execute:
+            monkeypatch.setattr(LambdaSimpleBackend, "invoke", _dispatcher(stack))
+        aws_runtime_module.install(runtime)
+        try:
+            yield stack
+            for execution in stack.executions():  # none may outlive moto and the fakes
+                if execute and execution["status"] == "RUNNING":
+                    stack.wait_for_execution(execution["name"])
+        finally:
+            aws_runtime_module.install(None)
+
+
+def _dispatcher(stack: MotoStack):
+    """moto's Lambda `invoke`, answered by functions/<name>/app.py. An exception becomes
+    what Lambda returns for an unhandled error: the X-Amz-Function-Error header and
+    {"errorType", "errorMessage"}, which the state machine's Retry and Catch match."""
+
+    def invoke_handler(self, function_name, qualifier, body, headers, response_headers):
+        name = function_name.split(":function:")[-1].split(":")[0].removeprefix(FUNCTION_PREFIX)
+        stack.invocations.append(name)
+        try:
+            stack.before_task(name)
+            result = invoke(name, json.loads(body or b"{}"))
+            return json.dumps(result).encode()
+        except Exception as error:  # noqa: BLE001 - reported to the interpreter, as Lambda does
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(error).__name__,
+                               "errorMessage": str(error)}).encode()
+
+    return invoke_handler
+
+
+@dataclass
+class GatewayResponse:
+    status: int
+    body: dict[str, Any]
+
+
+def call_api(method: str, route: str, body: dict[str, Any] | None = None,
+             api_key: str | None = API_KEY) -> GatewayResponse:
+    """What API Gateway does with a request: the REQUEST authorizer first (its Deny
+    becomes the ACCESS_DENIED gateway response, a 401 in the API's envelope), then the
+    API function with the authorizer's context in requestContext.authorizer."""
+    if api_key is None:  # no identity source: API Gateway answers without the authorizer
+        return GatewayResponse(401, {"code": 401, "message": "missing Authorization header"})
+    template = load_event("api", "add_message_async")
+    headers = {**template["headers"], "Authorization": f"Token {api_key}"}
+    request = load_event("authorizer", "valid_token")
+    request.update(headers=headers, multiValueHeaders={k: [v] for k, v in headers.items()},
+                   httpMethod=method, path=f"/v1/{route}")
+    request["methodArn"] = request["methodArn"].rsplit("/POST/", 1)[0] + f"/{method}/v1/{route}"
+    policy = invoke("authorizer", request)
+    if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
+        return GatewayResponse(401, {"code": 401, "message": policy["context"]["reason"],
+                                     "data": None})
+    event = dict(template, path=f"/v1/{route}", httpMethod=method, headers=headers,
+                 multiValueHeaders={k: [v] for k, v in headers.items()},
+                 pathParameters={"proxy": route},
+                 body=json.dumps(body) if body is not None else None)
+    event["requestContext"] = dict(template["requestContext"], httpMethod=method,
+                                   path=f"/api/v1/{route}", requestId=str(uuid.uuid4()),
+                                   authorizer={"principalId": policy["principalId"],
+                                               **policy["context"]})
+    response = invoke("api", event)
+    return GatewayResponse(response["statusCode"], json.loads(response["body"]))
