@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.fakes.embedder import HashingEmbedder
 
 from engram.api.app import create_app
 from engram.config import Settings
 from engram.local.runtime import build_local_runtime
 from engram.local.server import LambdaContext, proxy_event
-from tests.fakes.embedder import HashingEmbedder
 
 
 @pytest.fixture
@@ -57,14 +57,16 @@ def test_sync_add_then_search_finds_the_memory(call):
 
 def test_async_add_is_searchable_at_once_as_working_memory(call, runtime):
     queued = []
-    runtime.services.ingest.workflow = type("Held", (), {"start": lambda self, ref: queued.append(ref)})()
-    status, body = call("add/message", {"user_id": "u2", "conversation_id": "c",
-                                        "messages": [{"role": "user", "content": "My cat is Miso"}]})
+    held = type("Held", (), {"start": lambda self, ref: queued.append(ref)})
+    runtime.services.ingest.workflow = held()  # accepted, never processed
+    status, body = call("add/message", {
+        "user_id": "u2", "conversation_id": "c",
+        "messages": [{"role": "user", "content": "My cat is Miso"}]})
     assert status == 200 and body["data"]["status"] == "waiting"
+    assert [ref.task_id for ref in queued] == [body["data"]["task_id"]]
     status, body = call("search/memory", {"query": "cat Miso", "user_id": "u2"})
     top = body["data"]["memory_detail_list"][0]
     assert top["memory_type"] == "WorkingMemory" and "Miso" in top["memory_value"]
-    assert [ref.task_id for ref in queued] == [body_task := queued[0].task_id] and body_task
 
 
 @pytest.mark.parametrize("body, status, named", [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from tests.fakes.embedder import HashingEmbedder
+from tests.fakes.extractor import ScriptedExtractor
 
 from engram.adapters.file_object_store import FileObjectStore
 from engram.adapters.local_index import LocalMemoryIndex
@@ -13,8 +15,6 @@ from engram.models.domain import Candidate, MemoryStatus, MemoryType, MessageRec
 from engram.services.dedupe import content_hash, refine
 from engram.services.ingest import IngestService
 from engram.services.pipeline import PipelineDeps, run_pipeline
-from tests.fakes.embedder import HashingEmbedder
-from tests.fakes.extractor import ScriptedExtractor
 
 
 def as_candidate(message: MessageRecord) -> list[Candidate]:
@@ -46,8 +46,10 @@ class Harness:
 
     def add(self, *texts: str, times: list[str] | None = None):
         times = times or [None] * len(texts)
-        req = AddMessageRequest(user_id="u", conversation_id="c", async_mode=False, messages=[
-            {"role": "user", "content": t, "chat_time": at} for t, at in zip(texts, times)])
+        messages = [{"role": "user", "content": t, "chat_time": at}
+                    for t, at in zip(texts, times, strict=True)]
+        req = AddMessageRequest(user_id="u", conversation_id="c", async_mode=False,
+                                messages=messages)
         data = self.ingest.add_messages("t", req)
         assert data.status == "completed", self.store.get("t", data.task_id).error
         return data.memory_views

@@ -4,16 +4,15 @@ speakers, and each rule on its own."""
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
+from tests.seeds import QUESTIONNAIRE_EN, QUESTIONNAIRE_ZH
 
 from engram.models.domain import Candidate, MemoryType, MessageRecord
 from engram.models.times import to_epoch_ms
 from engram.services.extraction import RuleBasedExtractor, detect_language
 from engram.services.temporal import day_start_ms
 
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 DEFAULT_TIME = "2025-09-12 08:00:00"
 
 
@@ -46,41 +45,7 @@ def only(candidates: list[Candidate]) -> Candidate:
 
 
 def questionnaire(language: str) -> str:
-    """The §5.3 interest questionnaire from the seed page, or a copy if it is not there."""
-    page = SEEDS / f"memos-add-message.{language}.md"
-    if page.exists():
-        return page.read_text(encoding="utf-8").split('"content": """')[1].split('"""')[0]
-    return QUESTIONNAIRE_FALLBACK[language]
-
-
-QUESTIONNAIRE_FALLBACK = {
-    "en": """
-Favorite movie genres: Sci-Fi, Action, Comedy
-Favorite TV series genres: Suspense, Historical Drama
-Favorite book types: Popular Science, Technology, Self-growth
-Preferred learning methods: Articles, Videos, Podcasts
-Exercise habits: Running, Fitness
-Dietary preferences: Prefer spicy, Healthy diet
-Travel preferences: Natural landscapes, Urban culture, Adventure
-Preferred chat style: Humorous, Warm, Casual chat
-Types of help desired from AI: Suggestions, Information query, Inspiration
-Topics I am most interested in: Artificial Intelligence, Future Technology, Movie Reviews
-Things I hope AI can help with: Planning daily study schedules, Recommending movies and books, Providing emotional companionship
-""",  # noqa: E501
-    "zh": """
-喜欢的电影类型: 科幻, 动作, 喜剧
-喜欢的电视剧类型: 悬疑, 历史剧
-喜欢的书籍类型: 科普, 技术, 自我成长
-喜欢的学习方式: 文章, 视频, Podcast
-运动习惯: 跑步, 健身
-饮食偏好: 偏爱辣, 健康饮食
-旅游偏好: 自然景观, 城市文化, 冒险
-喜欢的聊天风格: 幽默, 温暖, 轻松闲聊
-想让AI提供的帮助类型: 建议, 信息查询, 灵感
-我最感兴趣的话题: 人工智能, 未来科技, 电影评论
-我希望AI帮助的事情: 规划日常学习计划, 推荐电影和书籍, 提供心情陪伴
-""",
-}
+    return {"en": QUESTIONNAIRE_EN, "zh": QUESTIONNAIRE_ZH}[language]
 
 
 # --- the seed conversations, end to end ------------------------------------------------

@@ -36,7 +36,7 @@ class Settings(BaseModel):
         return value
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         env = {
             "data_dir": os.environ.get("ENGRAM_DATA_DIR"),
             "host": os.environ.get("ENGRAM_HOST"),

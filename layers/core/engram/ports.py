@@ -3,7 +3,8 @@ DynamoDB/S3/OpenSearch on AWS. Services never import an adapter."""
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from engram.models.domain import Memory, MemoryStatus, MemoryType, MessageRecord, Task, now_ms
 from engram.models.filters import FilterNode

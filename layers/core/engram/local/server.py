@@ -9,8 +9,9 @@ import json
 import logging
 import queue
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -126,7 +127,8 @@ def make_handler(pool: ResolverPool, keys: ApiKeyService, max_body_bytes: int):
             length = int(self.headers.get("Content-Length") or 0)
             if length > max_body_bytes:
                 self.close_connection = True
-                raise PayloadTooLarge(f"request body is {length} bytes; the limit is {max_body_bytes}")
+                raise PayloadTooLarge(
+                    f"request body is {length} bytes; the limit is {max_body_bytes}")
             if not length:
                 return None
             raw = self.rfile.read(length)

@@ -231,7 +231,7 @@ class UpdateMemoryRequest(Request):
     status: Literal["activated", "archived"] | None = None
 
     @model_validator(mode="after")
-    def _something_to_change(self) -> "UpdateMemoryRequest":
+    def _something_to_change(self) -> UpdateMemoryRequest:
         if self.content is None and self.title is None and self.status is None:
             raise ValueError("one of content, title or status is required")
         return self
@@ -247,7 +247,7 @@ class DeleteMemoryRequest(Request):
     user_id: str | None = OptionalIdentifier
 
     @model_validator(mode="after")
-    def _exactly_one_mode(self) -> "DeleteMemoryRequest":
+    def _exactly_one_mode(self) -> DeleteMemoryRequest:
         if bool(self.memory_ids) == bool(self.user_id):
             raise ValueError("give exactly one of memory_ids or user_id")
         return self

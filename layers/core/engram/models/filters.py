@@ -32,7 +32,7 @@ class FilterError(ValueError):
 
 
 class Condition(BaseModel):
-    field: str  # agent_id, app_id, memory_type, conversation_id, tags, create_time, update_time, info.<key>
+    field: str  # one of ALLOWED_FIELDS, with info keys as "info.<key>"
     op: Literal["eq", "contains", "gt", "gte", "lt", "lte", "in"]
     value: Any
 
@@ -163,7 +163,8 @@ def _equality(field: str, value: Any, kind: type) -> Condition:
         if len(value) == 1 and "eq" in value:
             value = value["eq"]
         else:
-            raise FilterError(f"filter field '{field}' takes a value, {{'eq': v}} or {{'in': [..]}}")
+            raise FilterError(
+                f"filter field '{field}' takes a value, {{'eq': v}} or {{'in': [..]}}")
     if not isinstance(value, kind):
         raise FilterError(f"filter field '{field}' must be a string")
     return Condition(field=field, op="eq", value=value)

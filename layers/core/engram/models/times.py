@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -22,6 +22,6 @@ def to_epoch_ms(value: Any, field: str) -> int:
                 "or ISO 8601)"
             ) from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return int(parsed.timestamp() * 1000)
     raise ValueError(f"'{field}' must be a date, a datetime or epoch milliseconds")

@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -44,8 +44,8 @@ CONTEXT_CHARS = 300
 FORGET = re.compile(
     r"\b(forget|remove|delete|erase|no longer true|not true anymore)\b|忘记|忘掉|删除|不要记", re.I)
 PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
-CORRECTED = re.compile(r"\b(?:not|instead of|rather than)\s+([^,.;!?]+)|(?:而不是|不是)([^，。；！？,.;!?]+)",
-                       re.I)
+CORRECTED = re.compile(  # "…, not X" / "…而不是X": X names the value being corrected
+    r"\b(?:not|instead of|rather than)\s+([^,.;!?]+)|(?:而不是|不是)([^，。；！？,.;!?]+)", re.I)
 
 
 def content_hash(memory_type: MemoryType, value: str) -> str:
@@ -191,7 +191,8 @@ class _Planner:
         stale = [m for m in self.touched.values()
                  if m.id not in self.vectors and m.status == MemoryStatus.activated]
         if stale:
-            for memory, vector in zip(stale, embedder.embed([m.dense_text for m in stale])):
+            vectors = embedder.embed([m.dense_text for m in stale])
+            for memory, vector in zip(stale, vectors, strict=True):
                 self.vectors[memory.id] = vector
         self.plan.writes = [
             MemoryWrite(memory=m, vector=self.vectors[m.id].tolist() if m.id in self.vectors
@@ -220,6 +221,6 @@ def plan_changes(job: IngestJob, candidates: Sequence[Candidate], memories: Memo
     planner = _Planner(job=job, memories=memories, index=index)
     if candidates:
         vectors = embedder.embed([c.dense_text for c in candidates])
-        for cand, vector in zip(candidates, vectors):
+        for cand, vector in zip(candidates, vectors, strict=True):
             planner.decide(cand, vector)
     return planner.finish(embedder)

@@ -1103,7 +1103,8 @@ def _image_candidate(description: str, message: MessageRecord, subject: Subject,
     if subject.language == "zh":
         value, key, tags = f"{subject.name}分享了一张图片：{description}。", "分享图片", ["图片"]
     else:
-        value = f"{_sentence_case(subject.name, 'en')} shared an image of {description.rstrip('.')}."
+        who = _sentence_case(subject.name, "en")
+        value = f"{who} shared an image of {description.rstrip('.')}."
         key, tags = "Shared image", ["image"]
     previous = conv.previous if conv.previous and conv.previous.message_id != message.message_id \
         else None

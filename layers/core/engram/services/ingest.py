@@ -8,8 +8,8 @@ turn), then the task is queued, or run at once when the client asked for sync mo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from engram.config import Limits
 from engram.errors import PayloadTooLarge

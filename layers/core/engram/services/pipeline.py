@@ -8,8 +8,8 @@ as Lambda tasks of a Step Functions state machine.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from pydantic import BaseModel

@@ -3,8 +3,8 @@ partition, fuse, threshold, and split into facts, preferences and tool memories.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from engram.errors import Unprocessable
 from engram.models.api import SearchRequest
