@@ -12,7 +12,7 @@ from engram.adapters.sqlite_store import SqliteStore
 from engram.config import Limits
 from engram.models.api import AddMessageRequest, FeedbackRequest
 from engram.models.domain import Candidate, MemoryStatus, MemoryType, MessageRecord, TaskRef
-from engram.services.dedupe import content_hash, refine
+from engram.services.dedupe import content_hash, corrected, refine
 from engram.services.ingest import IngestService
 from engram.services.pipeline import PipelineDeps, run_pipeline
 
@@ -127,7 +127,8 @@ def test_feedback_corrects_the_closest_memory(h):
     task = h.store.get("t", data.task_id)
     assert task.status == "completed" and task.memory_views.updated == [original.id]
     (memory,) = h.active(MemoryType.user)
-    assert "Hilton" in memory.memory_value
+    assert memory.memory_value == ("The user chose the Hilton hotel in Guangzhou "
+                                   "(corrects: The user chose the 7 Days Inn hotel in Guangzhou).")
     assert memory.history[-1].change == "feedback"
 
 
@@ -178,4 +179,14 @@ def test_feedback_naming_the_wrong_value_corrects_the_memory_that_has_it(h):
     assert h.store.get("t", data.task_id).memory_views.updated == [hotel.id]
     values = sorted(m.memory_value for m in h.active(MemoryType.user))
     assert values == ["The user chose a window seat for the flight to Guangzhou",
-                      "The user switched to Hilton, not 7 Days Inn"]
+                      "The user switched to Hilton, not 7 Days Inn "
+                      "(corrects: The user chose 7 Days Inn for the trip to Guangzhou)."]
+
+
+def test_a_second_correction_does_not_nest_the_note():
+    cand = Candidate(memory_type=MemoryType.user, memory_key="k",
+                     memory_value="The user moved to Braga.")
+    once = corrected("The user lives in Lisbon.", cand)
+    assert once == "The user moved to Braga (corrects: The user lives in Lisbon)."
+    assert corrected(once, cand.model_copy(update={"memory_value": "The user moved to Faro"})) \
+        == "The user moved to Faro (corrects: The user moved to Braga)."

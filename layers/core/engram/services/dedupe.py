@@ -39,10 +39,10 @@ REFINE_PREFERENCE = 0.45  # opposite polarity this close: the same topic, refine
 FEEDBACK_TARGET = 0.45  # feedback this close to a memory is about that memory
 NAMED_IN_CORRECTION = 0.15  # "…, not X": a memory that mentions X is the one corrected
 NEIGHBOURS = 5
-CONTEXT_CHARS = 300
 
 FORGET = re.compile(
     r"\b(forget|remove|delete|erase|no longer true|not true anymore)\b|忘记|忘掉|删除|不要记", re.I)
+CORRECTS_NOTE = re.compile(r"\s*(?:\(corrects: .*\)|（更正：.*）)[.。]?$")
 PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
 CORRECTED = re.compile(  # "…, not X" / "…而不是X": X names the value being corrected
     r"\b(?:not|instead of|rather than)\s+([^,.;!?]+)|(?:而不是|不是)([^，。；！？,.;!?]+)", re.I)
@@ -130,7 +130,8 @@ class _Planner:
         if FORGET.search(cand.memory_value):
             self.invalidate(target, cand, "the user asked to forget it (feedback)")
         else:
-            self.revise(target, cand, cand.memory_value, "feedback", "corrected by user feedback")
+            self.revise(target, cand, corrected(target.memory_value, cand), "feedback",
+                        "corrected by user feedback")
 
     def add(self, cand: Candidate, vector: np.ndarray, digest: str) -> None:
         job = self.job
@@ -165,10 +166,7 @@ class _Planner:
         memory.sources = _union(memory.sources, cand.sources)
         memory.tags = _union(memory.tags, cand.tags)
         memory.polarity = cand.polarity if change == "supersede" else memory.polarity
-        if change == "feedback":  # the corrected value alone may lose what it was about
-            memory.context = f"{old.memory_value} {old.context}"[:CONTEXT_CHARS].strip()
-        else:
-            memory.context = cand.context or memory.context
+        memory.context = cand.context or memory.context
         memory.content_hash = content_hash(memory.memory_type, value)
         self.touched[memory.id] = memory
         self.vectors.pop(memory.id, None)  # re-embedded at the end of the plan
@@ -210,6 +208,14 @@ def refine(old_value: str, cand: Candidate) -> str:
     if cand.language == "zh":
         return f"{older}，但{newer}"
     return f"{older}, but {newer[0].lower()}{newer[1:]}" if newer else older
+
+
+def corrected(old_value: str, cand: Candidate) -> str:
+    """The correction, saying what it replaces: the feedback alone often drops what the
+    memory was about ("switched to Hilton" no longer says it is the Guangzhou hotel)."""
+    old = CORRECTS_NOTE.sub("", old_value).rstrip(" .。")
+    new = cand.memory_value.rstrip(" .。")
+    return f"{new}（更正：{old}）。" if cand.language == "zh" else f"{new} (corrects: {old})."
 
 
 def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
