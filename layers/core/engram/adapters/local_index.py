@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS entries (
 """
 
 BM25_K1 = 1.2
+COMMON_TERM_SHARE = 0.8
 BM25_B = 0.75
 MIN_CANDIDATES = 50  # per signal, however small k is, so fusion downstream has room
 CANDIDATES_PER_RESULT = 4
@@ -307,6 +308,8 @@ class _Partition:
             if not postings:
                 continue
             found = len(postings)
+            if found > COMMON_TERM_SHARE * self.size:
+                continue  # in nearly every row ("user"): idf ≈ 0, yet the costliest to read
             rows = np.fromiter(postings.keys(), dtype=np.intp, count=found)
             freqs = np.fromiter(postings.values(), dtype=np.float32, count=found)
             idf = math.log(1 + (self.size - found + 0.5) / (found + 0.5))
