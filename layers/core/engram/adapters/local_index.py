@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS entries (
 
 BM25_K1 = 1.2
 COMMON_TERM_SHARE = 0.8
+COMMON_TERM_MIN_ROWS = 1000  # below this, reading every posting is cheap anyway
 BM25_B = 0.75
 MIN_CANDIDATES = 50  # per signal, however small k is, so fusion downstream has room
 CANDIDATES_PER_RESULT = 4
@@ -308,7 +309,7 @@ class _Partition:
             if not postings:
                 continue
             found = len(postings)
-            if found > COMMON_TERM_SHARE * self.size:
+            if self.size >= COMMON_TERM_MIN_ROWS and found > COMMON_TERM_SHARE * self.size:
                 continue  # in nearly every row ("user"): idf ≈ 0, yet the costliest to read
             rows = np.fromiter(postings.keys(), dtype=np.intp, count=found)
             freqs = np.fromiter(postings.values(), dtype=np.float32, count=found)
