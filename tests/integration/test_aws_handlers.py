@@ -336,10 +336,10 @@ def test_the_factory_creates_no_client_until_one_is_used(aws_credentials):  # no
     assert all(isinstance(c, LazyClient) and c._client is None for c in untouched)
 
 
-def test_an_embedding_provider_without_an_adapter_is_refused_at_cold_start(aws_credentials):  # noqa: F811
+def test_an_openai_provider_without_its_key_secret_is_refused_at_cold_start(aws_credentials):  # noqa: F811
     settings = AwsSettings(region="us-east-1", tasks_table="t", api_keys_table="k",
                            records_table="r", idempotency_table="i", bucket="b",
                            embedding=EmbeddingSettings(provider="openai",
                                                        base_url="https://llm.example/v1"))
-    with pytest.raises(ConfigurationError, match="use EmbeddingProvider=bedrock"):
+    with pytest.raises(ConfigurationError, match="ENGRAM_PROVIDER_SECRET_ARN"):
         build_aws_services(settings)

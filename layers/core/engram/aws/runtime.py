@@ -130,9 +130,23 @@ def default_embedder(settings: AwsSettings, clients: AwsClients) -> Embedder:
         from engram.adapters.bedrock_embedder import BedrockEmbedder
 
         return BedrockEmbedder(clients.bedrock_runtime, embedding.model_id, embedding.dimension)
-    raise ConfigurationError(
-        f"embedding provider '{embedding.provider}' has no adapter in this build yet; "
-        "use EmbeddingProvider=bedrock")
+    from openai import OpenAI
+
+    from engram.adapters.openai_embedder import OpenAIEmbedder
+
+    client = OpenAI(base_url=embedding.base_url, api_key=provider_api_key(settings),
+                    timeout=30, max_retries=2)
+    return OpenAIEmbedder(client, embedding.model_id, embedding.dimension)
+
+
+def provider_api_key(settings: AwsSettings) -> str:
+    """The OpenAI-compatible endpoint's key, from Secrets Manager (cached by Powertools for
+    five minutes); never from an environment variable, never logged."""
+    if not settings.provider_secret_arn:
+        raise ConfigurationError("ENGRAM_PROVIDER_SECRET_ARN is required with provider 'openai'")
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    return get_secret(settings.provider_secret_arn)
 
 
 @dataclass
