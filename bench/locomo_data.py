@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 SESSION_KEY = re.compile(r"^session_(\d+)$")
@@ -45,7 +45,7 @@ class Conversation:
 
 def session_time(raw: str) -> str:
     parsed = datetime.strptime(raw.strip(), "%I:%M %p on %d %B, %Y")
-    return parsed.replace(tzinfo=timezone.utc).isoformat()
+    return parsed.replace(tzinfo=UTC).isoformat()
 
 
 def turn_text(raw: dict) -> str:
