@@ -13,7 +13,9 @@ reported). Queries are natural-language questions embedded by the real model at 
 time, inside SearchService.search, exactly as `engram serve` runs it.
 
 Everything runs in-process on the adapters `engram serve` wires (build_local_runtime)
-in a temporary data directory that is removed at the end.
+in a temporary data directory that is removed at the end. Threads are left as `engram
+serve` sets them unless --torch-threads / --blas-threads say otherwise. Load average and
+CPU pressure are recorded: on a shared machine, compare wall time with CPU time per call.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ import json
 import os
 import platform
 import random
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
 
@@ -39,7 +43,7 @@ import numpy as np
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.adapters.minilm_embedder import MiniLMEmbedder
 from engram.config import Settings
-from engram.local.runtime import LocalRuntime, build_local_runtime
+from engram.local.runtime import LocalRuntime, build_local_runtime, local_embedder
 from engram.models.api import AddMessageRequest, SearchRequest
 from engram.models.domain import FACT_TYPES, Memory, MemoryType
 from engram.services.dedupe import content_hash
@@ -332,13 +336,16 @@ def make_dataset(n: int, others_share: float, tenants: int, pool: list[PoolSente
 
     memories: list[Memory] = []
     firsts, seconds, first_weights, second_weights = [], [], [], []
-    scene_names, scene_weights = zip(*SCENES)
-    for (tenant, user, name), count in zip(owners, counts):
+    scene_names, scene_weights = zip(*SCENES, strict=True)
+    for (tenant, user, name), count in zip(owners, counts, strict=True):
         for k in range(count):
             i = rng.randrange(len(pool))
             main = pool[i]
-            shared = [j for a in main.anchors for j in by_anchor[a] if j != i]
-            j = rng.choice(shared) if shared and rng.random() < 0.7 else rng.randrange(len(pool))
+            # The second sentence mostly shares a person or place with the first.
+            if main.anchors and rng.random() < 0.7:
+                j = rng.choice(by_anchor[rng.choice(main.anchors)])
+            else:
+                j = rng.randrange(len(pool))
             if j == i:
                 j = (i + 1) % len(pool)
             detail = pool[j]
@@ -425,16 +432,20 @@ def percentiles(values_ms: Sequence[float]) -> dict:
             "mean": round(statistics.fmean(ordered), 2), "max": round(ordered[-1], 2)}
 
 
-def timed_loop(call: Callable[[int], object], count: int) -> list[float]:
-    """Milliseconds per call for items 0..count-1, after WARM_UP_QUERIES warm-up calls."""
+def timed(call: Callable[[int], object], count: int) -> dict:
+    """Wall milliseconds per call for items 0..count-1, after WARM_UP_QUERIES warm-up
+    calls, and the process CPU time per call (all threads: more than the wall time means
+    several cores worked, far less means the process waited for a CPU)."""
     for i in range(min(WARM_UP_QUERIES, count)):
         call(i)
     latencies = []
+    cpu_started = time.process_time()
     for i in range(count):
         started = time.perf_counter()
         call(i)
         latencies.append((time.perf_counter() - started) * 1000)
-    return latencies
+    cpu = (time.process_time() - cpu_started) * 1000 / count
+    return {**percentiles(latencies), "cpu_ms_per_call": round(cpu, 2)}
 
 
 class Clocked:
@@ -448,14 +459,14 @@ class Clocked:
         if attr not in self._methods:
             return value
 
-        def timed(*args, **kwargs):
+        def timed_method(*args, **kwargs):
             started = time.perf_counter()
             try:
                 return value(*args, **kwargs)
             finally:
                 self._clock[self._name] += time.perf_counter() - started
 
-        return timed
+        return timed_method
 
 
 @dataclass
@@ -465,80 +476,83 @@ class Variant:
     share: float | None  # share of the target user's memories that pass the filter
 
 
-def search_requests(questions: list[str], variant: Variant) -> list[SearchRequest]:
-    return [SearchRequest(query=q, user_id=TARGET_USER, filter=variant.filter)
-            for q in questions]
-
-
 def measure_search(runtime: LocalRuntime, embedder: MiniLMEmbedder, questions: list[str],
-                   variants: list[Variant]) -> dict:
-    service = runtime.services.search
+                   variants: list[Variant], target_rows: int) -> dict:
+    service = runtime.services.search  # the object `engram serve` answers search/memory with
     out: dict = {"variants": {}, "components": {}}
     foreign = 0
     for variant in variants:
-        requests = search_requests(questions, variant)
+        requests = [SearchRequest(query=q, user_id=TARGET_USER, filter=variant.filter)
+                    for q in questions]
         results: list = []
 
-        def run(i: int, reqs: list[SearchRequest] = requests) -> None:
-            found = service.search(TENANT, reqs[i])
-            results.append(found)
+        def run(i: int, reqs: list[SearchRequest] = requests, into: list = results) -> None:
+            into.append(service.search(TENANT, reqs[i]))
 
-        latencies = timed_loop(run, len(requests))
+        latency = timed(run, len(requests))
         for found in results:
             foreign += sum(1 for s in found.facts + found.preferences
                            if (s.memory.tenant_id, s.memory.user_id) != (TENANT, TARGET_USER))
-        returned = statistics.fmean(len(r.facts) + len(r.preferences)
-                                    for r in results[-len(requests):])
-
-        # The same requests again through a copy of the service whose adapters are timed,
-        # to show where the time of one call goes.
-        clock: dict[str, float] = defaultdict(float)
-        clocked = SearchService(
-            memories=Clocked(runtime.store, "store_get_many", ("get_many",), clock),
-            index=Clocked(runtime.index, "index_search", ("search",), clock),
-            embedder=Clocked(embedder, "embed", ("embed",), clock))
-        for req in requests[:WARM_UP_QUERIES]:
-            clocked.search(TENANT, req)
-        clock.clear()
-        started = time.perf_counter()
-        for req in requests:
-            clocked.search(TENANT, req)
-        total = (time.perf_counter() - started) * 1000 / len(requests)
-        split = {k: round(v * 1000 / len(requests), 2) for k, v in clock.items()}
-        split["fusion_and_rest"] = round(total - sum(split.values()), 2)
-        split["total"] = round(total, 2)
         out["variants"][variant.name] = {
-            "filter": variant.filter, "filter_share": variant.share,
-            "latency_ms": percentiles(latencies), "mean_split_ms": split,
-            "results_per_query": round(returned, 2)}
+            "filter": variant.filter, "filter_share": variant.share, "latency_ms": latency,
+            "results_per_query": round(statistics.fmean(
+                len(r.facts) + len(r.preferences) for r in results[-len(requests):]), 2)}
 
-    # Components alone: the query embedding, and the two index calls the service makes.
+    # Where the time of one unfiltered call goes: the same requests through a second
+    # SearchService over the same adapters, each wrapped in a timer (~1 µs per call).
+    clock: dict[str, float] = defaultdict(float)
+    clocked = SearchService(
+        memories=Clocked(runtime.store, "store_get_many", ("get_many",), clock),
+        index=Clocked(runtime.index, "index_search", ("search",), clock),
+        embedder=Clocked(embedder, "embed", ("embed",), clock))
+    requests = [SearchRequest(query=q, user_id=TARGET_USER) for q in questions]
+    for req in requests[:WARM_UP_QUERIES]:
+        clocked.search(TENANT, req)
+    clock.clear()
+    started = time.perf_counter()
+    for req in requests:
+        clocked.search(TENANT, req)
+    total = (time.perf_counter() - started) * 1000 / len(requests)
+    split = {k: round(v * 1000 / len(requests), 2) for k, v in clock.items()}
+    split["fusion_and_rest"] = round(total - sum(split.values()), 2)
+    split["total"] = round(total, 2)
+    out["mean_split_ms"] = split
+
+    # Components alone: the query embedding, and the two index calls the service makes
+    # (facts, then preferences), with each filter.
     vectors = embedder.embed(questions)
     default = SearchRequest(query="x", user_id=TARGET_USER)
-    out["components"]["embed_only"] = percentiles(
-        timed_loop(lambda i: embedder.embed([questions[i]]), len(questions)))
+    out["components"]["embed_only"] = timed(
+        lambda i: embedder.embed([questions[i]]), len(questions))
 
-    def index_call(i: int, types: Sequence[MemoryType], limit: int) -> None:
+    def index_call(i: int, types: Sequence[MemoryType], limit: int, where=None) -> None:
         runtime.index.search(TENANT, TARGET_USER, vectors[i], questions[i], limit * 3, types,
-                             None)
+                             where)
 
-    out["components"]["index_only"] = percentiles(timed_loop(lambda i: (
-        index_call(i, FACT_TYPES, default.memory_limit_number),
-        index_call(i, (MemoryType.preference,), default.preference_limit_number)),
-        len(questions)))
-    out["components"]["index_facts_call"] = percentiles(timed_loop(
-        lambda i: index_call(i, FACT_TYPES, default.memory_limit_number), len(questions)))
-    out["components"]["index_preferences_call"] = percentiles(timed_loop(
+    def both_calls(where=None) -> Callable[[int], None]:
+        def call(i: int) -> None:
+            index_call(i, FACT_TYPES, default.memory_limit_number, where)
+            index_call(i, (MemoryType.preference,), default.preference_limit_number, where)
+        return call
+
+    out["components"]["index_only"] = timed(both_calls(), len(questions))
+    out["components"]["index_facts_call"] = timed(
+        lambda i: index_call(i, FACT_TYPES, default.memory_limit_number), len(questions))
+    out["components"]["index_preferences_call"] = timed(
         lambda i: index_call(i, (MemoryType.preference,), default.preference_limit_number),
-        len(questions)))
-    tag_filter = request_filter(SearchRequest(query="x", user_id=TARGET_USER,
-                                              filter=variants[1].filter))
-    out["components"]["index_only_tag_filter"] = percentiles(timed_loop(lambda i: (
-        runtime.index.search(TENANT, TARGET_USER, vectors[i], questions[i],
-                             default.memory_limit_number * 3, FACT_TYPES, tag_filter),
-        runtime.index.search(TENANT, TARGET_USER, vectors[i], questions[i],
-                             default.preference_limit_number * 3, (MemoryType.preference,),
-                             tag_filter)), len(questions)))
+        len(questions))
+    for variant in variants:
+        if variant.filter is not None:
+            where = request_filter(SearchRequest(query="x", user_id=TARGET_USER,
+                                                 filter=variant.filter))
+            out["components"][f"index_only_{variant.name}"] = timed(
+                both_calls(where), len(questions))
+    # The floor under the dense half of one index call: a plain product over a matrix of
+    # the partition's shape (memory bandwidth bound at 100k × 384 float32 = 150 MB).
+    matrix = np.random.default_rng(0).standard_normal(
+        (target_rows, vectors.shape[1])).astype(np.float32)
+    out["components"]["numpy_matvec_floor"] = timed(
+        lambda i: matrix @ vectors[i], len(questions))
     out["foreign_results"] = foreign  # memories of another user returned: must be 0
     return out
 
@@ -614,6 +628,15 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def cpu_pressure() -> str | None:
+    """PSI 'some' line: the share of time at least one runnable task waited for a CPU."""
+    try:
+        with open("/proc/pressure/cpu") as pressure:
+            return pressure.readline().strip()
+    except OSError:
+        return None
+
+
 def hardware() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
@@ -621,7 +644,15 @@ def hardware() -> dict:
                    if line.startswith("MemTotal:")), 0)
     import torch
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)"
+                for i in threadpool_info() if i["user_api"] == "blas"]
+    except ImportError:
+        blas = []
+    return {"cpu": cpu, "blas": blas, "cores": os.cpu_count(),
+            "usable_cores": len(os.sched_getaffinity(0)),
             "memory_mb": memory, "python": platform.python_version(),
             "machine": platform.machine(), "numpy": np.__version__,
             "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
@@ -632,7 +663,8 @@ def hardware() -> dict:
 def run_size(n: int, args: argparse.Namespace, embedder: MiniLMEmbedder,
              pool: list[PoolSentence], pool_vectors: np.ndarray, questions: list[str],
              sessions: list[list[dict]], check_fidelity: bool) -> dict:
-    result: dict = {"memories_target_user": n, "load_average_start": load_average()}
+    result: dict = {"memories_target_user": n, "load_average_start": load_average(),
+                    "cpu_pressure_start": cpu_pressure()}
     begun = started = time.perf_counter()
     data = make_dataset(n, args.others, args.tenants, pool, pool_vectors, args.seed + n)
     result["generate_seconds"] = round(time.perf_counter() - started, 2)
@@ -654,13 +686,20 @@ def run_size(n: int, args: argparse.Namespace, embedder: MiniLMEmbedder,
         try:
             result["bulk_load"] = bulk_load(runtime, data, args.seed)
             print(f"[{n}] bulk load {result['bulk_load']}", flush=True)
-            result["rss_mb_after_load"] = rss_mb()
             del data
             gc.collect()
-            result["search"] = measure_search(runtime, embedder, questions, variants)
+            result["rss_mb_after_load"] = rss_mb()
+            # A full collection walks every object the in-memory index holds: the pause a
+            # request would see if one triggered during it.
+            result["gc_tracked_objects"] = len(gc.get_objects())
+            started = time.perf_counter()
+            gc.collect()
+            result["gc_full_collect_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            result["search"] = measure_search(runtime, embedder, questions, variants, n)
             for name, v in result["search"]["variants"].items():
-                print(f"[{n}] search {name}: {v['latency_ms']} split {v['mean_split_ms']}",
-                      flush=True)
+                print(f"[{n}] search {name}: {v['latency_ms']}", flush=True)
+            print(f"[{n}] mean split of an unfiltered search: "
+                  f"{result['search']['mean_split_ms']}", flush=True)
             for name, c in result["search"]["components"].items():
                 print(f"[{n}] {name}: {c}", flush=True)
             result["ingest_service_at_size"] = ingest_turns(runtime, sessions, f"scale{n}")
@@ -680,6 +719,7 @@ def run_size(n: int, args: argparse.Namespace, embedder: MiniLMEmbedder,
         del reopened
         gc.collect()
     result["load_average_end"] = load_average()
+    result["cpu_pressure_end"] = cpu_pressure()
     result["seconds"] = round(time.perf_counter() - begun, 2)
     return result
 
@@ -706,9 +746,13 @@ def report(results: dict) -> str:
         "",
         f"Model: {results['model']} (query embedded inside every timed search). Hardware: "
         f"{hw['cpu']}, {hw['cores']} cores ({hw['usable_cores']} usable), "
-        f"{hw['memory_mb']} MB; numpy {hw['numpy']}, torch {hw['torch']} "
-        f"({hw['torch_threads']} threads). Load average (1/5/15 min) at start "
-        f"{results['load_average_start']}, at end {results['load_average_end']}.",
+        f"{hw['memory_mb']} MB; numpy {hw['numpy']} ({', '.join(hw['blas'])}), torch "
+        f"{hw['torch']} ({hw['torch_threads']} threads; run with torch threads "
+        f"{results['threads']['torch']}, BLAS threads {results['threads']['blas']}). "
+        f"Load average (1/5/15 min) at start "
+        f"{results['load_average_start']}, at end {results['load_average_end']}; CPU "
+        f"pressure at start `{results['cpu_pressure_start']}`, at end "
+        f"`{results['cpu_pressure_end']}`. Total run {results['seconds']} s.",
         f"Vectors: {results['pool']['sentences']} distinct sentences embedded once "
         f"({results['pool']['sentences_per_second']} sentences/s); a memory is two of them, "
         f"its vector their token-weighted mix + noise (norm {NOISE_NORM}). "
@@ -742,25 +786,31 @@ def report(results: dict) -> str:
             f"{load['store_put_many_seconds']} s, index {load['index_upsert_seconds']} s). "
             f"RSS after load {run['rss_mb_after_load']} MB; files: index "
             f"{run['index_file_mb']} MB, store {run['store_file_mb']} MB; index reopen "
-            f"{run['index_reopen_seconds']} s. Load average {run['load_average_start']} → "
-            f"{run['load_average_end']}.",
+            f"{run['index_reopen_seconds']} s; a full gc.collect() over "
+            f"{run['gc_tracked_objects']:,} objects {run['gc_full_collect_ms']} ms. "
+            f"Results from another user: {run['search']['foreign_results']}. "
+            f"Load average {run['load_average_start']} → {run['load_average_end']}.",
             "",
-            "| search | filter share | p50 ms | p95 ms | p99 ms | mean ms | embed | index "
-            "| store | fusion+rest |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| SearchService.search | filter share | p50 ms | p95 ms | p99 ms | mean ms "
+            "| CPU ms/query |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, var in run["search"]["variants"].items():
-            lat, split = var["latency_ms"], var["mean_split_ms"]
+            lat = var["latency_ms"]
             share = "all" if var["filter_share"] is None else f"{var['filter_share']:.1%}"
             lines.append(
                 f"| {name} | {share} | {lat['p50']} | {lat['p95']} | {lat['p99']} | "
-                f"{lat['mean']} | {split.get('embed', 0)} | {split.get('index_search', 0)} | "
-                f"{split.get('store_get_many', 0)} | {split['fusion_and_rest']} |")
-        lines += ["", "(embed / index / store / fusion+rest: mean ms per search in a second, "
-                  "timed pass)", "", "| component alone | p50 ms | p95 ms | p99 ms | mean ms |",
-                  "|---|---|---|---|---|"]
+                f"{lat['mean']} | {lat['cpu_ms_per_call']} |")
+        split = run["search"]["mean_split_ms"]
+        lines += ["", f"Mean split of an unfiltered search (a second, timed pass): embed "
+                  f"{split.get('embed', 0)} ms, index {split.get('index_search', 0)} ms, store "
+                  f"{split.get('store_get_many', 0)} ms, fusion and the rest "
+                  f"{split['fusion_and_rest']} ms; total {split['total']} ms.", "",
+                  "| component alone | p50 ms | p95 ms | p99 ms | mean ms | CPU ms/call |",
+                  "|---|---|---|---|---|---|"]
         for name, c in run["search"]["components"].items():
-            lines.append(f"| {name} | {c['p50']} | {c['p95']} | {c['p99']} | {c['mean']} |")
+            lines.append(f"| {name} | {c['p50']} | {c['p95']} | {c['p99']} | {c['mean']} | "
+                         f"{c['cpu_ms_per_call']} |")
         ing = run["ingest_service_at_size"]
         lines += ["", f"IngestService.add_messages (sync) into this user: {ing['turns']} turns "
                   f"in {ing['seconds']} s = **{ing['turns_per_second']} turns/s** (per call of "
@@ -782,7 +832,9 @@ def report(results: dict) -> str:
                   b["bulk_load"]["memories_per_second"]),
                  ("ingest service turns/s", a["ingest_service_at_size"]["turns_per_second"],
                   b["ingest_service_at_size"]["turns_per_second"]),
-                 ("index reopen s", a["index_reopen_seconds"], b["index_reopen_seconds"])]
+                 ("index reopen s", a["index_reopen_seconds"], b["index_reopen_seconds"]),
+                 ("full gc.collect ms", a["gc_full_collect_ms"], b["gc_full_collect_ms"]),
+                 ("RSS after load MB", a["rss_mb_after_load"], b["rss_mb_after_load"])]
         lines += [f"## Growth {int(first):,} → {int(last):,} memories "
                   f"(×{int(last) / int(first):g} data)", "",
                   f"| metric | {int(first):,} | {int(last):,} | ratio |", "|---|---|---|---|"]
@@ -802,13 +854,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=5_000, help="distinct sentences embedded")
     parser.add_argument("--ingest-turns", type=int, default=300)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="threads for the embedding model (default as `engram serve`: "
+                             "every usable core)")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="threads for numpy's BLAS (default: left as numpy starts)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args(argv)
     sizes = sorted(int(n) for n in args.memories.split(","))
+    # A stopped run still removes its temporary data directories.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     begun = time.perf_counter()
-    load_start = load_average()
+    load_start, pressure_start = load_average(), cpu_pressure()
 
-    embedder = MiniLMEmbedder()
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.blas_threads, user_api="blas")  # stays in effect for the run
+    # What `engram serve` runs (ENGRAM_EMBEDDER, int8 ONNX by default); --torch-threads
+    # measures the sentence-transformers path instead.
+    embedder = (MiniLMEmbedder(threads=args.torch_threads) if args.torch_threads
+                else local_embedder(Settings.from_env()))
     embedder.warm_up()
     rng = random.Random(args.seed)
     pool = sentence_pool(args.pool, rng)
@@ -830,7 +896,10 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict = {
         "model": embedder.model_name, "hardware": hardware(), "seed": args.seed,
-        "load_average_start": load_start, "queries": len(questions),
+        "threads": {"torch": args.torch_threads or "default",
+                    "blas": args.blas_threads or "default"},
+        "load_average_start": load_start, "cpu_pressure_start": pressure_start,
+        "queries": len(questions),
         "questions_sample": questions[:5],
         "pool": {"sentences": len(pool), "seconds": round(pool_seconds, 2),
                  "sentences_per_second": round(len(pool) / pool_seconds, 1)},
@@ -850,6 +919,7 @@ def main(argv: list[str] | None = None) -> int:
                              "p95_ratio": round(b["p95"] / a["p95"], 2)}
     results["verdict"] = verdicts(results)
     results["load_average_end"] = load_average()
+    results["cpu_pressure_end"] = cpu_pressure()
     results["seconds"] = round(time.perf_counter() - begun, 1)
 
     args.out.mkdir(parents=True, exist_ok=True)
