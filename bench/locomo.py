@@ -25,8 +25,8 @@ from bench.baselines import BM25, Dense, rrf
 from bench.locomo_data import CATEGORY_NAMES, HEADLINE_CATEGORIES, Conversation, load
 from engram.config import Settings
 from engram.local.runtime import LocalRuntime, build_local_runtime, local_embedder
-from engram.ports import Embedder
 from engram.models.api import AddMessageRequest, SearchRequest
+from engram.ports import Embedder
 
 TENANT = "bench"
 WARM_UP_QUERIES = 20
@@ -126,7 +126,7 @@ def metrics(run: SystemRun, questions: list, ks: list[int]) -> dict:
     out: dict = {}
     for k in ks:
         rows: dict[int, list[tuple[float, float, int, float]]] = {}
-        for q, retrieved in zip(questions, run.results):
+        for q, retrieved in zip(questions, run.results, strict=True):
             top = retrieved[:k]
             covered = set().union(*(r.sources for r in top)) if top else set()
             hit = len(set(q.evidence) & covered)
