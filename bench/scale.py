@@ -46,6 +46,7 @@ from engram.config import Settings
 from engram.local.runtime import LocalRuntime, build_local_runtime, local_embedder
 from engram.models.api import AddMessageRequest, SearchRequest
 from engram.models.domain import FACT_TYPES, Memory, MemoryType
+from engram.ports import IndexQuery
 from engram.services.dedupe import content_hash
 from engram.services.search import SearchService, request_filter
 
@@ -503,7 +504,7 @@ def measure_search(runtime: LocalRuntime, embedder: MiniLMEmbedder, questions: l
     clock: dict[str, float] = defaultdict(float)
     clocked = SearchService(
         memories=Clocked(runtime.store, "store_get_many", ("get_many",), clock),
-        index=Clocked(runtime.index, "index_search", ("search",), clock),
+        index=Clocked(runtime.index, "index_search", ("search_groups",), clock),
         embedder=Clocked(embedder, "embed", ("embed",), clock))
     requests = [SearchRequest(query=q, user_id=TARGET_USER) for q in questions]
     for req in requests[:WARM_UP_QUERIES]:
@@ -518,35 +519,28 @@ def measure_search(runtime: LocalRuntime, embedder: MiniLMEmbedder, questions: l
     split["total"] = round(total, 2)
     out["mean_split_ms"] = split
 
-    # Components alone: the query embedding, and the two index calls the service makes
-    # (facts, then preferences), with each filter.
+    # Components alone: the query embedding, and the one index call the service makes
+    # (facts and preferences scored together), with each filter.
     vectors = embedder.embed(questions)
     default = SearchRequest(query="x", user_id=TARGET_USER)
     out["components"]["embed_only"] = timed(
         lambda i: embedder.embed([questions[i]]), len(questions))
+    groups = [IndexQuery(FACT_TYPES, default.memory_limit_number * 3),
+              IndexQuery((MemoryType.preference,), default.preference_limit_number * 3)]
 
-    def index_call(i: int, types: Sequence[MemoryType], limit: int, where=None) -> None:
-        runtime.index.search(TENANT, TARGET_USER, vectors[i], questions[i], limit * 3, types,
-                             where)
-
-    def both_calls(where=None) -> Callable[[int], None]:
+    def index_call(where=None) -> Callable[[int], None]:
         def call(i: int) -> None:
-            index_call(i, FACT_TYPES, default.memory_limit_number, where)
-            index_call(i, (MemoryType.preference,), default.preference_limit_number, where)
+            runtime.index.search_groups(TENANT, TARGET_USER, vectors[i], questions[i], groups,
+                                        where)
         return call
 
-    out["components"]["index_only"] = timed(both_calls(), len(questions))
-    out["components"]["index_facts_call"] = timed(
-        lambda i: index_call(i, FACT_TYPES, default.memory_limit_number), len(questions))
-    out["components"]["index_preferences_call"] = timed(
-        lambda i: index_call(i, (MemoryType.preference,), default.preference_limit_number),
-        len(questions))
+    out["components"]["index_only"] = timed(index_call(), len(questions))
     for variant in variants:
         if variant.filter is not None:
             where = request_filter(SearchRequest(query="x", user_id=TARGET_USER,
                                                  filter=variant.filter))
             out["components"][f"index_only_{variant.name}"] = timed(
-                both_calls(where), len(questions))
+                index_call(where), len(questions))
     # The floor under the dense half of one index call: a plain product over a matrix of
     # the partition's shape (memory bandwidth bound at 100k × 384 float32 = 150 MB).
     matrix = np.random.default_rng(0).standard_normal(

@@ -44,15 +44,16 @@ class Harness:
             workflow=type("Now", (), {"start": lambda _, ref: run(ref)})(), run_now=run,
             limits=Limits())
 
-    def add(self, *texts: str, times: list[str] | None = None):
+    def add(self, *texts: str, times: list[str] | None = None, async_mode: bool = False):
         times = times or [None] * len(texts)
         messages = [{"role": "user", "content": t, "chat_time": at}
                     for t, at in zip(texts, times, strict=True)]
-        req = AddMessageRequest(user_id="u", conversation_id="c", async_mode=False,
+        req = AddMessageRequest(user_id="u", conversation_id="c", async_mode=async_mode,
                                 messages=messages)
         data = self.ingest.add_messages("t", req)
-        assert data.status == "completed", self.store.get("t", data.task_id).error
-        return data.memory_views
+        task = self.store.get("t", data.task_id)
+        assert task.status == "completed", task.error
+        return task.memory_views.model_dump()
 
     def active(self, memory_type: MemoryType):
         return self.store.list_active("t", "u", [memory_type], 0, 100).items
@@ -111,8 +112,14 @@ def test_unrelated_facts_are_both_added(h):
     assert len(views["added"]) == 2 and len(h.active(MemoryType.user)) == 2
 
 
-def test_fast_path_turns_are_retired_when_the_task_completes(h):
+def test_sync_adds_skip_the_fast_path(h):
     views = h.add("The user speaks Finnish")
+    assert views["working"] == [] and len(views["added"]) == 1
+    assert h.store.list_active("t", "u", [MemoryType.working], 0, 10).items == []
+
+
+def test_fast_path_turns_are_retired_when_the_task_completes(h):
+    views = h.add("The user speaks Finnish", async_mode=True)
     assert views["working"]
     (working,) = h.store.get_many("t", views["working"])
     assert working.status == MemoryStatus.archived and working.valid_to

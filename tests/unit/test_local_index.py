@@ -9,6 +9,7 @@ import pytest
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import compile_filter
+from engram.ports import IndexQuery
 from engram.services.lexical import tokenize
 
 DIM = 16
@@ -354,3 +355,78 @@ def test_later_changes_to_an_upserted_object_do_not_leak_in(index):
 
     assert search(index, unit(1), where=compile_filter({"tags": {"contains": "travel"}})) == []
     assert search(index, unit(1), where=compile_filter({"agent_id": "a9"})) == []
+
+
+FILTERS = [
+    {"tags": {"contains": "travel"}},
+    {"agent_id": "a1"},
+    {"scene": {"in": ["chat", "mail"]}},
+    {"info.biz_id": "b2"},
+    {"create_time": {"gte": 1_500}},
+    {"update_time": {"lt": 1_200}},
+    {"or": [{"tags": "work"}, {"and": [{"agent_id": "a2"}, {"create_time": {"lte": 1_100}}]}]},
+    {"and": [{"tags": "travel"}, {"tags": "work"}], "memory_type": "LongTermMemory"},
+]
+
+
+def test_filters_and_bm25_stay_exact_while_rows_move(index):
+    """Facet postings, time columns and the cached posting arrays follow swap-removal,
+    re-upserts and growth: every search along the way equals brute force over the live
+    memories with FilterNode.matches."""
+    rng = random.Random(5)
+    words = ["alpha", "beta", "hotel", "train", "coffee"]
+    live: dict[str, tuple[Memory, np.ndarray]] = {}
+    for step in range(400):
+        if live and rng.random() < 0.3:
+            victim = rng.choice(sorted(live))
+            index.remove("t1", [victim])
+            del live[victim]
+        else:
+            fields = {
+                "memory_key": " ".join(rng.choices(words, k=rng.randint(1, 4))),
+                "tags": rng.sample(["travel", "work", "food"], k=rng.randint(0, 2)),
+                "agent_id": rng.choice(["a1", "a2", None]),
+                "info": {k: v for k, v in (("scene", rng.choice(["chat", "mail", "call"])),
+                                           ("biz_id", rng.choice(["b1", "b2"])))
+                         if rng.random() < 0.7},
+                "create_time": rng.randint(1_000, 2_000),
+                "update_time": rng.randint(1_000, 2_000),
+                "memory_type": rng.choice([MemoryType.long_term, MemoryType.user]),
+            }
+            if live and rng.random() < 0.3:  # rewrite an existing memory
+                item = live[rng.choice(sorted(live))][0].model_copy(update=fields)
+            else:
+                item = memory(fields.pop("memory_key"), **fields)
+            live[item.id] = (item, unit(step))
+            index.upsert([item], stack(unit(step)))
+        if live:  # a search after every write: cached postings must never go stale
+            query, text = unit(1000 + step), rng.choice(words)
+            documents = {i: tokenize(m.index_text) for i, (m, _) in live.items()}
+            expected_lexical = bm25(text, documents)
+            for raw in FILTERS if step % 10 == 0 else [{}]:
+                where = compile_filter(raw) if raw else None
+                hits = search(index, query, text, k=len(live), where=where)
+                assert {h.id for h in hits} == {
+                    i for i, (m, _) in live.items() if not where or where.matches(m)}, raw
+                for hit in hits:
+                    assert hit.lexical == pytest.approx(expected_lexical[hit.id], rel=1e-4,
+                                                        abs=1e-6)
+
+
+def test_search_groups_equal_one_search_per_group(index):
+    rng = np.random.default_rng(3)
+    kinds = [MemoryType.long_term, MemoryType.preference, MemoryType.tool_trajectory]
+    items = [memory(f"note {i} hotel" if i % 3 else f"note {i}", memory_type=kinds[i % 3],
+                    tags=["odd"] if i % 2 else [])
+             for i in range(300)]
+    index.upsert(items, rng.standard_normal((300, DIM)))
+    query = unit(77)
+    queries = [IndexQuery(FACTS, 5), IndexQuery([MemoryType.preference], 3),
+               IndexQuery([MemoryType.tool_trajectory], 0), IndexQuery(ALL_TYPES, 20)]
+    for where in (None, compile_filter({"tags": "odd"})):
+        grouped = index.search_groups("t1", "u1", query, "hotel note", queries, where)
+        assert grouped == [search(index, query, "hotel note", q.k, types=q.types, where=where)
+                           for q in queries]
+        assert grouped[2] == []
+        types_of = {m.id: m.memory_type for m in items}
+        assert grouped[1] and {types_of[h.id] for h in grouped[1]} == {MemoryType.preference}

@@ -4,7 +4,7 @@ DynamoDB/S3/OpenSearch on AWS. Services never import an adapter."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel
@@ -80,6 +80,13 @@ class IndexHit(BaseModel):
     lexical: float  # BM25, unbounded
 
 
+class IndexQuery(NamedTuple):
+    """One list of candidates wanted from a search: these memory types, k results."""
+
+    types: Sequence[MemoryType]
+    k: int
+
+
 class MemoryIndex(Protocol):
     """Hybrid dense + lexical search over active memories. tenant_id and user_id are
     applied inside the index, before scoring, never as a post-filter."""
@@ -98,6 +105,19 @@ class MemoryIndex(Protocol):
         types: Sequence[MemoryType],
         where: FilterNode | None = None,
     ) -> list[IndexHit]: ...
+
+    def search_groups(
+        self,
+        tenant_id: str,
+        user_id: str,
+        vector: np.ndarray,
+        text: str,
+        queries: Sequence[IndexQuery],
+        where: FilterNode | None = None,
+    ) -> list[list[IndexHit]]:
+        """`search` for each query, in order; an index may share the scoring between them
+        (search/memory asks for facts, preferences and tool memories at once)."""
+        ...
 
 
 class Embedder(Protocol):

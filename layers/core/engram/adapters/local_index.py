@@ -13,20 +13,19 @@ uses every core for one search, so running searches side by side would not be fa
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from engram.models.domain import Memory, MemoryStatus, MemoryType
-from engram.models.filters import FilterNode
-from engram.ports import IndexHit
+from engram.models.filters import TIME_FIELDS, Condition, FilterNode, facet_values
+from engram.ports import IndexHit, IndexQuery
 from engram.services.lexical import tokenize
 
 SCHEMA = """
@@ -122,18 +121,31 @@ class LocalMemoryIndex:
     ) -> list[IndexHit]:
         """Candidates from the top max(4k, 50) by dense score and the top max(4k, 50) by
         BM25, each with both scores, best dense first."""
+        return self.search_groups(tenant_id, user_id, vector, text, [IndexQuery(types, k)],
+                                  where)[0]
+
+    def search_groups(
+        self,
+        tenant_id: str,
+        user_id: str,
+        vector: np.ndarray,
+        text: str,
+        queries: Sequence[IndexQuery],
+        where: FilterNode | None = None,
+    ) -> list[list[IndexHit]]:
+        """`search` for each query, sharing one dense product, one BM25 pass and one
+        filter mask between them."""
         query = _unit_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1), 1)[0]
         terms = tokenize(text)
-        wanted = frozenset(MemoryType(t) for t in types)
-        if k <= 0 or not wanted:
-            return []
-        limit = max(k * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
+        groups = [(frozenset(MemoryType(t) for t in q.types),
+                   max(q.k * CANDIDATES_PER_RESULT, MIN_CANDIDATES) if q.k > 0 else 0)
+                  for q in queries]
         with self._lock:
             partition = self._partitions.get((tenant_id, user_id))
-            if partition is None:
-                return []
+            if partition is None or not any(w and limit for w, limit in groups):
+                return [[] for _ in queries]
             self._check_dimension(query.shape[0])
-            return partition.search(query, terms, limit, wanted, where)
+            return partition.search(query, terms, groups, where)
 
     # --- state ----------------------------------------------------------------------
     def _load(self) -> None:
@@ -196,6 +208,12 @@ class _Partition:
         self.term_counts: list[Counter[str]] = []
         self.row_of: dict[str, int] = {}
         self.postings: dict[str, dict[int, int]] = {}  # term → {row: term frequency}
+        # term → (rows, frequencies) as arrays, built on a term's first query since its
+        # last change: converting a long postings dict costs more than scoring it
+        self.posting_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.facet_keys: list[frozenset[tuple[str, str]]] = []
+        self.facets: dict[tuple[str, str], set[int]] = {}  # (field, value) → rows
+        self.times = {f: np.empty(INITIAL_CAPACITY, dtype=np.int64) for f in TIME_FIELDS}
         self.total_length = 0
         self.type_counts: Counter[MemoryType] = Counter()
 
@@ -215,6 +233,13 @@ class _Partition:
         self.row_of[memory.id] = row
         for term, count in counts.items():
             self.postings.setdefault(term, {})[row] = count
+            self.posting_arrays.pop(term, None)
+        facets = frozenset(facet_values(memory))
+        self.facet_keys.append(facets)
+        for facet in facets:
+            self.facets.setdefault(facet, set()).add(row)
+        for name, column in self.times.items():
+            column[row] = getattr(memory, name)
         self.total_length += len(tokens)
         self.type_counts[memory.memory_type] += 1
         self.size += 1
@@ -224,8 +249,14 @@ class _Partition:
         for term in self.term_counts[row]:
             rows = self.postings[term]
             del rows[row]
+            self.posting_arrays.pop(term, None)
             if not rows:
                 del self.postings[term]
+        for facet in self.facet_keys[row]:
+            rows = self.facets[facet]
+            rows.discard(row)
+            if not rows:
+                del self.facets[facet]
         self.total_length -= int(self.doc_lengths[row])
         self.type_counts[self.memories[row].memory_type] -= 1
         last = self.size - 1
@@ -234,6 +265,7 @@ class _Partition:
         self.ids.pop()
         self.memories.pop()
         self.term_counts.pop()
+        self.facet_keys.pop()
         self.size = last
 
     def _move(self, source: int, target: int) -> None:
@@ -243,10 +275,18 @@ class _Partition:
         self.ids[target] = self.ids[source]
         self.memories[target] = self.memories[source]
         self.term_counts[target] = self.term_counts[source]
+        self.facet_keys[target] = self.facet_keys[source]
+        for column in self.times.values():
+            column[target] = column[source]
         self.row_of[self.ids[target]] = target
         for term in self.term_counts[target]:
             rows = self.postings[term]
             rows[target] = rows.pop(source)
+            self.posting_arrays.pop(term, None)
+        for facet in self.facet_keys[target]:
+            rows = self.facets[facet]
+            rows.discard(source)
+            rows.add(target)
 
     def _reserve(self, needed: int) -> None:
         capacity = len(self.doc_lengths)
@@ -256,31 +296,40 @@ class _Partition:
         self.vectors = _grown(self.vectors, capacity, self.size)
         self.doc_lengths = _grown(self.doc_lengths, capacity, self.size)
         self.type_codes = _grown(self.type_codes, capacity, self.size)
+        self.times = {f: _grown(c, capacity, self.size) for f, c in self.times.items()}
 
     # --- search ---------------------------------------------------------------------
     def search(
         self,
         query: np.ndarray,
         terms: list[str],
-        limit: int,
-        wanted: frozenset[MemoryType],
+        groups: list[tuple[frozenset[MemoryType], int]],
         where: FilterNode | None,
-    ) -> list[IndexHit]:
-        eligible = self._type_mask(wanted)
-        dense_pool = None if eligible is None else np.flatnonzero(eligible)
-        dense = self._dense_scores(query, dense_pool)
+    ) -> list[list[IndexHit]]:
+        admitted = None if where is None else self._filter_mask(where)
+        masks = []  # per group: the eligible rows, None for every row
+        for wanted, limit in groups:
+            mask = self._type_mask(wanted) if wanted and limit else np.zeros(self.size, bool)
+            if admitted is not None:
+                mask = admitted if mask is None else mask & admitted
+            masks.append(mask)
+        union = None if any(m is None for m in masks) else np.logical_or.reduce(masks)
+        dense = self._dense_scores(query, union)
         lexical = self._bm25_scores(terms)
-        lexical_pool = np.flatnonzero(lexical)
-        if eligible is not None:
-            lexical_pool = lexical_pool[eligible[lexical_pool]]
-        admits = functools.cache(lambda row: where.matches(self.memories[row])) if where else None
-        rows = set(_best_rows(dense, dense_pool, limit, admits))
-        rows.update(_best_rows(lexical, lexical_pool, limit, admits))
-        hits = [
-            IndexHit(id=self.ids[r], dense=float(dense[r]), lexical=float(lexical[r])) for r in rows
-        ]
-        hits.sort(key=lambda hit: (-hit.dense, hit.id))
-        return hits
+        found = np.flatnonzero(lexical)
+        results = []
+        for mask, (_, limit) in zip(masks, groups, strict=True):
+            pool = None if mask is None else np.flatnonzero(mask)
+            if pool is not None and len(pool) == 0:
+                results.append([])
+                continue
+            rows = set(_best_rows(dense, pool, limit))
+            rows.update(_best_rows(lexical, found if mask is None else found[mask[found]], limit))
+            hits = [IndexHit(id=self.ids[r], dense=float(dense[r]), lexical=float(lexical[r]))
+                    for r in rows]
+            hits.sort(key=lambda hit: (-hit.dense, hit.id))
+            results.append(hits)
+        return results
 
     def _type_mask(self, wanted: frozenset[MemoryType]) -> np.ndarray | None:
         """Rows whose type is wanted, or None when that is every row (the common case)."""
@@ -290,10 +339,38 @@ class _Partition:
         is_wanted[[TYPE_CODES[t] for t in wanted]] = True
         return is_wanted[self.type_codes[: self.size]]  # a table lookup, cheaper than np.isin
 
-    def _dense_scores(self, query: np.ndarray, pool: np.ndarray | None) -> np.ndarray:
-        """Cosine per row (rows and query are unit length). With a pool, only its rows are
+    def _filter_mask(self, node: FilterNode) -> np.ndarray:
+        """Rows the filter admits, from the facet postings and time columns: the same
+        answer as `node.matches` on every row, without touching the rows."""
+        mask = np.ones(self.size, dtype=bool)
+        for child in node.all_of:
+            mask &= self._condition_mask(child)
+        if node.any_of:
+            either = np.zeros(self.size, dtype=bool)
+            for child in node.any_of:
+                either |= self._condition_mask(child)
+            mask &= either
+        return mask
+
+    def _condition_mask(self, node: Condition | FilterNode) -> np.ndarray:
+        if isinstance(node, FilterNode):
+            return self._filter_mask(node)
+        if node.field in self.times:
+            column = self.times[node.field][: self.size]
+            return {"eq": np.equal, "gt": np.greater, "gte": np.greater_equal,
+                    "lt": np.less, "lte": np.less_equal}[node.op](column, node.value)
+        values = node.value if node.op == "in" else [node.value]
+        mask = np.zeros(self.size, dtype=bool)
+        for value in values:
+            rows = self.facets.get((node.field, value))
+            if rows:
+                mask[np.fromiter(rows, dtype=np.intp, count=len(rows))] = True
+        return mask
+
+    def _dense_scores(self, query: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """Cosine per row (rows and query are unit length). With a mask, only its rows are
         meaningful: callers never read the others."""
-        if pool is None or len(pool) >= GATHER_BELOW * self.size:
+        if mask is None or (pool := np.flatnonzero(mask)).size >= GATHER_BELOW * self.size:
             return self.vectors[: self.size] @ query
         scores = np.zeros(self.size, dtype=np.float32)
         scores[pool] = np.take(self.vectors, pool, axis=0) @ query
@@ -311,38 +388,30 @@ class _Partition:
             found = len(postings)
             if self.size >= COMMON_TERM_MIN_ROWS and found > COMMON_TERM_SHARE * self.size:
                 continue  # in nearly every row ("user"): idf ≈ 0, yet the costliest to read
-            rows = np.fromiter(postings.keys(), dtype=np.intp, count=found)
-            freqs = np.fromiter(postings.values(), dtype=np.float32, count=found)
+            rows, freqs = self._posting_array(term, postings)
             idf = math.log(1 + (self.size - found + 0.5) / (found + 0.5))
             norms = BM25_K1 * (1 - BM25_B + BM25_B * self.doc_lengths[rows] / average_length)
             scores[rows] += idf * freqs * (BM25_K1 + 1) / (freqs + norms)
         return scores
 
+    def _posting_array(self, term: str, postings: dict[int, int]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        arrays = self.posting_arrays.get(term)
+        if arrays is None:
+            count = len(postings)
+            arrays = self.posting_arrays[term] = (
+                np.fromiter(postings.keys(), dtype=np.intp, count=count),
+                np.fromiter(postings.values(), dtype=np.float32, count=count))
+        return arrays
 
-def _best_rows(
-    scores: np.ndarray,
-    pool: np.ndarray | None,
-    limit: int,
-    admits: Callable[[int], bool] | None,
-) -> list[int]:
-    """Up to `limit` rows of `pool` (every row when None) with the highest scores that
-    `admits` accepts, best first.
 
-    With a filter the window widens until enough rows pass or all have been seen, so the
-    result is what filtering every row first would give, while a loose filter is only
-    evaluated on a few rows. Ranking the pool alone, rather than all rows with -inf for
-    the rest, also keeps argpartition off long runs of equal values, where it is slow."""
+def _best_rows(scores: np.ndarray, pool: np.ndarray | None, limit: int) -> list[int]:
+    """Up to `limit` rows of `pool` (every row when None) with the highest scores, best
+    first. Ranking the pool alone, rather than all rows with -inf for the rest, keeps
+    argpartition off long runs of equal values, where it is slow."""
     pool_scores = scores if pool is None else scores[pool]
-    window = min(limit, len(pool_scores))
-    while True:
-        ranked = _top(pool_scores, window)
-        if pool is not None:
-            ranked = pool[ranked]
-        ranked = ranked.tolist()
-        passing = ranked if admits is None else [row for row in ranked if admits(row)]
-        if len(passing) >= limit or window == len(pool_scores):
-            return passing[:limit]
-        window = min(window * 4, len(pool_scores))
+    ranked = _top(pool_scores, min(limit, len(pool_scores)))
+    return (ranked if pool is None else pool[ranked]).tolist()
 
 
 def _top(scores: np.ndarray, count: int) -> np.ndarray:

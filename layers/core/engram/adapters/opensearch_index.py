@@ -37,7 +37,7 @@ from engram.adapters.local_index import CANDIDATES_PER_RESULT, MIN_CANDIDATES
 from engram.errors import PermanentError, RetryableError
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import Condition, FilterError, FilterNode
-from engram.ports import IndexHit
+from engram.ports import IndexHit, IndexQuery
 
 VECTOR_FIELD = "vector"
 TEXT_FIELD = "text"
@@ -266,6 +266,20 @@ class OpenSearchMemoryIndex:
         return hits
 
     # --- requests -------------------------------------------------------------------
+    def search_groups(
+        self,
+        tenant_id: str,
+        user_id: str,
+        vector: np.ndarray,
+        text: str,
+        queries: Sequence[IndexQuery],
+        where: FilterNode | None = None,
+    ) -> list[list[IndexHit]]:
+        # One search per group: the memory type is part of each k-NN filter, so the
+        # cluster cannot share the scoring the way the in-memory index does.
+        return [self.search(tenant_id, user_id, vector, text, q.k, q.types, where)
+                for q in queries]
+
     def _dense_search(self, query: list[float], size: int, scope: list[dict]) -> dict[str, Any]:
         # The filter sits inside the knn clause (efficient filtering), never in a
         # post_filter, which would drop hits after the top k had been chosen.

@@ -21,7 +21,7 @@ from engram.aws.settings import AwsSettings
 from engram.errors import EngramError
 from engram.models.domain import Memory, MemoryType
 from engram.models.filters import FilterNode
-from engram.ports import Embedder, IndexHit, MemoryIndex
+from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex
 from engram.services.container import Services
 from engram.services.extraction import RuleBasedExtractor
 from engram.services.ingest import IngestService
@@ -122,6 +122,11 @@ class IndexOnFirstUse:
     def search(self, tenant_id: str, user_id: str, vector: np.ndarray, text: str, k: int,
                types: Sequence[MemoryType], where: FilterNode | None = None) -> list[IndexHit]:
         return self._ready().search(tenant_id, user_id, vector, text, k, types, where)
+
+    def search_groups(self, tenant_id: str, user_id: str, vector: np.ndarray, text: str,
+                      queries: Sequence[IndexQuery], where: FilterNode | None = None
+                      ) -> list[list[IndexHit]]:
+        return self._ready().search_groups(tenant_id, user_id, vector, text, queries, where)
 
 
 def default_embedder(settings: AwsSettings, clients: AwsClients) -> Embedder:

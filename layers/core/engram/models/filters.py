@@ -49,6 +49,18 @@ class FilterNode(BaseModel):
         return not self.any_of or any(_match(c, memory) for c in self.any_of)
 
 
+def facet_values(memory: Memory) -> list[tuple[str, str]]:
+    """The (field, value) pairs an `eq` / `in` / `contains` condition can match on this
+    memory, for an index that keeps them as postings. Only strings can match: conditions
+    compile to string values."""
+    pairs = [(field, value) for field in SCALAR_FIELDS
+             if isinstance(value := _field_value(field, memory), str)]
+    pairs += [("tags", tag) for tag in memory.tags if isinstance(tag, str)]
+    pairs += [(f"info.{key}", value) for key, value in memory.info.items()
+              if isinstance(value, str)]
+    return pairs
+
+
 def _match(node: Condition | FilterNode, memory: Memory) -> bool:
     if isinstance(node, FilterNode):
         return node.matches(memory)

@@ -1,8 +1,9 @@
 """Accepting add/message and add/feedback.
 
-The raw request is written first (nothing is lost if a later step fails), then every
-turn is embedded and indexed as WorkingMemory (the fast path: searchable on the next
-turn), then the task is queued, or run at once when the client asked for sync mode.
+The raw request is written first (nothing is lost if a later step fails), then, in async
+mode, every turn is embedded and indexed as WorkingMemory (the fast path: searchable on
+the next turn) and the task is queued. In sync mode the task runs at once instead and the
+client waits for its memories, so the turns are not embedded twice.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ class IngestService:
         # Order matters: the raw request and the task row first, so a crash after this
         # point leaves a waiting task that is resumed, never a half-accepted request.
         turns = [m for m in job.messages if m.role in WORKING_ROLES and m.text.strip()]
-        working = [working_memory(job, m) for m in turns] if job.kind == "add" else []
+        fast_path = async_mode and job.kind == "add"
+        working = [working_memory(job, m) for m in turns] if fast_path else []
         job.working_ids = task.memory_views.working = [m.id for m in working]
         self.objects.put_bytes(request_key(task.tenant_id, task.user_id, task.task_id),
                                job.model_dump_json().encode())

@@ -10,7 +10,7 @@ from engram.errors import Unprocessable
 from engram.models.api import SearchRequest
 from engram.models.domain import FACT_TYPES, TOOL_TYPES, Memory, MemoryStatus, MemoryType
 from engram.models.filters import Condition, FilterError, FilterNode, split_sources
-from engram.ports import Embedder, IndexHit, MemoryIndex, MemoryStore
+from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore
 
 DENSE_WEIGHT = 0.6
 LEXICAL_HALF_SCORE = 8.0  # the BM25 score that earns half the lexical weight
@@ -72,12 +72,19 @@ class SearchService:
     def search(self, tenant_id: str, req: SearchRequest) -> SearchResult:
         where = request_filter(req)
         vector = self.embedder.embed([req.query])[0]
+        limits = (req.memory_limit_number,
+                  req.preference_limit_number if req.include_preference else 0,
+                  req.tool_memory_limit_number if req.include_tool_memory else 0)
+        groups = (FACT_TYPES, (MemoryType.preference,), TOOL_TYPES)
+        # One call for the three lists: the index shares the scoring between them.
+        found = self.index.search_groups(
+            tenant_id, req.user_id, vector, req.query,
+            [IndexQuery(types, limit * 3) for types, limit in zip(groups, limits, strict=True)],
+            where)
 
-        def find(types: Sequence[MemoryType], limit: int) -> list[ScoredMemory]:
+        def ranked(hits: list[IndexHit], limit: int) -> list[ScoredMemory]:
             if limit == 0:
                 return []
-            hits = self.index.search(tenant_id, req.user_id, vector, req.query, limit * 3,
-                                     types, where)
             scores = fuse(hits)
             # Only the best few are loaded; the conversation boost may reorder those.
             best = sorted(scores, key=lambda i: -scores[i])[:limit + RELOAD_MARGIN]
@@ -92,10 +99,6 @@ class SearchService:
             scored.sort(key=lambda s: -s.relativity)
             return scored[:limit]
 
-        return SearchResult(
-            facts=find(FACT_TYPES, req.memory_limit_number),
-            preferences=find((MemoryType.preference,), req.preference_limit_number)
-            if req.include_preference else [],
-            tools=find(TOOL_TYPES, req.tool_memory_limit_number)
-            if req.include_tool_memory else [],
-        )
+        facts, preferences, tools = (ranked(hits, limit)
+                                     for hits, limit in zip(found, limits, strict=True))
+        return SearchResult(facts=facts, preferences=preferences, tools=tools)
