@@ -313,6 +313,13 @@ def test_same_ids_in_the_same_order_as_the_local_index(backend):
         assert ids(actual) == ids(expected)
         assert [h.dense for h in actual] == pytest.approx([h.dense for h in expected], abs=1e-5)
         assert [h.lexical > 0 for h in actual] == [h.lexical > 0 for h in expected]
+    queries = vectors[:6] + 0.3 * rng.standard_normal((6, DIM)).astype(np.float32)
+    for types in (ALL_TYPES, [MemoryType.preference]):
+        expected = local.nearest("t1", "u1", queries, 4, types)
+        actual = remote.nearest("t1", "u1", queries, 4, types)
+        assert [ids(hits) for hits in actual] == [ids(hits) for hits in expected]
+        assert [h.dense for hits in actual for h in hits] == pytest.approx(
+            [h.dense for hits in expected for h in hits], abs=1e-5)
     local.close()
 
 

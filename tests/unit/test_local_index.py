@@ -430,3 +430,28 @@ def test_search_groups_equal_one_search_per_group(index):
         assert grouped[2] == []
         types_of = {m.id: m.memory_type for m in items}
         assert grouped[1] and {types_of[h.id] for h in grouped[1]} == {MemoryType.preference}
+
+
+@pytest.mark.parametrize("preference_share", [0.02, 0.5])
+def test_nearest_matches_brute_force_per_query_row(index, preference_share):
+    rng = np.random.default_rng(9)
+    items = [memory(f"m{i}", memory_type=MemoryType.preference if rng.random() < preference_share
+                    else MemoryType.long_term) for i in range(400)]
+    vectors = rng.standard_normal((400, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index.upsert(items, vectors)
+    index.upsert([memory("elsewhere", user="u2")], stack(vectors[0]))
+    queries = rng.standard_normal((70, DIM)).astype(np.float32)  # more than one batch of 64
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+
+    for types in (FACTS, [MemoryType.preference], ALL_TYPES):
+        found = index.nearest("t1", "u1", queries, 5, types)
+        allowed = [i for i, m in enumerate(items) if m.memory_type in types]
+        assert len(found) == len(queries)
+        for query, hits in zip(queries, found, strict=True):
+            cosines = vectors[allowed] @ query
+            best = [allowed[i] for i in np.argsort(-cosines)[:5]]
+            assert [h.id for h in hits] == [items[i].id for i in best]
+            assert [h.dense for h in hits] == pytest.approx(
+                sorted(cosines, reverse=True)[:5], abs=1e-5)
+    assert index.nearest("t1", "nobody", queries, 5, ALL_TYPES) == [[]] * len(queries)

@@ -119,6 +119,18 @@ class MemoryIndex(Protocol):
         (search/memory asks for facts, preferences and tool memories at once)."""
         ...
 
+    def nearest(
+        self,
+        tenant_id: str,
+        user_id: str,
+        vectors: np.ndarray,
+        k: int,
+        types: Sequence[MemoryType],
+    ) -> list[list[IndexHit]]:
+        """For each row of `vectors`, the k memories of these types with the highest
+        cosine, best first, `lexical` 0 (dedupe compares a request's candidates at once)."""
+        ...
+
 
 class Embedder(Protocol):
     model_name: str

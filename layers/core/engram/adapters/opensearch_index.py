@@ -265,7 +265,6 @@ class OpenSearchMemoryIndex:
         hits.sort(key=lambda hit: (-hit.dense, hit.id))
         return hits
 
-    # --- requests -------------------------------------------------------------------
     def search_groups(
         self,
         tenant_id: str,
@@ -280,6 +279,20 @@ class OpenSearchMemoryIndex:
         return [self.search(tenant_id, user_id, vector, text, q.k, q.types, where)
                 for q in queries]
 
+    def nearest(self, tenant_id: str, user_id: str, vectors: np.ndarray, k: int,
+                types: Sequence[MemoryType]) -> list[list[IndexHit]]:
+        """The k closest memories by cosine for each row of `vectors`, in one _msearch."""
+        if k <= 0 or len(vectors) == 0 or not types:
+            return [[] for _ in range(len(vectors))]
+        scope = [{"term": {"tenant_id": tenant_id}}, {"term": {"user_id": user_id}},
+                 {"terms": {"memory_type": sorted({MemoryType(t).value for t in types})}}]
+        rows = self._unit_rows(np.asarray(vectors), len(vectors))
+        found = self._msearch([self._dense_search(row.tolist(), k, scope) for row in rows])
+        return [sorted((IndexHit(id=i, dense=d, lexical=0.0)
+                        for i, d in self._dense_scores(response).items()),
+                       key=lambda hit: (-hit.dense, hit.id)) for response in found]
+
+    # --- requests -------------------------------------------------------------------
     def _dense_search(self, query: list[float], size: int, scope: list[dict]) -> dict[str, Any]:
         # The filter sits inside the knn clause (efficient filtering), never in a
         # post_filter, which would drop hits after the top k had been chosen.

@@ -128,6 +128,10 @@ class IndexOnFirstUse:
                       ) -> list[list[IndexHit]]:
         return self._ready().search_groups(tenant_id, user_id, vector, text, queries, where)
 
+    def nearest(self, tenant_id: str, user_id: str, vectors: np.ndarray, k: int,
+                types: Sequence[MemoryType]) -> list[list[IndexHit]]:
+        return self._ready().nearest(tenant_id, user_id, vectors, k, types)
+
 
 def default_embedder(settings: AwsSettings, clients: AwsClients) -> Embedder:
     embedding = settings.embedding

@@ -31,7 +31,7 @@ from engram.models.domain import (
     now_ms,
 )
 from engram.models.pipeline import DedupePlan, IngestJob, MemoryWrite
-from engram.ports import Embedder, MemoryIndex, MemoryStore
+from engram.ports import Embedder, IndexHit, MemoryIndex, MemoryStore
 
 NEAR_DUPLICATE = 0.90
 REPLACE_PREFERENCE = 0.80  # opposite polarity this close: the same statement, reversed
@@ -72,31 +72,48 @@ class _Planner:
     touched: dict[str, Memory] = field(default_factory=dict)  # id → newest state in this plan
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # vectors still valid
     hashes: dict[str, str] = field(default_factory=dict)  # content hash → id, in this plan
+    stored_hits: dict[int, list[IndexHit]] = field(default_factory=dict)  # candidate row →
+    stored: dict[str, Memory] = field(default_factory=dict)  # the stored neighbours, by id
 
-    def neighbours(self, cand: Candidate, vector: np.ndarray,
+    def search_types(self, cand: Candidate) -> tuple[MemoryType, ...]:
+        if self.job.kind == "feedback":  # a correction may target any fact or preference
+            return (*family(MemoryType.long_term), MemoryType.preference)
+        return family(cand.memory_type)
+
+    def prefetch(self, candidates: Sequence[Candidate], vectors: np.ndarray) -> None:
+        """The stored neighbours of every candidate, one index call per type family: the
+        store does not change while a plan is made, so this is what asking one by one
+        would give, for one matrix product instead of one per candidate."""
+        rows_by_types: dict[tuple[MemoryType, ...], list[int]] = {}
+        for row, cand in enumerate(candidates):
+            rows_by_types.setdefault(self.search_types(cand), []).append(row)
+        for types, rows in rows_by_types.items():
+            found = self.index.nearest(self.job.tenant_id, self.job.user_id, vectors[rows],
+                                       NEIGHBOURS, types)
+            self.stored_hits.update(zip(rows, found, strict=True))
+        ids = list(dict.fromkeys(h.id for hits in self.stored_hits.values() for h in hits))
+        self.stored = {m.id: m for m in self.memories.get_many(self.job.tenant_id, ids)}
+
+    def neighbours(self, row: int, vector: np.ndarray,
                    types: Sequence[MemoryType]) -> list[tuple[Memory, float]]:
-        hits = self.index.search(self.job.tenant_id, self.job.user_id, vector,
-                                 cand.memory_value, NEIGHBOURS, types)
-        nearest = sorted(hits, key=lambda h: -h.dense)[:NEIGHBOURS]
-        dense = {h.id: h.dense for h in nearest}
-        stored = self.memories.get_many(self.job.tenant_id, list(dense))
-        scored = {m.id: (self.touched.get(m.id, m), dense[m.id]) for m in stored}
+        scored = {h.id: (self.touched.get(h.id, self.stored[h.id]), h.dense)
+                  for h in self.stored_hits[row] if h.id in self.stored}
         for memory_id, memory in self.touched.items():  # earlier candidates of this request
             if memory.memory_type in types and memory_id in self.vectors:
                 scored[memory_id] = (memory, float(self.vectors[memory_id] @ vector))
         alive = [(m, s) for m, s in scored.values() if m.status == MemoryStatus.activated]
         return sorted(alive, key=lambda pair: -pair[1])
 
-    def decide(self, cand: Candidate, vector: np.ndarray) -> None:
+    def decide(self, row: int, cand: Candidate, vector: np.ndarray) -> None:
         digest = content_hash(cand.memory_type, cand.memory_value)
         if digest in self.hashes or self.memories.find_by_hash(
                 self.job.tenant_id, self.job.user_id, digest):
             self.plan.noop += 1
             return
         if self.job.kind == "feedback":
-            self.apply_feedback(cand, vector)
+            self.apply_feedback(row, cand, vector)
             return
-        near = self.neighbours(cand, vector, family(cand.memory_type))
+        near = self.neighbours(row, vector, self.search_types(cand))
         if cand.memory_type == MemoryType.preference:
             opposite = [(m, s) for m, s in near if m.polarity and cand.polarity
                         and m.polarity != cand.polarity]
@@ -115,13 +132,12 @@ class _Planner:
             return
         self.add(cand, vector, digest)
 
-    def apply_feedback(self, cand: Candidate, vector: np.ndarray) -> None:
-        types = (*family(MemoryType.long_term), MemoryType.preference)
+    def apply_feedback(self, row: int, cand: Candidate, vector: np.ndarray) -> None:
         named = [a or b for a, b in CORRECTED.findall(cand.memory_value)]
         scored = sorted(
             ((m, s + (NAMED_IN_CORRECTION if any(n.strip().casefold() in m.memory_value.casefold()
                                                   for n in named) else 0.0))
-             for m, s in self.neighbours(cand, vector, types)),
+             for m, s in self.neighbours(row, vector, self.search_types(cand))),
             key=lambda pair: -pair[1])
         if not scored or scored[0][1] < FEEDBACK_TARGET:
             self.add(cand, vector, content_hash(cand.memory_type, cand.memory_value))
@@ -227,6 +243,7 @@ def plan_changes(job: IngestJob, candidates: Sequence[Candidate], memories: Memo
     planner = _Planner(job=job, memories=memories, index=index)
     if candidates:
         vectors = embedder.embed([c.dense_text for c in candidates])
-        for cand, vector in zip(candidates, vectors, strict=True):
-            planner.decide(cand, vector)
+        planner.prefetch(candidates, vectors)
+        for row, (cand, vector) in enumerate(zip(candidates, vectors, strict=True)):
+            planner.decide(row, cand, vector)
     return planner.finish(embedder)
