@@ -9,9 +9,13 @@ PORT   ?= 8000
 DATA   ?= .engram
 SAM_VENV := .venv-sam
 
-.PHONY: setup serve test test-fast bench bench-scale lint clean sam-venv validate
+.PHONY: setup serve test test-fast bench bench-scale lint clean sam-venv validate system-packages
 
-setup: $(STAMP)
+setup: system-packages $(STAMP)
+
+# Debian programs content parsing calls (tesseract, catdoc, …); a no-op once installed.
+system-packages:
+	bash scripts/install_system_packages.sh
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,4 +56,4 @@ lint: setup
 	$(BIN)/ruff check layers tests functions scripts bench
 
 clean:
-	rm -rf $(VENV) .venv-compat $(SAM_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) .venv-compat .venv-everos $(SAM_VENV) .aws-sam .pytest_cache

@@ -89,11 +89,25 @@ def engram_search(runtime: LocalRuntime, depth: int) -> Callable[[str, str], lis
         found = runtime.services.search.search(TENANT, SearchRequest(
             query=question, user_id=user, memory_limit_number=limit,
             preference_limit_number=limit, include_preference=True))
-        ranked = sorted(found.facts + found.preferences, key=lambda s: -s.relativity)[:depth]
+        ranked = merged(found.facts, found.preferences)[:depth]
         return [Retrieved(frozenset(s.memory.sources), len(s.memory.memory_value.split()))
                 for s in ranked]
 
     return search
+
+
+def merged(first: list, second: list) -> list:
+    """One list from two ranked ones: each keeps its own order (the service's), and the
+    better relativity of the two heads goes first."""
+    out, i, j = [], 0, 0
+    while i < len(first) or j < len(second):
+        if j == len(second) or (i < len(first) and first[i].relativity >= second[j].relativity):
+            out.append(first[i])
+            i += 1
+        else:
+            out.append(second[j])
+            j += 1
+    return out
 
 
 def baseline_searches(conversations: list[Conversation], embedder: Embedder,

@@ -30,6 +30,7 @@ from engram.aws.events import FailedStepInput, IngestQueueRecord, UploadQueueRec
 from engram.aws.settings import AwsSettings
 from engram.models.api import AddMessageRequest, SearchRequest, TaskStatusRequest
 from engram.models.domain import TaskRef
+from engram.models.everos import MemoryAddRequest, ObjectSignRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -280,7 +281,9 @@ class UploadQueueEvent(SqsModel):
 
 API_BODIES: dict[str, type[BaseModel]] = {"/v1/add/message": AddMessageRequest,
                                           "/v1/search/memory": SearchRequest,
-                                          "/v1/get/status": TaskStatusRequest}
+                                          "/v1/get/status": TaskStatusRequest,
+                                          "/api/v1/object/sign": ObjectSignRequest,
+                                          "/api/v1/memories": MemoryAddRequest}
 # Scenarios that are invalid on purpose, and which part is.
 INVALID = {("api", "add_message_invalid"): "body",
            ("ingest_queue", "batch_with_invalid_job"): "record 1"}

@@ -23,6 +23,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from opensearchpy import OpenSearch
@@ -188,7 +189,8 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False) -> Ite
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
         tables = create_tables(dynamodb, prefix="engram-test")
         tables["idempotency"] = _create_idempotency_table(dynamodb, "engram-test-idempotency")
-        s3 = boto3.client("s3", region_name=REGION)
+        # as AwsClients.from_settings makes it: SigV4, also for pre-signed POST forms
+        s3 = boto3.client("s3", region_name=REGION, config=Config(signature_version="s3v4"))
         s3.create_bucket(Bucket=BUCKET)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(
@@ -208,7 +210,8 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False) -> Ite
             s3=s3, dynamodb=dynamodb,
             dynamodb_client=boto3.client("dynamodb", region_name=REGION),
             stepfunctions=sfn, bedrock_runtime=None,
-            opensearch=OpenSearch(hosts=[{"host": "127.0.0.1", "port": search.port}]))
+            opensearch=OpenSearch(hosts=[{"host": "127.0.0.1", "port": search.port}]),
+            textract=boto3.client("textract", region_name=REGION))
         runtime = build_aws_services(settings, embedder=HashingEmbedder(), clients=clients)
         stack = MotoStack(settings=settings, clients=clients, runtime=runtime, tables=tables,
                           opensearch=search)
@@ -251,7 +254,7 @@ class GatewayResponse:
 
 
 def call_api(method: str, route: str, body: dict[str, Any] | None = None,
-             api_key: str | None = API_KEY) -> GatewayResponse:
+             api_key: str | None = API_KEY, prefix: str = "/v1") -> GatewayResponse:
     """What API Gateway does with a request: the REQUEST authorizer first (its Deny
     becomes the ACCESS_DENIED gateway response, a 401 in the API's envelope), then the
     API function with the authorizer's context in requestContext.authorizer."""
@@ -261,18 +264,19 @@ def call_api(method: str, route: str, body: dict[str, Any] | None = None,
     headers = {**template["headers"], "Authorization": f"Token {api_key}"}
     request = load_event("authorizer", "valid_token")
     request.update(headers=headers, multiValueHeaders={k: [v] for k, v in headers.items()},
-                   httpMethod=method, path=f"/v1/{route}")
-    request["methodArn"] = request["methodArn"].rsplit("/POST/", 1)[0] + f"/{method}/v1/{route}"
+                   httpMethod=method, path=f"{prefix}/{route}")
+    request["methodArn"] = (request["methodArn"].rsplit("/POST/", 1)[0]
+                            + f"/{method}{prefix}/{route}")
     policy = invoke("authorizer", request)
     if policy["policyDocument"]["Statement"][0]["Effect"] != "Allow":
         return GatewayResponse(401, {"code": 401, "message": policy["context"]["reason"],
                                      "data": None})
-    event = dict(template, path=f"/v1/{route}", httpMethod=method, headers=headers,
+    event = dict(template, path=f"{prefix}/{route}", httpMethod=method, headers=headers,
                  multiValueHeaders={k: [v] for k, v in headers.items()},
                  pathParameters={"proxy": route},
                  body=json.dumps(body) if body is not None else None)
     event["requestContext"] = dict(template["requestContext"], httpMethod=method,
-                                   path=f"/api/v1/{route}", requestId=str(uuid.uuid4()),
+                                   path=f"{prefix}/{route}", requestId=str(uuid.uuid4()),
                                    authorizer={"principalId": policy["principalId"],
                                                **policy["context"]})
     response = invoke("api", event)

@@ -183,17 +183,18 @@ def test_duplicate_s3_delivery_makes_one_task(stack):
     assert len(stack.executions()) == 1
 
 
-def test_unsupported_document_ends_in_a_failed_task_with_the_reason(stack):
-    event = load_event("upload_received", "unsupported_document")
+def test_an_inbox_document_becomes_a_task_holding_it_as_an_item(stack):
+    event = load_event("upload_received", "inbox_document")
     stack.s3.put_object(Bucket=BUCKET, Key=s3_key(event), Body=b"%PDF-1.7 ...")
 
     assert invoke("upload_received", event) == {"batchItemFailures": []}
 
     (task,) = stack.tasks_of("u-docs")
-    assert task.status == TaskStatus.failed
-    assert "document type not supported yet (.pdf)" in task.error
-    assert f"s3://{BUCKET}/inbox/tenant-a/u-docs/contract.pdf" in task.error
-    assert stack.executions() == []
+    assert task.status == TaskStatus.waiting and task.conversation_id == "inbox"
+    (item,) = task.items
+    assert (item.type, item.name, item.uri) == ("file", "contract.pdf",
+                                                "inbox/tenant-a/u-docs/contract.pdf")
+    assert [e["name"] for e in stack.executions()] == [task.task_id]
 
 
 @pytest.mark.parametrize("name, body, reason", [

@@ -313,6 +313,8 @@ def test_same_ids_in_the_same_order_as_the_local_index(backend):
         assert ids(actual) == ids(expected)
         assert [h.dense for h in actual] == pytest.approx([h.dense for h in expected], abs=1e-5)
         assert [h.lexical > 0 for h in actual] == [h.lexical > 0 for h in expected]
+        for hit, twin in zip(actual, expected, strict=True):  # both return unit vectors
+            assert hit.vector == pytest.approx(twin.vector, abs=1e-5)
     queries = vectors[:6] + 0.3 * rng.standard_normal((6, DIM)).astype(np.float32)
     for types in (ALL_TYPES, [MemoryType.preference]):
         expected = local.nearest("t1", "u1", queries, 4, types)

@@ -80,8 +80,8 @@ def test_async_add_is_searchable_at_once_as_working_memory(call, runtime):
     ({"user_id": "u", "conversation_id": "c", "info": {"age": 30},
       "messages": [{"role": "user", "content": "x"}]}, 422, "info.age"),
     ({"user_id": "u", "conversation_id": "c", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]},
-     422, "not supported yet"),
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]},
+     422, "content part type 'input_audio' is not supported"),
     ({"user_id": "u", "conversation_id": "c",
       "messages": [{"role": "user", "content": "x", "chat_time": "last tuesday"}]},
      422, "chat_time"),

@@ -25,7 +25,7 @@ def serve(args: argparse.Namespace) -> int:
     services = runtime.services
     pool = ResolverPool(lambda: create_app(services))
     server = make_server(settings.host, settings.port, pool, services.keys,
-                         settings.limits.max_body_bytes)
+                         settings.limits.max_body_bytes, runtime.uploads)
     resumed = runtime.resume_unfinished()
 
     url = f"http://{settings.host}:{server.server_address[1]}/v1"

@@ -19,6 +19,17 @@ class Limits(BaseModel):
     max_query_chars: int = 4_000
     max_memory_limit: int = 25
     max_page_size: int = 50
+    # Multimodal content (the MemOS and EverOS multimodal docs): per-file sizes by kind,
+    # pages per document, files per request, non-text items per EverOS message.
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_document_bytes: int = 100 * 1024 * 1024
+    max_media_bytes: int = 500 * 1024 * 1024  # audio and video
+    max_pages: int = 200
+    max_files_per_request: int = 20
+    max_items_per_message: int = 10
+    # EverOS routes (/api/v1/...): file content goes to the object store, not the body.
+    max_everos_body_bytes: int = 300 * 1024
+    upload_expiry_seconds: int = 15 * 60  # how long a signed upload form stays valid
 
 
 class Settings(BaseModel):
@@ -34,6 +45,19 @@ class Settings(BaseModel):
     # Where the ONNX export lives; made from the packaged weights on first use.
     model_dir: Path = Path(sys.prefix) / "share" / "engram" / "minilm-onnx"
     limits: Limits = Field(default_factory=Limits)
+    # Hosts (name or address, optionally :port) that server-side URL fetches may reach even
+    # though they resolve to a private, loopback or link-local address. Off by default.
+    fetch_allow_hosts: list[str] = Field(default_factory=list)
+    # The URL clients reach this server at, for the upload forms `object/sign` returns
+    # (default http://<host>:<port>; set it when serving behind a proxy or on 0.0.0.0).
+    public_url: str | None = None
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -52,10 +76,20 @@ class Settings(BaseModel):
             "pipeline_workers": os.environ.get("ENGRAM_PIPELINE_WORKERS"),
             "embedder": os.environ.get("ENGRAM_EMBEDDER"),
             "model_dir": os.environ.get("ENGRAM_MODEL_DIR"),
+            "fetch_allow_hosts": os.environ.get("ENGRAM_FETCH_ALLOW_HOSTS"),
+            "public_url": os.environ.get("ENGRAM_PUBLIC_URL"),
         }
         values = {k: v for k, v in env.items() if v not in (None, "")}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def upload_url(self) -> str:
+        """Where the local upload endpoint is reached (the `url` of a signed form)."""
+        if self.public_url:
+            return self.public_url.rstrip("/") + "/uploads"
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}/uploads"
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:

@@ -21,6 +21,10 @@ class Unauthorized(EngramError):
     status_code = 401
 
 
+class Forbidden(EngramError):
+    status_code = 403
+
+
 class NotFound(EngramError):
     status_code = 404
 

@@ -4,6 +4,7 @@ DynamoDB/S3/OpenSearch on AWS. Services never import an adapter."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -13,14 +14,53 @@ from engram.models.domain import Candidate, Memory, MemoryType, MessageRecord, T
 from engram.models.filters import FilterNode
 
 
+class ObjectInfo(NamedTuple):
+    size: int
+    content_type: str | None
+
+
 class ObjectStore(Protocol):
-    """Raw requests and the pointers pipeline steps hand each other."""
+    """Raw requests, uploaded files and the pointers pipeline steps hand each other."""
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
 
     def get_bytes(self, key: str) -> bytes: ...
 
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size and content type of an object, or None when there is none under `key`."""
+        ...
+
     def delete_prefix(self, prefix: str) -> None: ...
+
+
+class SignedUpload(NamedTuple):
+    """An upload form: POST `fields` plus the file (as the last field, named `file`) to
+    `url` as multipart/form-data; the answer is 204 No Content."""
+
+    url: str
+    fields: dict[str, str]
+
+
+class UploadSigner(Protocol):
+    """Makes pre-signed POST forms (S3's, or the local server's look-alike) whose policy
+    pins the exact key and content type, caps the size and expires."""
+
+    def sign(self, key: str, content_type: str, max_bytes: int,
+             expires_in: int) -> SignedUpload: ...
+
+
+class Fetched(Protocol):
+    data: bytes
+    content_type: str | None
+    name: str  # from Content-Disposition or the URL's path ("" if none)
+
+
+class UrlFetcher(Protocol):
+    """Server-side fetch of an http(s) URL that refuses private, loopback, link-local and
+    metadata addresses (after DNS and redirects) and caps bytes and time. Raises with the
+    reason to show the user."""
+
+    def fetch(self, url: str) -> Fetched: ...
 
 
 class TaskStore(Protocol):
@@ -74,10 +114,14 @@ class MemoryStore(Protocol):
         ...
 
 
-class IndexHit(BaseModel):
+@dataclass(frozen=True, slots=True)
+class IndexHit:
     id: str
     dense: float  # cosine similarity in [-1, 1]
     lexical: float  # BM25, unbounded
+    # the memory's unit vector, for diversifying results; None when the index has not
+    # returned it (search then keeps score order)
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class IndexQuery(NamedTuple):

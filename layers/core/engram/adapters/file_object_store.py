@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+from engram.ports import ObjectInfo
 
 
 class FileObjectStore:
@@ -24,6 +31,34 @@ class FileObjectStore:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)  # readers never see a half-written object
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        """A file to stream an object into; it appears under `key` only when the block
+        ends without an error (temp file, then rename), else it is removed."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield out
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def head(self, key: str) -> ObjectInfo | None:
+        try:
+            path = self._path(key)
+        except ValueError:
+            return None
+        if not path.is_file():
+            return None
+        # No metadata is kept beside a file: an upload's content type was pinned to the
+        # one its name implies when the form was signed.
+        return ObjectInfo(path.stat().st_size, mimetypes.guess_type(path.name)[0])
 
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)

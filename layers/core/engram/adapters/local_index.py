@@ -344,8 +344,10 @@ class _Partition:
                 continue
             rows = set(_best_rows(dense, pool, limit))
             rows.update(_best_rows(lexical, found if mask is None else found[mask[found]], limit))
-            hits = [IndexHit(id=self.ids[r], dense=float(dense[r]), lexical=float(lexical[r]))
-                    for r in rows]
+            rows = sorted(rows)
+            vectors = self.vectors[rows]  # a copy: rows move when others are removed
+            hits = [IndexHit(id=self.ids[r], dense=float(dense[r]), lexical=float(lexical[r]),
+                             vector=vector) for r, vector in zip(rows, vectors, strict=True)]
             hits.sort(key=lambda hit: (-hit.dense, hit.id))
             results.append(hits)
         return results

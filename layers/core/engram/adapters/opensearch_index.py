@@ -239,6 +239,7 @@ class OpenSearchMemoryIndex:
             first.append(self._lexical_search(text, limit, scope))
         found = self._msearch(first)
         dense = self._dense_scores(found[0])
+        vectors = _vectors(found[0])
         lexical = _best_scores(found[1]) if lexical_too else {}
 
         # Score each list's ids on the other signal: a keyword match that ranked low on
@@ -256,12 +257,14 @@ class OpenSearchMemoryIndex:
             if second else {}
         if "dense" in answers:
             dense.update(self._dense_scores(answers["dense"]))
+            vectors.update(_vectors(answers["dense"]))
         if "lexical" in answers:
             lexical.update(_best_scores(answers["lexical"]))
 
         # A lexical hit whose cosine did not come back was removed between the two
         # searches: it is left out rather than given a made-up cosine.
-        hits = [IndexHit(id=i, dense=d, lexical=lexical.get(i, 0.0)) for i, d in dense.items()]
+        hits = [IndexHit(id=i, dense=d, lexical=lexical.get(i, 0.0), vector=vectors.get(i))
+                for i, d in dense.items()]
         hits.sort(key=lambda hit: (-hit.dense, hit.id))
         return hits
 
@@ -296,8 +299,10 @@ class OpenSearchMemoryIndex:
     def _dense_search(self, query: list[float], size: int, scope: list[dict]) -> dict[str, Any]:
         # The filter sits inside the knn clause (efficient filtering), never in a
         # post_filter, which would drop hits after the top k had been chosen.
-        return {"size": size, "_source": ["memory_id"], "query": {"knn": {VECTOR_FIELD: {
-            "vector": query, "k": size, "filter": {"bool": {"filter": scope}}}}}}
+        # The vector comes back too: search diversifies results by their cosines.
+        knn = {"vector": query, "k": size, "filter": {"bool": {"filter": scope}}}
+        return {"size": size, "_source": ["memory_id", VECTOR_FIELD],
+                "query": {"knn": {VECTOR_FIELD: knn}}}
 
     @staticmethod
     def _lexical_search(text: str, size: int, scope: list[dict]) -> dict[str, Any]:
@@ -404,6 +409,17 @@ def memory_document(memory: Memory, vector: np.ndarray) -> dict[str, Any]:
         if getattr(memory, name) is not None:
             doc[name] = getattr(memory, name)
     return doc
+
+
+def _vectors(response: dict[str, Any]) -> dict[str, np.ndarray]:
+    """memory_id → its unit vector, from hits that carry one."""
+    vectors = {}
+    for hit in response["hits"]["hits"]:
+        vector = hit["_source"].get(VECTOR_FIELD)
+        if vector is not None:
+            vector = np.asarray(vector, dtype=np.float32)
+            vectors[hit["_source"]["memory_id"]] = vector / (np.linalg.norm(vector) or 1.0)
+    return vectors
 
 
 def _best_scores(response: dict[str, Any]) -> dict[str, float]:

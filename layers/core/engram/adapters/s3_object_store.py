@@ -6,6 +6,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from engram.ports import ObjectInfo
+
 DELETE_BATCH = 1000  # DeleteObjects' maximum
 
 
@@ -27,6 +29,16 @@ class S3ObjectStore:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise KeyError(key) from None
             raise
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """None for a missing key (needs s3:ListBucket, as get_bytes' KeyError does)."""
+        try:
+            out = self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(int(out.get("ContentLength", 0)), out.get("ContentType"))
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete the object named `prefix` and everything below `prefix/`, as the file

@@ -28,15 +28,16 @@ from engram.aws.events import IntakeResult, QueuedAddMessage, S3ObjectCreated
 from engram.aws.observability import count
 from engram.errors import EngramError, PermanentError
 from engram.models.api import AddMessageRequest
-from engram.models.domain import Task, TaskStatus
+from engram.models.content import ItemInput
+from engram.models.domain import Role, Task, TaskStatus
 from engram.ports import ObjectStore, TaskStore
-from engram.services.ingest import IngestService
+from engram.services.ingest import AddSpec, IngestService, MessageDraft
 
 log = logging.getLogger(__name__)
 
 INBOX_PREFIX = "inbox/"
 INBOX_CONVERSATION = "inbox"
-# Document parsing comes later; until then a text file is one text message.
+# A text file is one text message; anything else is parsed as a file item.
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown"})
 
 
@@ -75,19 +76,31 @@ class Intake:
     bucket: str
 
     def inbox_object(self, created: S3ObjectCreated) -> IntakeResult:
-        """An inbox file → a text message task, or a failed task that says why; never
-        dropped. A key outside inbox/<tenant>/<user>/ has no task to fail, so it is
-        raised: the delivery is retried and ends in the upload queue's DLQ."""
+        """An inbox text file → a text message task; any other file (PDF, DOCX, image,
+        email, ...) → a message holding it as an item, parsed like an upload; or a failed
+        task that says why; never dropped. A key outside inbox/<tenant>/<user>/ has no
+        task to fail, so it is raised: the delivery is retried and ends in the DLQ."""
         where = inbox_location(created.key)
         if created.bucket != self.bucket or where is None:
             raise PermanentError(
                 f"{created.uri} is not under s3://{self.bucket}/{INBOX_PREFIX}<tenant>/<user_id>/")
+        chat_time = int(created.event_time.timestamp() * 1000)
         try:
+            if PurePosixPath(where.name).suffix.lower() not in TEXT_SUFFIXES:
+                accepted = self.ingest.accept(
+                    where.tenant_id,
+                    AddSpec(user_id=where.user_id, conversation_id=INBOX_CONVERSATION,
+                            info={"source": created.uri}),
+                    [MessageDraft(role=Role.user, text="", chat_time=chat_time,
+                                  message_id=created.message_id, items=[ItemInput(
+                                      where=created.uri, type="file", key=created.key,
+                                      name=PurePosixPath(where.name).name)])])
+                count("TasksAccepted")
+                return IntakeResult(task_id=accepted.task_id, status=accepted.status)
             request = AddMessageRequest(
                 user_id=where.user_id, conversation_id=INBOX_CONVERSATION,
                 messages=[{"role": "user", "content": self._read_text(created, where),
-                           "message_id": created.message_id,
-                           "chat_time": int(created.event_time.timestamp() * 1000)}],
+                           "message_id": created.message_id, "chat_time": chat_time}],
                 info={"source": created.uri}, async_mode=True)
             accepted = self.ingest.add_messages(where.tenant_id, request)
         except ValidationError as error:
@@ -107,11 +120,6 @@ class Intake:
         return IntakeResult(task_id=accepted.task_id, status=accepted.status)
 
     def _read_text(self, created: S3ObjectCreated, where: InboxLocation) -> str:
-        suffix = PurePosixPath(where.name).suffix.lower()
-        if suffix not in TEXT_SUFFIXES:
-            raise InboxFileRejected(
-                f"document type not supported yet ({suffix or 'no extension'}); "
-                f"supported now: {', '.join(sorted(TEXT_SUFFIXES))}")
         # Checked before reading: an oversized file must not exhaust the function's memory.
         limit = self.ingest.limits.max_message_chars * 4  # UTF-8 needs at most 4 bytes each
         if created.size > limit:

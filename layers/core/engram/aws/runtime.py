@@ -22,14 +22,18 @@ from engram.errors import EngramError
 from engram.models.domain import Memory, MemoryType
 from engram.models.filters import FilterNode
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex
+from engram.services.attachments import AttachmentIntake
 from engram.services.container import Services
+from engram.services.everos import EverosService
 from engram.services.extraction import RuleBasedExtractor
 from engram.services.ingest import IngestService
+from engram.services.items import ContentReader, parse_limits
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
 from engram.services.pipeline import PipelineDeps, run_pipeline
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
+from engram.services.uploads import UploadService
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -66,6 +70,7 @@ class AwsClients:
     stepfunctions: Any
     bedrock_runtime: Any
     opensearch: Any
+    textract: Any = None  # OCR of images and scanned PDF pages
 
     @classmethod
     def from_settings(cls, settings: AwsSettings) -> AwsClients:
@@ -77,8 +82,9 @@ class AwsClients:
         config = Config(connect_timeout=5, read_timeout=30,
                         retries={"mode": "standard", "max_attempts": 3})
 
-        def client(service: str) -> LazyClient:
-            return LazyClient(lambda: session.client(service, config=config))
+        def client(service: str, extra: Config | None = None) -> LazyClient:
+            merged = config.merge(extra) if extra else config
+            return LazyClient(lambda: session.client(service, config=merged))
 
         def search_client() -> Any:
             from engram.adapters.opensearch_index import opensearch_client
@@ -89,12 +95,14 @@ class AwsClients:
                                      settings.opensearch.service)
 
         return cls(
-            s3=client("s3"),
+            # SigV4 also for the pre-signed upload forms (SigV2 is refused by newer regions)
+            s3=client("s3", Config(signature_version="s3v4")),
             dynamodb=LazyClient(lambda: session.resource("dynamodb", config=config)),
             dynamodb_client=client("dynamodb"),
             stepfunctions=client("stepfunctions"),
             bedrock_runtime=client("bedrock-runtime"),
             opensearch=LazyClient(search_client),
+            textract=client("textract"),
         )
 
 
@@ -202,7 +210,11 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
     from engram.adapters.dynamodb_tables import DynamoRecordStore, DynamoTaskStore
     from engram.adapters.opensearch_index import OpenSearchMemoryIndex
     from engram.adapters.s3_object_store import S3ObjectStore
+    from engram.adapters.s3_upload_signer import S3UploadSigner
     from engram.adapters.sfn_workflow import StepFunctionsWorkflow
+    from engram.adapters.textract_ocr import TextractOcr
+    from engram.adapters.url_fetcher import SafeFetcher
+    from engram.aws.steps import is_transient
 
     clients = clients or AwsClients.from_settings(settings)
     embedder = embedder or default_embedder(settings, clients)
@@ -213,21 +225,36 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
     index: MemoryIndex = IndexOnFirstUse(lambda: OpenSearchMemoryIndex(
         clients.opensearch, search.index, embedder.dimension,
         use_custom_ids=search.use_custom_ids, space_type=search.space_type))
+    limits = settings.limits
+    # Scanned PDF pages and images go through Textract's synchronous DetectDocumentText,
+    # page by page; audio has no engine here yet (Transcribe): "capability unavailable".
+    content = ContentReader(
+        ocr=TextractOcr(clients.textract), limits=parse_limits(limits),
+        fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
+                            max_bytes=limits.max_media_bytes))
     pipeline = PipelineDeps(objects=objects, tasks=tasks, memories=records, index=index,
-                            embedder=embedder, extractor=RuleBasedExtractor())
+                            embedder=embedder, extractor=RuleBasedExtractor(),
+                            content=content, transient=is_transient)
+    uploads = UploadService(signer=S3UploadSigner(clients.s3, settings.bucket),
+                            objects=objects, limits=limits)
+    # async_mode (the default) starts the state machine; async_mode false runs the
+    # same four steps inline in the API call, as `engram serve` does.
+    ingest = IngestService(
+        objects=objects, tasks=tasks, messages=records, memories=records, index=index,
+        embedder=embedder,
+        workflow=StepFunctionsWorkflow(clients.stepfunctions, settings.state_machine_arn),
+        run_now=partial(run_pipeline, pipeline), limits=limits,
+        attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)))
+    search_service = SearchService(memories=records, index=index, embedder=embedder)
+    memory_service = MemoryService(memories=records, messages=records, index=index,
+                                   embedder=embedder, objects=objects)
+    task_service = TaskService(tasks)
     services = Services(
-        # async_mode (the default) starts the state machine; async_mode false runs the
-        # same four steps inline in the API call, as `engram serve` does.
-        ingest=IngestService(
-            objects=objects, tasks=tasks, messages=records, memories=records, index=index,
-            embedder=embedder,
-            workflow=StepFunctionsWorkflow(clients.stepfunctions, settings.state_machine_arn),
-            run_now=partial(run_pipeline, pipeline), limits=settings.limits),
-        search=SearchService(memories=records, index=index, embedder=embedder),
-        memories=MemoryService(memories=records, messages=records, index=index,
-                               embedder=embedder, objects=objects),
-        tasks=TaskService(tasks),
-        keys=build_api_key_service(settings, clients),
+        ingest=ingest, search=search_service, memories=memory_service, tasks=task_service,
+        keys=build_api_key_service(settings, clients), uploads=uploads,
+        everos=EverosService(ingest=ingest, search_service=search_service, memories=records,
+                             memory_service=memory_service, tasks=task_service,
+                             limits=limits),
     )
     return AwsRuntime(settings=settings, clients=clients, services=services, pipeline=pipeline)
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from engram.config import Limits
 
@@ -62,6 +62,15 @@ class AwsSettings(BaseModel):
     # How long a business key (bucket+key+sequencer, queued job) is remembered.
     idempotency_seconds: int = Field(default=24 * 3600, gt=0)
     limits: Limits = Field(default_factory=Limits)
+    # Hosts URL fetches may reach although private (comma-separated host or host:port).
+    fetch_allow_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
 
     @model_validator(mode="after")
     def _provider_needs(self) -> AwsSettings:
@@ -83,7 +92,8 @@ class AwsSettings(BaseModel):
                    idempotency_table="ENGRAM_IDEMPOTENCY_TABLE", bucket="ENGRAM_BUCKET",
                    state_machine_arn="ENGRAM_STATE_MACHINE_ARN",
                    provider_secret_arn="ENGRAM_PROVIDER_SECRET_ARN",
-                   idempotency_seconds="ENGRAM_IDEMPOTENCY_SECONDS"),
+                   idempotency_seconds="ENGRAM_IDEMPOTENCY_SECONDS",
+                   fetch_allow_hosts="ENGRAM_FETCH_ALLOW_HOSTS"),
             opensearch=OpenSearchSettings(**pick(
                 endpoint="ENGRAM_OPENSEARCH_ENDPOINT", service="ENGRAM_OPENSEARCH_SERVICE",
                 index="ENGRAM_OPENSEARCH_INDEX", custom_ids="ENGRAM_OPENSEARCH_CUSTOM_IDS",

@@ -12,21 +12,33 @@ from threadpoolctl import threadpool_limits
 
 from engram.adapters.file_object_store import FileObjectStore
 from engram.adapters.local_index import LocalMemoryIndex
+from engram.adapters.local_uploads import (
+    LocalUploadReceiver,
+    LocalUploadSigner,
+    load_or_create_secret,
+)
 from engram.adapters.minilm_embedder import MiniLMEmbedder
 from engram.adapters.onnx_embedder import OnnxMiniLMEmbedder, export_minilm_onnx
 from engram.adapters.sqlite_store import SqliteStore
+from engram.adapters.tesseract_ocr import TesseractOcr
+from engram.adapters.url_fetcher import SafeFetcher
 from engram.config import Settings
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
+from engram.parsing import Transcriber
 from engram.ports import Embedder
+from engram.services.attachments import AttachmentIntake
 from engram.services.container import Services
+from engram.services.everos import EverosService
 from engram.services.extraction import RuleBasedExtractor
 from engram.services.ingest import IngestService
+from engram.services.items import ContentReader, parse_limits
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
 from engram.services.pipeline import PipelineDeps
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
+from engram.services.uploads import UploadService
 
 log = logging.getLogger(__name__)
 KEY_FILE = "api_key"
@@ -41,6 +53,7 @@ class LocalRuntime:
     workflow: InProcessWorkflow
     services: Services
     new_api_key: str | None  # set when this start created the first key
+    uploads: LocalUploadReceiver  # POST /uploads, the local stand-in for S3's POST
 
     def resume_unfinished(self) -> int:
         """Tasks a previous run accepted but did not finish are run again from parse."""
@@ -69,23 +82,47 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
     if embedder is None:
         embedder = local_embedder(settings)
         embedder.warm_up()  # load the model now, not on the first request
+    limits = settings.limits
+    content = ContentReader(
+        ocr=TesseractOcr(), limits=parse_limits(limits), transcriber=local_transcriber(),
+        fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
+                            max_bytes=limits.max_media_bytes))
     deps = PipelineDeps(objects=objects, tasks=store, memories=store, index=index,
-                        embedder=embedder, extractor=RuleBasedExtractor())
+                        embedder=embedder, extractor=RuleBasedExtractor(), content=content)
     workflow = InProcessWorkflow(deps, settings.pipeline_workers)
     keys = ApiKeyService(store)
+    secret = load_or_create_secret(data_dir)
+    uploads = UploadService(signer=LocalUploadSigner(secret, settings.upload_url),
+                            objects=objects, limits=limits)
+    ingest = IngestService(
+        objects=objects, tasks=store, messages=store, memories=store, index=index,
+        embedder=embedder, workflow=workflow, run_now=workflow.run, limits=limits,
+        attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)))
+    search = SearchService(memories=store, index=index, embedder=embedder)
+    memories = MemoryService(memories=store, messages=store, index=index, embedder=embedder,
+                             objects=objects)
+    tasks = TaskService(store)
     services = Services(
-        ingest=IngestService(objects=objects, tasks=store, messages=store, memories=store,
-                             index=index, embedder=embedder, workflow=workflow,
-                             run_now=workflow.run, limits=settings.limits),
-        search=SearchService(memories=store, index=index, embedder=embedder),
-        memories=MemoryService(memories=store, messages=store, index=index, embedder=embedder,
-                               objects=objects),
-        tasks=TaskService(store),
-        keys=keys,
+        ingest=ingest, search=search, memories=memories, tasks=tasks, keys=keys,
+        uploads=uploads,
+        everos=EverosService(ingest=ingest, search_service=search, memories=store,
+                             memory_service=memories, tasks=tasks, limits=limits),
     )
     new_key = ensure_api_keys(settings, keys, store.count(), data_dir)
     return LocalRuntime(settings=settings, store=store, index=index, workflow=workflow,
-                        services=services, new_api_key=new_key)
+                        services=services, new_api_key=new_key,
+                        uploads=LocalUploadReceiver(secret, objects, limits.max_media_bytes))
+
+
+def local_transcriber() -> Transcriber | None:
+    """PocketSphinx when installed (offline, its model ships in the wheel); otherwise audio
+    items end with "capability unavailable" and the rest of the message is processed."""
+    from engram.parsing.offline_speech import (
+        PocketSphinxTranscriber,
+        offline_transcriber_available,
+    )
+
+    return PocketSphinxTranscriber() if offline_transcriber_available() else None
 
 
 def local_embedder(settings: Settings) -> OnnxMiniLMEmbedder | MiniLMEmbedder:

@@ -16,13 +16,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from engram.api.app import PREFIX
+from engram.adapters.local_uploads import LocalUploadReceiver, UploadRefused
+from engram.api.app import EVEROS_PREFIX, PREFIX
 from engram.errors import BadRequest, EngramError, PayloadTooLarge
 from engram.models.api import ErrorEnvelope
 from engram.services.keys import ApiKeyService
 
 log = logging.getLogger(__name__)
 PUBLIC_PATHS = (f"{PREFIX}/docs", f"{PREFIX}/openapi.json")
+UPLOAD_PATH = "/uploads"  # where object/sign's forms post files (S3's role locally)
 
 
 class LambdaContext:
@@ -83,7 +85,8 @@ def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: str |
     }
 
 
-def make_handler(pool: ResolverPool, keys: ApiKeyService, max_body_bytes: int):
+def make_handler(pool: ResolverPool, keys: ApiKeyService, max_body_bytes: int,
+                 uploads: LocalUploadReceiver | None = None):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "engram"
@@ -108,10 +111,12 @@ def make_handler(pool: ResolverPool, keys: ApiKeyService, max_body_bytes: int):
             if path == "/health":
                 return self._send(200, {"Content-Type": "application/json"},
                                   json.dumps({"status": "ok"}))
+            if path == UPLOAD_PATH and uploads is not None:
+                return self._upload()
             try:
                 body = self._read_body()
                 tenant = None
-                if path.startswith(PREFIX) and not path.startswith(PUBLIC_PATHS):
+                if path.startswith((PREFIX, EVEROS_PREFIX)) and not path.startswith(PUBLIC_PATHS):
                     tenant = keys.tenant_for_header(self.headers.get("Authorization"))
             except EngramError as error:
                 return self._send_error(error.status_code, error.message)
@@ -122,6 +127,26 @@ def make_handler(pool: ResolverPool, keys: ApiKeyService, max_body_bytes: int):
             out_headers = {k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}
             out_headers.update(response.get("headers") or {})
             self._send(response["statusCode"], out_headers, response.get("body") or "")
+
+        def _upload(self) -> None:
+            """A signed form's file: no API key (the policy's signature is the grant)."""
+            if self.command != "POST":
+                return self._send(405, {"Content-Type": "application/xml", "Allow": "POST"},
+                                  UploadRefused(405, "MethodNotAllowed",
+                                                "uploads are POSTed").xml())
+            length = self.headers.get("Content-Length")
+            try:
+                key = uploads.receive(self.headers.get("Content-Type", ""),
+                                      int(length) if length and length.isdigit() else None,
+                                      self.rfile)
+            except UploadRefused as refused:
+                if not refused.body_read:  # the client may still be sending: hang up after
+                    self.close_connection = True
+                log.info("upload refused: %s", refused)
+                return self._send(refused.status, {"Content-Type": "application/xml"},
+                                  refused.xml())
+            log.info("uploaded %s", key)
+            self._send(204, {}, "")
 
         def _read_body(self) -> str | None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -147,7 +172,8 @@ def make_handler(pool: ResolverPool, keys: ApiKeyService, max_body_bytes: int):
             for name, value in headers.items():
                 if name.lower() not in ("content-length", "connection"):
                     self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
+            if status != 204:  # a 204 has no body and no Content-Length
+                self.send_header("Content-Length", str(len(data)))
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
@@ -162,5 +188,6 @@ class EngramHTTPServer(ThreadingHTTPServer):
 
 
 def make_server(host: str, port: int, pool: ResolverPool, keys: ApiKeyService,
-                max_body_bytes: int) -> EngramHTTPServer:
-    return EngramHTTPServer((host, port), make_handler(pool, keys, max_body_bytes))
+                max_body_bytes: int, uploads: LocalUploadReceiver | None = None
+                ) -> EngramHTTPServer:
+    return EngramHTTPServer((host, port), make_handler(pool, keys, max_body_bytes, uploads))

@@ -11,6 +11,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
+from engram.models.content import ItemStatus
 from engram.models.times import to_epoch_ms
 
 T = TypeVar("T")
@@ -48,7 +49,9 @@ class ChatMessage(BaseModel):
 
     @field_validator("content")
     @classmethod
-    def _text_parts_only(cls, content: Any) -> Any:
+    def _known_parts(cls, content: Any) -> Any:
+        """Text, image (`image_url`: an http(s) or data: URL) and file (`file.file_data`:
+        an http(s) URL or base64) parts; anything else is refused, never dropped."""
         if not isinstance(content, list):
             return content
         for i, part in enumerate(content):
@@ -56,9 +59,23 @@ class ChatMessage(BaseModel):
             if kind == "text":
                 if not isinstance(part.get("text"), str):
                     raise ValueError(f"content[{i}] of type 'text' needs a string 'text'")
+            elif kind == "image_url":
+                spec = part.get("image_url")
+                if isinstance(spec, str):  # accepted shorthand: {"image_url": "<url>"}
+                    part["image_url"] = spec = {"url": spec}
+                if not isinstance(spec, dict) or not isinstance(spec.get("url"), str) \
+                        or not spec["url"].strip():
+                    raise ValueError(f"content[{i}] of type 'image_url' needs "
+                                     "'image_url': {'url': <http(s) or data: URL>}")
+            elif kind == "file":
+                spec = part.get("file")
+                if not isinstance(spec, dict) or not isinstance(spec.get("file_data"), str) \
+                        or not spec["file_data"].strip():
+                    raise ValueError(f"content[{i}] of type 'file' needs "
+                                     "'file': {'file_data': <http(s) URL or base64>}")
             else:
-                # Refused loudly until the multimodal pipeline exists: never dropped.
-                raise ValueError(f"content[{i}]: content part type '{kind}' is not supported yet")
+                raise ValueError(f"content[{i}]: content part type '{kind}' is not supported "
+                                 "(text, image_url, file)")
         return content
 
     @field_validator("chat_time")
@@ -72,7 +89,7 @@ class ChatMessage(BaseModel):
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "\n".join(part["text"] for part in self.content)
+        return "\n".join(part["text"] for part in self.content if part.get("type") == "text")
 
 
 class AddMessageRequest(Request):
@@ -127,6 +144,9 @@ class TaskStatusData(BaseModel):
     message_count: int
     create_time: int
     update_time: int
+    # Non-text content (images, documents, ...): each item's state, pages or seconds read,
+    # and why it failed ("Processing Failed: ..."). A failed item leaves the rest processed.
+    items: list[ItemStatus] = []
 
 
 # --- search/memory -------------------------------------------------------------------

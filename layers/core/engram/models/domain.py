@@ -6,12 +6,15 @@ Times are UTC epoch milliseconds. `event_time` (when something was said, from
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from engram.models.content import ItemStatus
 
 
 def now_ms() -> int:
@@ -30,6 +33,20 @@ def index_text(key: str, value: str, context: str) -> str:
 def dense_text(key: str, value: str) -> str:
     """What is embedded: the memory alone (context would blur it, and cost tokens)."""
     return f"{key}. {value}"
+
+
+CONTEXT_SEPARATOR = " | "  # between the parts of a context; the speaker's own turn is last
+
+
+_SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]*")
+
+
+def own_turn(context: str) -> str:
+    """The statements of the speaker's own turn, the last part of a memory's context ("" when
+    none). Its questions are left out: they ask about something else than the memory says."""
+    turn = context.rsplit(CONTEXT_SEPARATOR, 1)[-1]
+    return " ".join(s.strip() for s in _SENTENCE.findall(turn)
+                    if s.strip() and not s.rstrip().endswith(("?", "？"))).strip()
 
 
 class Role(StrEnum):
@@ -149,6 +166,10 @@ class Memory(BaseModel):
     def dense_text(self) -> str:
         return dense_text(self.memory_key, self.memory_value)
 
+    @property
+    def turn_text(self) -> str:
+        return own_turn(self.context)
+
 
 class Candidate(BaseModel):
     """A memory proposed by extraction, before dedupe decides what to do with it."""
@@ -173,6 +194,10 @@ class Candidate(BaseModel):
     @property
     def dense_text(self) -> str:
         return dense_text(self.memory_key, self.memory_value)
+
+    @property
+    def turn_text(self) -> str:
+        return own_turn(self.context)
 
 
 class MemoryViews(BaseModel):
@@ -199,7 +224,7 @@ class Task(BaseModel):
     tenant_id: str
     user_id: str
     conversation_id: str | None = None
-    kind: Literal["add", "feedback"] = "add"
+    kind: Literal["add", "feedback", "agent"] = "add"
     status: TaskStatus = TaskStatus.waiting
     step: str | None = None  # the pipeline step running or last run
     create_time: int = Field(default_factory=now_ms)
@@ -207,6 +232,7 @@ class Task(BaseModel):
     message_count: int = 0
     error: str | None = None
     memory_views: MemoryViews = Field(default_factory=MemoryViews)
+    items: list[ItemStatus] = Field(default_factory=list)  # non-text content, in order
 
 
 class TaskRef(BaseModel):

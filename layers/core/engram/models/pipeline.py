@@ -7,7 +7,18 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
+from engram.models.content import ContentItem, TextBlockRef
 from engram.models.domain import Candidate, Memory, MessageRecord
+
+
+class ToolCallRecord(BaseModel):
+    """A tool call an assistant turn made (OpenAI format), with the tool turn answering it."""
+
+    message_id: str
+    call_id: str
+    name: str
+    arguments: str = ""
+    result_message_id: str | None = None
 
 
 class IngestJob(BaseModel):
@@ -17,7 +28,8 @@ class IngestJob(BaseModel):
     tenant_id: str
     user_id: str
     conversation_id: str | None
-    kind: Literal["add", "feedback"] = "add"
+    # "agent": an agent trajectory (EverOS memories/agent); its tool calls become tool memory
+    kind: Literal["add", "feedback", "agent"] = "add"
     agent_id: str | None = None
     app_id: str | None = None
     tags: list[str] = Field(default_factory=list)
@@ -25,11 +37,14 @@ class IngestJob(BaseModel):
     allow_public: bool = False
     knowledgebase_ids: list[str] = Field(default_factory=list)
     messages: list[MessageRecord]
+    items: list[ContentItem] = Field(default_factory=list)  # non-text content, by pointer
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)  # agent trajectories
     working_ids: list[str] = Field(default_factory=list)  # fast-path memories to retire
 
 
 class ParsedMessages(BaseModel):
     messages: list[MessageRecord]
+    blocks: list[TextBlockRef] = Field(default_factory=list)  # text parsed from the items
 
 
 class ExtractedCandidates(BaseModel):
@@ -63,6 +78,18 @@ def user_prefix(tenant_id: str, user_id: str) -> str:
 
 def request_key(tenant_id: str, user_id: str, task_id: str) -> str:
     return f"{user_prefix(tenant_id, user_id)}/{segment(task_id)}.json"
+
+
+def item_key(tenant_id: str, user_id: str, task_id: str, message_id: str, index: int) -> str:
+    """Where inline content (base64, data: URLs) of an add request is kept: beside the
+    request, so deleting the user's data removes it too."""
+    return (f"{user_prefix(tenant_id, user_id)}/{segment(task_id)}/items/"
+            f"{segment(message_id)}-{index}")
+
+
+def upload_prefix(tenant_id: str) -> str:
+    """Every key object/sign hands out for a tenant starts with this."""
+    return f"uploads/{segment(tenant_id)}/"
 
 
 def work_prefix(tenant_id: str, task_id: str) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engram.services.everos import EverosService
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
+from engram.services.uploads import UploadService
 
 
 @dataclass
@@ -18,3 +20,5 @@ class Services:
     memories: MemoryService
     tasks: TaskService
     keys: ApiKeyService
+    uploads: UploadService  # object/sign, and the object keys adds name
+    everos: EverosService  # the /api/v1 routes

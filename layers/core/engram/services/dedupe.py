@@ -32,6 +32,7 @@ from engram.models.domain import (
 )
 from engram.models.pipeline import DedupePlan, IngestJob, MemoryWrite
 from engram.ports import Embedder, IndexHit, MemoryIndex, MemoryStore
+from engram.services.vectors import memory_vectors
 
 NEAR_DUPLICATE = 0.90
 REPLACE_PREFERENCE = 0.80  # opposite polarity this close: the same statement, reversed
@@ -182,7 +183,8 @@ class _Planner:
         memory.sources = _union(memory.sources, cand.sources)
         memory.tags = _union(memory.tags, cand.tags)
         memory.polarity = cand.polarity if change == "supersede" else memory.polarity
-        memory.context = cand.context or memory.context
+        if change != "feedback":  # feedback is about the memory, not a turn it was said in
+            memory.context = cand.context or memory.context
         memory.content_hash = content_hash(memory.memory_type, value)
         self.touched[memory.id] = memory
         self.vectors.pop(memory.id, None)  # re-embedded at the end of the plan
@@ -205,7 +207,7 @@ class _Planner:
         stale = [m for m in self.touched.values()
                  if m.id not in self.vectors and m.status == MemoryStatus.activated]
         if stale:
-            vectors = embedder.embed([m.dense_text for m in stale])
+            vectors = memory_vectors(embedder, stale)
             for memory, vector in zip(stale, vectors, strict=True):
                 self.vectors[memory.id] = vector
         self.plan.writes = [
@@ -242,7 +244,7 @@ def plan_changes(job: IngestJob, candidates: Sequence[Candidate], memories: Memo
                  index: MemoryIndex, embedder: Embedder) -> DedupePlan:
     planner = _Planner(job=job, memories=memories, index=index)
     if candidates:
-        vectors = embedder.embed([c.dense_text for c in candidates])
+        vectors = memory_vectors(embedder, candidates)
         planner.prefetch(candidates, vectors)
         for row, (cand, vector) in enumerate(zip(candidates, vectors, strict=True)):
             planner.decide(row, cand, vector)

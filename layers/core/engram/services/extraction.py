@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
+from engram.models.domain import CONTEXT_SEPARATOR, Candidate, MemoryType, MessageRecord, Role
 from engram.services.temporal import resolve_relative_dates, strip_relative_dates
 
 CONFIDENCE_QUESTIONNAIRE = 0.97
@@ -1077,7 +1077,7 @@ def _context(previous: MessageRecord | None, st: _Statement) -> str:
         parts.append(st.completion.value)
     own = normalise(_IMAGE.sub(" ", strip_speaker_prefix(st.message.text, st.message.speaker)))
     parts.append(_clip(own.replace("\n", " "), CONTEXT_LIMIT))
-    return " | ".join(p for p in parts if p)
+    return CONTEXT_SEPARATOR.join(p for p in parts if p)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -1108,12 +1108,14 @@ def _image_candidate(description: str, message: MessageRecord, subject: Subject,
         key, tags = "Shared image", ["image"]
     previous = conv.previous if conv.previous and conv.previous.message_id != message.message_id \
         else None
+    own = normalise(_IMAGE.sub(" ", strip_speaker_prefix(message.text, message.speaker)))
+    context = [_clip(normalise(previous.text).replace("\n", " "), CONTEXT_LIMIT)
+               if previous else "", _clip(own.replace("\n", " "), CONTEXT_LIMIT)]
     return Candidate(
         memory_type=MemoryType.user, memory_key=key, memory_value=value, tags=tags,
         confidence=CONFIDENCE_INDIRECT, sources=[message.message_id],
         event_time=message.event_time, language=subject.language,
-        context=_clip(normalise(previous.text).replace("\n", " "), CONTEXT_LIMIT)
-        if previous else "")
+        context=CONTEXT_SEPARATOR.join(part for part in context if part))
 
 
 def _questionnaire_candidate(

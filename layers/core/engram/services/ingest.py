@@ -3,18 +3,20 @@
 The raw request is written first (nothing is lost if a later step fails), then, in async
 mode, every turn is embedded and indexed as WorkingMemory (the fast path: searchable on
 the next turn) and the task is queued. In sync mode the task runs at once instead and the
-client waits for its memories, so the turns are not embedded twice.
+client waits for its memories, so the turns are not embedded twice. An add holding
+images, documents or other files always runs asynchronously (see `accept`).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engram.config import Limits
-from engram.errors import PayloadTooLarge
+from engram.errors import PayloadTooLarge, Unprocessable
 from engram.models.api import AddMessageData, AddMessageRequest, FeedbackRequest
+from engram.models.content import ItemInput
 from engram.models.domain import (
     Memory,
     MemoryType,
@@ -24,7 +26,7 @@ from engram.models.domain import (
     TaskRef,
     TaskStatus,
 )
-from engram.models.pipeline import IngestJob, request_key
+from engram.models.pipeline import IngestJob, ToolCallRecord, request_key
 from engram.ports import (
     Embedder,
     MemoryIndex,
@@ -34,13 +36,45 @@ from engram.ports import (
     TaskStore,
     WorkflowStarter,
 )
+from engram.services.attachments import AcceptedItems, AttachmentIntake, memos_items
 from engram.services.dedupe import content_hash
+from engram.services.vectors import memory_vectors
 
 WORKING_ROLES = (Role.user, Role.assistant)
 
 
 def new_message_id() -> str:
     return "msg_" + uuid.uuid4().hex[:20]
+
+
+@dataclass
+class MessageDraft:
+    """One message of an add, whichever API it came through."""
+
+    role: Role
+    text: str
+    chat_time: int | None = None
+    message_id: str | None = None
+    speaker: str | None = None
+    items: list[ItemInput] = field(default_factory=list)
+    tool_calls: list[tuple[str, str, str]] = field(default_factory=list)  # (id, name, args)
+    tool_call_id: str | None = None  # a tool turn: the call it answers
+
+
+@dataclass
+class AddSpec:
+    """Where an add goes and how it runs."""
+
+    user_id: str
+    conversation_id: str
+    async_mode: bool = True
+    kind: str = "add"  # "agent": tool calls become tool memory
+    agent_id: str | None = None
+    app_id: str | None = None
+    tags: list[str] = field(default_factory=list)
+    info: dict[str, str] = field(default_factory=dict)
+    allow_public: bool = False
+    knowledgebase_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -54,30 +88,61 @@ class IngestService:
     workflow: WorkflowStarter
     run_now: Callable[[TaskRef], Task]  # runs the whole pipeline before returning
     limits: Limits
+    attachments: AttachmentIntake | None = None  # None: non-text content is refused
 
     def add_messages(self, tenant_id: str, req: AddMessageRequest) -> AddMessageData:
-        for i, message in enumerate(req.messages):
-            if len(message.text) > self.limits.max_message_chars:
+        drafts = [MessageDraft(role=Role(m.role), text=m.text, chat_time=m.chat_time,
+                               message_id=m.message_id, speaker=m.name,
+                               items=memos_items(i, m.content))
+                  for i, m in enumerate(req.messages)]
+        spec = AddSpec(
+            user_id=req.user_id, conversation_id=req.conversation_id,
+            async_mode=req.async_mode, agent_id=req.agent_id, app_id=req.app_id,
+            tags=req.tags or [], info=req.info or {}, allow_public=req.allow_public,
+            knowledgebase_ids=req.allow_knowledgebase_ids or [])
+        return self.accept(tenant_id, spec, drafts)
+
+    def accept(self, tenant_id: str, spec: AddSpec, drafts: list[MessageDraft]
+               ) -> AddMessageData:
+        """Check, store and queue (or run) an add. Any non-text item makes it asynchronous
+        whatever `async_mode` says: parsing files takes longer than a request may wait."""
+        for i, draft in enumerate(drafts):
+            if len(draft.text) > self.limits.max_message_chars:
                 raise PayloadTooLarge(
-                    f"messages[{i}].content has {len(message.text)} characters; the limit is "
+                    f"messages[{i}].content has {len(draft.text)} characters; the limit is "
                     f"{self.limits.max_message_chars}")
-        task = Task(tenant_id=tenant_id, user_id=req.user_id,
-                    conversation_id=req.conversation_id, message_count=len(req.messages))
-        seq = self.messages.next_seq(tenant_id, req.user_id, req.conversation_id)
+        task = Task(tenant_id=tenant_id, user_id=spec.user_id,
+                    conversation_id=spec.conversation_id, kind=spec.kind,
+                    message_count=len(drafts))
+        seq = self.messages.next_seq(tenant_id, spec.user_id, spec.conversation_id)
         records = [
             MessageRecord(
-                tenant_id=tenant_id, user_id=req.user_id, conversation_id=req.conversation_id,
-                message_id=m.message_id or new_message_id(), seq=seq + i, role=Role(m.role),
-                text=m.text, speaker=m.name, chat_time=m.chat_time, task_id=task.task_id,
-                agent_id=req.agent_id, app_id=req.app_id)
-            for i, m in enumerate(req.messages)
+                tenant_id=tenant_id, user_id=spec.user_id,
+                conversation_id=spec.conversation_id,
+                message_id=d.message_id or new_message_id(), seq=seq + i, role=d.role,
+                text=d.text, speaker=d.speaker, chat_time=d.chat_time, task_id=task.task_id,
+                agent_id=spec.agent_id, app_id=spec.app_id)
+            for i, d in enumerate(drafts)
         ]
+        pending = [(r.message_id, item) for r, d in zip(records, drafts, strict=True)
+                   for item in d.items]
+        accepted = AcceptedItems()
+        if pending:
+            if self.attachments is None:
+                raise Unprocessable(f"{pending[0][1].where}: non-text content is not "
+                                    "supported by this deployment")
+            accepted = self.attachments.accept(tenant_id, spec.user_id, task.task_id, pending)
+        task.items = accepted.statuses
         job = IngestJob(
-            task_id=task.task_id, tenant_id=tenant_id, user_id=req.user_id,
-            conversation_id=req.conversation_id, agent_id=req.agent_id, app_id=req.app_id,
-            tags=req.tags or [], info=req.info or {}, allow_public=req.allow_public,
-            knowledgebase_ids=req.allow_knowledgebase_ids or [], messages=records)
-        return self._accept(task, job, req.async_mode)
+            task_id=task.task_id, tenant_id=tenant_id, user_id=spec.user_id,
+            conversation_id=spec.conversation_id, kind=spec.kind, agent_id=spec.agent_id,
+            app_id=spec.app_id, tags=spec.tags, info=spec.info,
+            allow_public=spec.allow_public, knowledgebase_ids=spec.knowledgebase_ids,
+            messages=records, items=accepted.items,
+            tool_calls=tool_call_records(records, drafts))
+        for key, data in accepted.blobs:
+            self.objects.put_bytes(key, data)
+        return self._accept(task, job, spec.async_mode or bool(accepted.items))
 
     def add_feedback(self, tenant_id: str, req: FeedbackRequest) -> AddMessageData:
         conversation = req.conversation_id or "feedback"
@@ -100,7 +165,7 @@ class IngestService:
         # Order matters: the raw request and the task row first, so a crash after this
         # point leaves a waiting task that is resumed, never a half-accepted request.
         turns = [m for m in job.messages if m.role in WORKING_ROLES and m.text.strip()]
-        fast_path = async_mode and job.kind == "add"
+        fast_path = async_mode and job.kind != "feedback"
         working = [working_memory(job, m) for m in turns] if fast_path else []
         job.working_ids = task.memory_views.working = [m.id for m in working]
         self.objects.put_bytes(request_key(task.tenant_id, task.user_id, task.task_id),
@@ -109,7 +174,7 @@ class IngestService:
         self.messages.add_many(job.messages)
         if working:
             self.memories.put_many(working)
-            self.index.upsert(working, self.embedder.embed([m.dense_text for m in working]))
+            self.index.upsert(working, memory_vectors(self.embedder, working))
         ref = TaskRef(tenant_id=task.tenant_id, task_id=task.task_id, user_id=task.user_id)
         message_ids = [m.message_id for m in job.messages]
         if async_mode:
@@ -120,6 +185,19 @@ class IngestService:
         return AddMessageData(success=done.status == TaskStatus.completed, task_id=done.task_id,
                               status=done.status.value, message_ids=message_ids,
                               memory_views=task_views(done))
+
+
+def tool_call_records(records: list[MessageRecord], drafts: list[MessageDraft]
+                      ) -> list[ToolCallRecord]:
+    calls = [ToolCallRecord(message_id=r.message_id, call_id=call_id, name=name,
+                            arguments=arguments)
+             for r, d in zip(records, drafts, strict=True)
+             for call_id, name, arguments in d.tool_calls]
+    by_id = {c.call_id: c for c in calls}
+    for record, draft in zip(records, drafts, strict=True):
+        if draft.tool_call_id and draft.tool_call_id in by_id:
+            by_id[draft.tool_call_id].result_message_id = record.message_id
+    return calls
 
 
 def working_memory(job: IngestJob, message: MessageRecord) -> Memory:

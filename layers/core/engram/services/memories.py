@@ -17,9 +17,10 @@ from engram.models.domain import (
     now_ms,
 )
 from engram.models.filters import FilterError, split_sources
-from engram.models.pipeline import user_prefix
+from engram.models.pipeline import segment, upload_prefix, user_prefix
 from engram.ports import Embedder, MemoryIndex, MemoryPage, MemoryStore, MessageStore, ObjectStore
 from engram.services.dedupe import content_hash
+from engram.services.vectors import memory_vectors
 
 
 @dataclass
@@ -86,7 +87,7 @@ class MemoryService:
         memory.update_time = now
         self.memories.put_many([memory])
         if memory.status == MemoryStatus.activated:
-            self.index.upsert([memory], self.embedder.embed([memory.dense_text]))
+            self.index.upsert([memory], memory_vectors(self.embedder, [memory]))
         else:
             self.index.remove(tenant_id, [memory.id])
         return memory
@@ -106,12 +107,14 @@ class MemoryService:
         return len(found)
 
     def erase_user(self, tenant_id: str, user_id: str) -> int:
-        """Delete by user: memories, raw messages and raw requests are erased, not hidden."""
+        """Delete by user: memories, raw messages, raw requests (with their inline files)
+        and the files uploaded for the user (object/sign with userId) are erased."""
         ids = self.memories.ids_for_user(tenant_id, user_id)
         self.index.remove(tenant_id, ids)
         self.memories.erase(tenant_id, ids)
         self.messages.delete_user(tenant_id, user_id)
         self.objects.delete_prefix(user_prefix(tenant_id, user_id))
+        self.objects.delete_prefix(f"{upload_prefix(tenant_id)}{segment(user_id)}")
         return len(ids)
 
     def conversation(self, tenant_id: str, user_id: str, conversation_id: str,

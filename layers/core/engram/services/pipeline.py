@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pydantic import BaseModel
 
 from engram.errors import NotFound, PermanentError
+from engram.models.content import FAILED_PREFIX
 from engram.models.domain import MemoryStatus, Task, TaskRef, TaskStatus, now_ms
 from engram.models.pipeline import (
     DedupePlan,
@@ -27,6 +28,15 @@ from engram.models.pipeline import (
 )
 from engram.ports import Embedder, Extractor, MemoryIndex, MemoryStore, ObjectStore, TaskStore
 from engram.services.dedupe import plan_changes
+from engram.services.items import (
+    ContentReader,
+    add_locations,
+    document_candidates,
+    image_turns,
+    never,
+    parse_items,
+)
+from engram.services.trajectories import trajectory_candidates
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,12 @@ class PipelineDeps:
     index: MemoryIndex
     embedder: Embedder
     extractor: Extractor
+    # Reads images, documents and audio (OCR, URL fetcher, limits); None: such items fail
+    # with "capability unavailable" and the rest of the message is processed.
+    content: ContentReader | None = None
+    # Errors the workflow should retry rather than report as an item's failure (AWS
+    # throttling and timeouts on AWS; nothing locally).
+    transient: Callable[[BaseException], bool] = field(default=never)
 
 
 def _load(deps: PipelineDeps, key: str, model: type[BaseModel]):
@@ -71,18 +87,37 @@ def load_job(deps: PipelineDeps, task: Task) -> IngestJob:
 
 
 def parse(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
-    """Content → text blocks with provenance. Text messages pass through as they are."""
+    """Content → text blocks with provenance. Text messages pass through as they are;
+    images, documents and audio are read item by item (see services/items.py)."""
     task = _enter(deps, ref, "parse")
     job = load_job(deps, task)
-    parsed = [m for m in job.messages if m.text.strip()]
-    _put(deps, work_key(ref.tenant_id, ref.task_id, "parsed"), ParsedMessages(messages=parsed))
+    blocks = []
+    if job.items:
+        reader = deps.content or ContentReader()
+        blocks = parse_items(reader, deps.objects, deps.tasks, task, job.items,
+                             deps.transient)
+        if not any(m.text.strip() for m in job.messages) and \
+                all(s.state == "failed" for s in task.items):
+            reasons = "; ".join(f"item {s.index} of {s.message_id}: "
+                                f"{(s.error or '').removeprefix(FAILED_PREFIX + ': ')}"
+                                for s in task.items)
+            raise PermanentError(f"{FAILED_PREFIX}: {reasons}")
+    parsed = image_turns(job.messages, blocks, task.items)
+    _put(deps, work_key(ref.tenant_id, ref.task_id, "parsed"),
+         ParsedMessages(messages=parsed, blocks=blocks))
     return ref
 
 
 def extract(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
-    _enter(deps, ref, "extract")
+    task = _enter(deps, ref, "extract")
     parsed = _load(deps, work_key(ref.tenant_id, ref.task_id, "parsed"), ParsedMessages)
     candidates = deps.extractor.extract(parsed.messages)
+    job = load_job(deps, task) if task.items or task.kind == "agent" else None
+    if job and task.items:
+        candidates += document_candidates(task, job.messages, parsed.blocks)
+        add_locations(candidates, parsed.blocks, task.items)
+    if job and task.kind == "agent":
+        candidates += trajectory_candidates(job)
     out = ExtractedCandidates(extractor=deps.extractor.name, candidates=candidates)
     _put(deps, work_key(ref.tenant_id, ref.task_id, "candidates"), out)
     return ref

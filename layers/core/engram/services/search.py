@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from engram.errors import Unprocessable
 from engram.models.api import SearchRequest
 from engram.models.domain import FACT_TYPES, TOOL_TYPES, Memory, MemoryStatus, MemoryType
@@ -16,6 +18,18 @@ DENSE_WEIGHT = 0.6
 LEXICAL_HALF_SCORE = 8.0  # the BM25 score that earns half the lexical weight
 SAME_CONVERSATION_BOOST = 0.02
 RELOAD_MARGIN = 5
+# Maximal marginal relevance, from the best DIVERSITY_POOL × limit: each next result is
+# the one with the best relativity, less DIVERSITY × its cosine to the closest result
+# already chosen, less REPEAT_PENALTY when every turn it came from is already behind a
+# chosen result. Several memories saying nearly the same thing ("family matters to
+# Melanie"), or split from one turn, would otherwise fill the list. LoCoMo dev
+# recall_frac@10 (turn-mixed vectors): neither 0.739 → cosine λ 0.25 0.774 → plus
+# repeats 0.1 / 0.2 / 0.3: 0.789 / 0.793 / 0.797; λ 0.15 / 0.2 / 0.25 / 0.35 / 0.45 with
+# repeats 0.3: 0.798 / 0.804 / 0.797 / 0.797 / 0.785; repeats 0.2 / 0.5 / 1 at λ 0.2:
+# 0.803 / 0.804 / 0.804.
+DIVERSITY = 0.2
+REPEAT_PENALTY = 0.3
+DIVERSITY_POOL = 3
 
 
 @dataclass
@@ -47,6 +61,33 @@ def fuse(hits: Sequence[IndexHit]) -> dict[str, float]:
     return {h.id: DENSE_WEIGHT * max(h.dense, 0.0)
             + (1 - DENSE_WEIGHT) * h.lexical / (h.lexical + LEXICAL_HALF_SCORE)
             for h in hits}
+
+
+def diversify(scored: list[ScoredMemory], vectors: list[np.ndarray | None],
+              limit: int) -> list[ScoredMemory]:
+    """`limit` of `scored` (best first) in MMR order. Relativity is left as it is: it is
+    the memory's own relevance; the order is what diversification changes. Without
+    vectors (an index that does not return them) only repeated turns count."""
+    if len(scored) <= 1:
+        return scored[:limit]
+    relevance = np.array([s.relativity for s in scored])
+    with_vectors = all(v is not None for v in vectors)
+    similar = np.stack(vectors) @ np.stack(vectors).T if with_vectors else None
+    redundancy = np.zeros(len(scored))
+    sources = [frozenset(s.memory.sources) for s in scored]
+    shown: set[str] = set()
+    left = np.ones(len(scored), dtype=bool)
+    order = []
+    for _ in range(min(limit, len(scored))):
+        repeats = np.array([bool(s) and s <= shown for s in sources])
+        value = relevance - DIVERSITY * redundancy - REPEAT_PENALTY * repeats
+        pick = int(np.argmax(np.where(left, value, -np.inf)))
+        order.append(pick)
+        left[pick] = False
+        shown |= sources[pick]
+        if similar is not None:
+            redundancy = np.maximum(redundancy, similar[pick])
+    return [scored[i] for i in order]
 
 
 def request_filter(req: SearchRequest) -> FilterNode | None:
@@ -87,7 +128,8 @@ class SearchService:
                 return []
             scores = fuse(hits)
             # Only the best few are loaded; the conversation boost may reorder those.
-            best = sorted(scores, key=lambda i: -scores[i])[:limit + RELOAD_MARGIN]
+            best = sorted(scores, key=lambda i: -scores[i])[:limit * DIVERSITY_POOL
+                                                             + RELOAD_MARGIN]
             scored = [ScoredMemory(m, round(scores[m.id] + (
                 SAME_CONVERSATION_BOOST if req.conversation_id and
                 m.conversation_id == req.conversation_id else 0.0), 6))
@@ -97,7 +139,8 @@ class SearchService:
             if req.relativity is not None:
                 scored = [s for s in scored if s.relativity >= req.relativity]
             scored.sort(key=lambda s: -s.relativity)
-            return scored[:limit]
+            vectors = {h.id: h.vector for h in hits}
+            return diversify(scored, [vectors.get(s.memory.id) for s in scored], limit)
 
         facts, preferences, tools = (ranked(hits, limit)
                                      for hits, limit in zip(found, limits, strict=True))

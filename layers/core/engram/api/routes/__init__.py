@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from engram.errors import Unauthorized
+from engram.errors import PayloadTooLarge, Unauthorized
 
 
 def tenant_of(router: Router) -> str:
@@ -16,3 +16,17 @@ def tenant_of(router: Router) -> str:
     if not tenant:
         raise Unauthorized("request was not authenticated")
     return tenant
+
+
+def check_body_size(router: Router, limit: int) -> None:
+    """The EverOS routes' 300 KB request limit (files go through object/sign instead)."""
+    size = body_size(router.current_event.body)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"request body is {size} bytes; the limit for /api/v1 routes is {limit} bytes "
+            f"({limit // 1024} KB): upload files with POST /api/v1/object/sign and send their "
+            "object keys")
+
+
+def body_size(body: str | None) -> int:
+    return len(body.encode("utf-8")) if body else 0

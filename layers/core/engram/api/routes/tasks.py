@@ -18,7 +18,7 @@ def status_data(task: Task) -> TaskStatusData:
     return TaskStatusData(
         task_id=task.task_id, status=task.status.value, step=task.step,
         memory_views=task_views(task), error=task.error, message_count=task.message_count,
-        create_time=task.create_time, update_time=task.update_time)
+        create_time=task.create_time, update_time=task.update_time, items=task.items)
 
 
 def tasks_router(services: Services) -> Router:

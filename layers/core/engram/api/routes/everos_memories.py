@@ -1,0 +1,135 @@
+"""EverOS memories: add (personal, group, agent) and their flush, get, search, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from engram.api import everos_presenters as present
+from engram.api.routes import check_body_size, tenant_of
+from engram.models.api import AddMessageData
+from engram.models.everos import (
+    AddResponse,
+    AddResult,
+    AgentAddRequest,
+    AgentMemory,
+    DeleteResponse,
+    DeleteResult,
+    FlushRequest,
+    FlushResponse,
+    FlushResult,
+    GetMemoriesData,
+    GetMemoriesResponse,
+    GroupAddRequest,
+    GroupFlushRequest,
+    MemoryAddRequest,
+    MemoryDeleteRequest,
+    MemoryGetRequest,
+    MemorySearchRequest,
+    SearchData,
+    SearchQuery,
+    SearchResponse,
+)
+from engram.services.container import Services
+
+NOTHING_TO_FLUSH = ("Engram extracts memories from every add as it arrives; nothing is "
+                    "held back for a flush (follow an add with GET /api/v1/tasks/{task_id})")
+
+
+def added(data: AddMessageData) -> Response[AddResponse]:
+    """202 with the task while it runs (always, when files came with it); 200 when done."""
+    done = data.status in ("completed", "failed")
+    body = AddResponse(data=AddResult(
+        task_id=data.task_id, message_count=len(data.message_ids),
+        status="extracted" if done else "accumulated",
+        message=(f"processed {len(data.message_ids)} messages ({data.status})" if done else
+                 f"accepted {len(data.message_ids)} messages; follow GET /api/v1/tasks/"
+                 f"{data.task_id}")))
+    return Response(status_code=200 if done else 202,
+                    content_type=content_types.APPLICATION_JSON, body=body)
+
+
+def everos_memories_router(services: Services) -> Router:
+    router = Router()
+    limit = services.ingest.limits.max_everos_body_bytes
+
+    def tenant() -> str:
+        check_body_size(router, limit)
+        return tenant_of(router)
+
+    @router.post("/memories", summary="Add messages (text, images, documents) to a user's memory")
+    def add(req: Annotated[MemoryAddRequest, Body()]) -> Response[AddResponse]:
+        return added(services.everos.add(tenant(), req))
+
+    @router.post("/memories/group", summary="Add group messages (sender_id on each)")
+    def add_group(req: Annotated[GroupAddRequest, Body()]) -> Response[AddResponse]:
+        return added(services.everos.add_group(tenant(), req))
+
+    @router.post("/memories/agent", summary="Add an agent trajectory (tool calls and results)")
+    def add_agent(req: Annotated[AgentAddRequest, Body()]) -> Response[AddResponse]:
+        return added(services.everos.add_agent(tenant(), req))
+
+    def flushed() -> FlushResponse:
+        tenant()
+        return FlushResponse(data=FlushResult(
+            status="no_extraction", message=NOTHING_TO_FLUSH,
+            request_id=router.current_event.request_context.request_id))
+
+    @router.post("/memories/flush", summary="Flush a user's pending messages (a no-op here)")
+    def flush(req: Annotated[FlushRequest, Body()]) -> FlushResponse:
+        return flushed()
+
+    @router.post("/memories/group/flush", summary="Flush a group's pending messages (no-op)")
+    def flush_group(req: Annotated[GroupFlushRequest, Body()]) -> FlushResponse:
+        return flushed()
+
+    @router.post("/memories/agent/flush", summary="Flush an agent's pending messages (no-op)")
+    def flush_agent(req: Annotated[FlushRequest, Body()]) -> FlushResponse:
+        return flushed()
+
+    @router.post("/memories/get", summary="A user's (or group's) memories of one type, paged")
+    def get(req: Annotated[MemoryGetRequest, Body()]) -> GetMemoriesResponse:
+        _, memories, total = services.everos.get(tenant(), req)
+        kind = req.memory_type
+        data = GetMemoriesData(count=len(memories), total_count=total)
+        if kind == "episodic_memory":
+            data.episodes = [present.episode(m) for m in memories]
+        elif kind == "profile":
+            data.profiles = [present.profile(m) for m in memories]
+        elif kind == "agent_case":
+            data.agent_cases = [present.agent_case(m) for m in memories]
+        else:
+            data.agent_skills = [present.agent_skill(m) for m in memories]
+        return GetMemoriesResponse(data=data)
+
+    @router.post("/memories/search", summary="Memories relevant to a query")
+    def search(req: Annotated[MemorySearchRequest, Body()]) -> SearchResponse:
+        _, found = services.everos.search(tenant(), req)
+        kinds = set(req.memory_types)
+        data = SearchData(query=SearchQuery(method="hybrid", text=req.query,
+                                            filters_applied=req.filters))
+        if "episodic_memory" in kinds:
+            data.episodes = [present.episode(s.memory, s.relativity) for s in found.episodes]
+        if "profile" in kinds:
+            data.profiles = [present.profile(s.memory, s.relativity) for s in found.profiles]
+        if "raw_message" in kinds:
+            data.raw_messages = [present.raw_message(s.memory, s.relativity) for s in found.raw]
+        if "agent_memory" in kinds:
+            data.agent_memory = AgentMemory(
+                cases=[present.agent_case(s.memory, s.relativity) for s in found.cases],
+                skills=[present.agent_skill(s.memory, s.relativity) for s in found.skills])
+        if req.include_original_data:
+            every = [*found.episodes, *found.profiles, *found.raw, *found.cases, *found.skills]
+            data.original_data = {s.memory.id: {"sources": s.memory.sources,
+                                                "memory_type": s.memory.memory_type.value}
+                                  for s in every}
+        return SearchResponse(data=data)
+
+    @router.post("/memories/delete", summary="Soft-delete a memory, or a user's or group's")
+    def delete(req: Annotated[MemoryDeleteRequest, Body()]) -> DeleteResponse:
+        return DeleteResponse(data=DeleteResult(deleted=services.everos.delete(tenant(), req)))
+
+    return router

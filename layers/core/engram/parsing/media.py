@@ -1,0 +1,64 @@
+"""Audio and video: speech → timed text through the Transcriber port. Video goes through
+ffmpeg first (its audio track as 16 kHz mono WAV) — when ffmpeg is installed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+
+from engram.parsing.types import CapabilityUnavailable, ParseError, ParseResult, Transcriber
+
+FFMPEG_TIMEOUT_S = 600
+SPEECH_RATE_HZ = 16_000
+
+
+def parse_media(
+    data: bytes, *, kind: str, name: str, transcriber: Transcriber | None, origin: str = ""
+) -> ParseResult:
+    if transcriber is None:
+        raise CapabilityUnavailable(
+            f"{kind} transcription unavailable: no speech-to-text engine is configured "
+            "(no offline speech model installed, no cloud service set up)"
+        )
+    audio = to_wav(data, what="video") if kind == "video" else data
+    transcript = transcriber.transcribe(audio, name=name)
+    blocks = [b if b.origin else _with_origin(b, origin) for b in transcript.blocks]
+    result = ParseResult(kind=kind, blocks=blocks, seconds=round(transcript.seconds, 3))
+    if not blocks:
+        result.warnings.append(f"no speech was recognised in the {kind}")
+    return result
+
+
+def to_wav(data: bytes, *, what: str = "audio", rate: int = SPEECH_RATE_HZ) -> bytes:
+    """Any ffmpeg-readable media → mono 16-bit PCM WAV at `rate` (its first audio track)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise CapabilityUnavailable(
+            f"{what} transcription unavailable: decoding it needs ffmpeg, which is not installed"
+        )
+    # A file, not a pipe: MP4's index may sit at the end, and ffmpeg must seek to it.
+    with tempfile.NamedTemporaryFile(suffix=".media") as source:
+        source.write(data)
+        source.flush()
+        try:
+            run = subprocess.run(
+                [ffmpeg, "-nostdin", "-v", "error", "-i", source.name, "-vn", "-ac", "1",
+                 "-ar", str(rate), "-f", "wav", "-acodec", "pcm_s16le", "pipe:1"],
+                capture_output=True,
+                timeout=FFMPEG_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ParseError(f"decoding the {what} took over {FFMPEG_TIMEOUT_S} s") from exc
+    if run.returncode != 0 or len(run.stdout) <= 44:  # 44: a WAV header and no samples
+        reason = run.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        detail = reason[-1] if reason else "it has no audio track"
+        raise ParseError(f"the {what} could not be decoded: {detail}")
+    return run.stdout
+
+
+def _with_origin(block, origin: str):
+    from dataclasses import replace
+
+    return replace(block, origin=origin)
