@@ -8,8 +8,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
-
 from engram.adapters.file_object_store import FileObjectStore
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.adapters.local_uploads import (
@@ -70,10 +68,6 @@ class LocalRuntime:
 
 
 def build_local_runtime(settings: Settings, embedder: Embedder | None = None) -> LocalRuntime:
-    # One BLAS thread: the index's mat-vec is bound by memory bandwidth, and a second
-    # thread only waits for a core the embedder or another request holds (100k × 384:
-    # 8.9 ms with one thread, 16 ms with two, measured side by side under load).
-    threadpool_limits(1, user_api="blas")
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(data_dir / "engram.db")
