@@ -26,11 +26,19 @@ from cfnlint.decode import decode
 from pydantic import BaseModel
 
 from engram.adapters.dynamodb_tables import table_definitions
-from engram.aws.events import FailedStepInput, IngestQueueRecord, UploadQueueRecord
+from engram.aws.events import (
+    ContentJobTaskInput,
+    FailedStepInput,
+    IngestQueueRecord,
+    OcrCompletionRecord,
+    TranscribeJobStateChange,
+    UploadQueueRecord,
+)
 from engram.aws.settings import AwsSettings
 from engram.models.api import AddMessageRequest, SearchRequest, TaskStatusRequest
 from engram.models.domain import TaskRef
 from engram.models.everos import MemoryAddRequest, ObjectSignRequest
+from engram.models.pipeline import CollectContentInput
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -106,6 +114,7 @@ def test_every_asl_substitution_is_defined_and_every_definition_used(template):
 
 def substituted_asl() -> dict[str, Any]:
     text = SUBSTITUTION.sub(lambda m: "2" if m.group(1) == "RetryIntervalSeconds"
+                            else "600" if m.group(1).endswith("Seconds")
                             else f"arn:aws:lambda:us-east-1:123456789012:function:{m.group(1)}",
                             ASL.read_text())
     return json.loads(text)
@@ -117,9 +126,9 @@ def test_steps_pass_pointers_retry_transient_errors_and_catch_the_rest():
     chain, name = [], asl["StartAt"]
     while name:
         chain.append(name)
-        name = states[name].get("Next")
-    assert chain == list(STEPS)
-    for step in STEPS:
+        name = states[name].get("Next") or states[name].get("Default")
+    assert chain == ["Parse", "WaitsForContentJobs", *STEPS[1:]]
+    for step in [*STEPS, "CollectContent"]:
         state = states[step]
         # The whole state input (the TaskRef) is the payload; the output is the payload.
         assert state["Parameters"]["Payload.$"] == "$" and state["OutputPath"] == "$.Payload"
@@ -132,6 +141,70 @@ def test_steps_pass_pointers_retry_transient_errors_and_catch_the_rest():
         assert catch == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
                          "Next": "MarkFailed"}
     assert states["MarkFailed"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
+
+
+def test_content_jobs_are_waited_for_by_callback_with_a_timeout_and_caught_per_item():
+    states = substituted_asl()["States"]
+    (branch,) = states["WaitsForContentJobs"]["Choices"]
+    assert branch == {"Variable": "$.content_jobs[0]", "IsPresent": True,
+                      "Next": "AwaitContentJobs"}
+    assert states["WaitsForContentJobs"]["Default"] == "Extract"
+    wait = states["AwaitContentJobs"]
+    assert wait["Type"] == "Map" and wait["ItemsPath"] == "$.content_jobs"
+    assert wait["ResultPath"] == "$.content_results" and wait["Next"] == "CollectContent"
+    assert wait["ItemSelector"]["job.$"] == "$$.Map.Item.Value"
+    inner = wait["ItemProcessor"]["States"]
+    for name in ("AwaitOcr", "AwaitTranscript"):
+        task = inner[name]
+        assert task["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+        payload = task["Parameters"]["Payload"]
+        assert payload["task_token.$"] == "$$.Task.Token" and payload["job.$"] == "$.job"
+        assert isinstance(task["TimeoutSeconds"], int) and task["TimeoutSeconds"] > 0
+        retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
+        assert "RetryableError" in retried and "States.Timeout" not in retried
+        # A job that fails or never finishes fails its item only: caught as data.
+        (catch,) = task["Catch"]
+        assert catch == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                         "Next": "ItemNotRead"}
+    assert inner["ItemNotRead"] == {**inner["ItemNotRead"], "Type": "Pass", "End": True}
+    assert states["CollectContent"]["Next"] == "Extract"
+
+
+def test_timeouts_of_the_waits_are_template_parameters(template):
+    (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
+    subs = machine["Properties"]["DefinitionSubstitutions"]
+    assert subs["OcrJobTimeoutSeconds"] == {"Ref": "OcrJobTimeoutSeconds"}
+    assert subs["TranscriptionJobTimeoutSeconds"] == {"Ref": "TranscriptionJobTimeoutSeconds"}
+    params = template["Parameters"]
+    assert params["SpeechTranscription"]["AllowedValues"] == ["enabled", "disabled"]
+
+
+def test_textract_notices_reach_the_ocr_function_through_sns_and_sqs(template):
+    res = template["Resources"]
+    assert res["OcrCompletionSubscription"]["Properties"] == {
+        "TopicArn": {"Ref": "OcrCompletionTopic"}, "Protocol": "sqs",
+        "Endpoint": {"Fn::GetAtt": ["OcrCompletionQueue", "Arn"]}}
+    trust = res["TextractPublishRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust[0]["Principal"] == {"Service": "textract.amazonaws.com"}
+    (source,) = res["OcrDoneFunction"]["Properties"]["Events"].values()
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["OcrCompletionQueue", "Arn"]}
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["ENGRAM_OCR_TOPIC_ARN"] == {"Ref": "OcrCompletionTopic"}
+    assert env["ENGRAM_OCR_ROLE_ARN"] == {"Fn::GetAtt": ["TextractPublishRole", "Arn"]}
+
+
+def test_transcribe_state_changes_of_this_stack_reach_the_transcript_function(template):
+    (rule,) = template["Resources"]["TranscriptDoneFunction"]["Properties"]["Events"].values()
+    assert rule["Type"] == "EventBridgeRule"
+    pattern = rule["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.transcribe"]
+    assert pattern["detail-type"] == ["Transcribe Job State Change"]
+    assert pattern["detail"]["TranscriptionJobStatus"] == ["COMPLETED", "FAILED"]
+    assert pattern["detail"]["TranscriptionJobName"] == [
+        {"prefix": {"Fn::Sub": "${AWS::StackName}-"}}]
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["ENGRAM_JOB_PREFIX"] == {"Ref": "AWS::StackName"}
 
 
 def test_serverless_security_policies_are_json_naming_the_collection(template):
@@ -323,6 +396,16 @@ def test_every_event_parses_with_its_model(function, scenario):
                 IngestQueueRecord.model_validate(record)
     elif function == "mark_failed":
         FailedStepInput.model_validate(event)
+    elif function == "start_content_job":
+        ContentJobTaskInput.model_validate(event)
+    elif function == "ocr_done":
+        SqsModel.model_validate(event)
+        for record in event["Records"]:
+            OcrCompletionRecord.model_validate(record)
+    elif function == "transcript_done":
+        TranscribeJobStateChange.model_validate(event)
+    elif function == "collect_content":
+        CollectContentInput.model_validate(event)
     else:
         assert function in ("parse", "extract", "dedupe", "index"), function
         TaskRef.model_validate(event)

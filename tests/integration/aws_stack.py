@@ -43,7 +43,10 @@ ACCOUNT = "123456789012"
 BUCKET = "engram-ingestbucket-example"  # the bucket the events/ files name
 API_KEY = "eng_example-key-for-tenant-a-0123456789"  # the key events/ sends for tenant-a
 TENANT = "tenant-a"
-STEP_FUNCTIONS = ("parse", "extract", "dedupe", "index", "mark_failed")
+STEP_FUNCTIONS = ("parse", "extract", "dedupe", "index", "mark_failed", "start_content_job",
+                  "collect_content")
+OCR_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/engram-test-textract-publishes"
+JOB_PREFIX = "engram-test"
 FUNCTION_PREFIX = "engram-test-"
 SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -107,12 +110,16 @@ def state_machine_definition(substitutions: dict[str, str]) -> str:
     return definition
 
 
-def local_substitutions(retry_interval_seconds: int = 1) -> dict[str, str]:
-    """What the template substitutes, for this test stack (fast retries)."""
+def local_substitutions(retry_interval_seconds: int = 1,
+                        job_timeout_seconds: int = 20) -> dict[str, str]:
+    """What the template substitutes, for this test stack (fast retries, short waits for
+    content jobs)."""
     arns = {f"{''.join(p.title() for p in name.split('_'))}FunctionArn":
             f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION_PREFIX}{name}"
             for name in STEP_FUNCTIONS}
-    return {**arns, "RetryIntervalSeconds": str(retry_interval_seconds)}
+    return {**arns, "RetryIntervalSeconds": str(retry_interval_seconds),
+            "OcrJobTimeoutSeconds": str(job_timeout_seconds),
+            "TranscriptionJobTimeoutSeconds": str(job_timeout_seconds)}
 
 
 @dataclass
@@ -122,6 +129,7 @@ class MotoStack:
     runtime: AwsRuntime
     tables: dict[str, Any]
     opensearch: FakeOpenSearch
+    ocr_queue_url: str = ""  # subscribed to the OCR topic, as the template's OCR queue
     # Called with the function name before each state machine task runs (tests arm
     # failures here); see `dispatch`.
     before_task: Callable[[str], None] = lambda name: None
@@ -134,6 +142,23 @@ class MotoStack:
     @property
     def sfn(self) -> Any:
         return self.clients.stepfunctions
+
+    def ocr_notices(self, expected: int = 1, timeout: float = 20) -> dict[str, Any]:
+        """Textract's completion notices (SNS → the OCR queue) as the ocr_done function's
+        SQS event; waits until `expected` have arrived (an execution starts jobs in the
+        background)."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(messages) < expected and time.monotonic() < deadline:
+            messages += sqs.receive_message(QueueUrl=self.ocr_queue_url,
+                                            MaxNumberOfMessages=10).get("Messages", [])
+            if len(messages) < expected:
+                time.sleep(0.05)
+        if len(messages) < expected:
+            raise TimeoutError(f"{len(messages)} of {expected} OCR notices after {timeout} s")
+        return {"Records": [sqs_record(m["Body"], self.ocr_queue_url, m["MessageId"])
+                            for m in messages]}
 
     def task(self, task_id: str) -> Task | None:
         return self.runtime.pipeline.tasks.get(TENANT, task_id)
@@ -175,11 +200,25 @@ def _create_idempotency_table(dynamodb: Any, name: str) -> Any:
     return table
 
 
+def sqs_record(body: str, queue_url: str, message_id: str | None = None) -> dict[str, Any]:
+    """An SQS record as Lambda's event source mapping delivers it."""
+    name = queue_url.rsplit("/", 1)[-1]
+    return {"messageId": message_id or str(uuid.uuid4()), "receiptHandle": "AQEB-test",
+            "body": body, "attributes": {
+                "ApproximateReceiveCount": "1", "SentTimestamp": "1795263331000",
+                "SenderId": "AIDAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1795263331012"},
+            "messageAttributes": {}, "md5OfBody": "0" * 32, "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", "awsRegion": REGION}
+
+
 @contextmanager
-def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False) -> Iterator[MotoStack]:
+def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
+               job_timeout_seconds: int = 20) -> Iterator[MotoStack]:
     """Everything the template declares that the handlers touch, in moto, and the
     runtime the handlers use installed over it. `execute` runs state machine executions
-    (with our handlers behind its Lambda tasks); otherwise they are only recorded."""
+    (with our handlers behind its Lambda tasks); otherwise they are only recorded.
+    Textract's completion notices go to an SNS topic with an SQS queue subscribed, as
+    the template wires them; Transcribe is enabled."""
     for name, value in POWERTOOLS_ENV.items():
         monkeypatch.setenv(name, value)
     config = {"stepfunctions": {"execute_state_machine": execute},
@@ -195,9 +234,18 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False) -> Ite
         sfn = boto3.client("stepfunctions", region_name=REGION)
         machine = sfn.create_state_machine(
             name="engram-test-ingest", type="STANDARD",
-            definition=state_machine_definition(local_substitutions()),
+            definition=state_machine_definition(local_substitutions(
+                job_timeout_seconds=job_timeout_seconds)),
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/engram-test-ingest")["stateMachineArn"]
+        sns = boto3.client("sns", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        topic = sns.create_topic(Name="engram-test-ocr-done")["TopicArn"]
+        ocr_queue = sqs.create_queue(QueueName="engram-test-ocr-done")["QueueUrl"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(
+            QueueUrl=ocr_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
         settings = AwsSettings(
+            ocr_topic_arn=topic, ocr_role_arn=OCR_ROLE_ARN, transcription="enabled",
+            job_prefix=JOB_PREFIX,
             region=REGION, tasks_table=tables["tasks"].name,
             api_keys_table=tables["api_keys"].name, records_table=tables["records"].name,
             idempotency_table=tables["idempotency"].name, bucket=BUCKET,
@@ -211,10 +259,11 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False) -> Ite
             dynamodb_client=boto3.client("dynamodb", region_name=REGION),
             stepfunctions=sfn, bedrock_runtime=None,
             opensearch=OpenSearch(hosts=[{"host": "127.0.0.1", "port": search.port}]),
-            textract=boto3.client("textract", region_name=REGION))
+            textract=boto3.client("textract", region_name=REGION),
+            transcribe=boto3.client("transcribe", region_name=REGION))
         runtime = build_aws_services(settings, embedder=HashingEmbedder(), clients=clients)
         stack = MotoStack(settings=settings, clients=clients, runtime=runtime, tables=tables,
-                          opensearch=search)
+                          opensearch=search, ocr_queue_url=ocr_queue)
         if execute:
             monkeypatch.setattr(LambdaSimpleBackend, "invoke", _dispatcher(stack))
         aws_runtime_module.install(runtime)

@@ -3,7 +3,8 @@ S3 pre-signed POST forms whose policy pins key, content type and size range (che
 the policy document itself: moto does not enforce POST policies); the file is posted to
 S3 (moto) as a client would; the EverOS add names the key; then the real parse, extract,
 dedupe and index handlers run, with Textract (moto, answering with Textract-shaped
-blocks read by amazon-textract-response-parser) for the image and the scanned page."""
+blocks read by amazon-textract-response-parser): synchronously for the image, as one
+asynchronous job with an SNS callback for the PDF's scanned page."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def run_steps(stack: MotoStack, task_id: str, user_id: str) -> None:
         assert invoke(step, ref) == ref
 
 
-def test_upload_add_and_parse_step_under_moto(stack):
+def test_upload_add_and_parse_step_under_moto(stack, monkeypatch):
     user = f"aws-docs-{uuid.uuid4().hex[:8]}"
     report, scan, image = sign(("falcon-report.pdf", "file"), ("scan.pdf", "file"),
                                ("memos.png", "image"))
@@ -125,7 +126,28 @@ def test_upload_add_and_parse_step_under_moto(stack):
     assert [e["name"] for e in stack.executions()] == [task_id]  # the state machine started
 
     ref = TaskRef(tenant_id=TENANT, task_id=task_id, user_id=user).model_dump()
-    assert invoke("parse", ref) == ref
+    parsed_ref = invoke("parse", ref)
+    # The scan's text layer is read now; its scanned page waits for one async Textract job.
+    message_id = stack.task(task_id).items[0].message_id
+    job = {"message_id": message_id, "index": 2, "engine": "ocr"}
+    assert parsed_ref == {**ref, "content_jobs": [job]}
+    task = stack.task(task_id)
+    assert [(i.state, i.kind, i.pages) for i in task.items] == [
+        ("completed", "pdf", 3), ("processing", "pdf", 2), ("completed", "image", None)]
+    waiting = call_api("GET", f"tasks/{task_id}", prefix="/api/v1").body["data"]
+    assert waiting["status"] == "processing", waiting
+    assert [(i["state"], i["pages"]) for i in waiting["items"]][1] == ("processing", 2)
+
+    # The state machine's wait: start_content_job with the task token, Textract → SNS →
+    # the OCR queue → ocr_done (moto's job holds blocks for both pages, as Textract's would).
+    monkeypatch.setattr(TextractBackend, "BLOCKS",
+                        textract_blocks([["Cover letter from Acme Corp."], OCR_LINES]))
+    started = invoke("start_content_job", {**ref, "job": job, "task_token": "token-scan"})
+    assert started["engine"] == "ocr" and started["job_id"]
+    assert invoke("ocr_done", stack.ocr_notices()) == {"batchItemFailures": []}
+    done = {**ref, "job": job, "outcome": {"message_id": message_id, "index": 2, "blocks": 1}}
+    assert invoke("collect_content", {**parsed_ref, "content_results": [done]}) == ref
+
     task = stack.task(task_id)
     assert [(i.state, i.kind, i.pages) for i in task.items] == [
         ("completed", "pdf", 3), ("completed", "pdf", 2), ("completed", "image", None)]
@@ -133,7 +155,9 @@ def test_upload_add_and_parse_step_under_moto(stack):
         Bucket=BUCKET, Key=work_key(TENANT, task_id, "parsed"))["Body"].read())
     pages = {(b.name, b.page): b.text for b in parsed.blocks}
     assert "launch moved to March 14" in pages[("falcon-report.pdf", 2)]
+    assert pages[("scan.pdf", 1)] == "Cover letter from Acme Corp."  # the text layer
     assert "MemOS stores memories" in pages[("scan.pdf", 2)]  # Textract read the scan
+    assert [b.page for b in parsed.blocks if b.name == "scan.pdf"] == [1, 2]
     assert any("[image: text reading" in m.text for m in parsed.messages)
 
     for step in ("extract", "dedupe", "index"):

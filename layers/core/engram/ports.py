@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from engram.models.domain import Candidate, Memory, MemoryType, MessageRecord, Task, TaskRef
 from engram.models.filters import FilterNode
+from engram.parsing.types import ParseResult, Transcript
 
 
 class ObjectInfo(NamedTuple):
@@ -203,3 +204,53 @@ class WorkflowStarter(Protocol):
     """Starts parse → extract → dedupe → index for a task (Step Functions or in-process)."""
 
     def start(self, ref: TaskRef) -> None: ...
+
+
+# --- asynchronous content jobs (AWS: Textract for scanned PDFs, Transcribe for media) ---
+
+class OcrJobs(Protocol):
+    """OCR of a whole PDF in the object store as one asynchronous job, whose completion
+    notice arrives later (Textract → SNS)."""
+
+    def start(self, key: str, *, job_tag: str, request_token: str) -> str:
+        """Start (or, with the same request token, find again) the job: its id."""
+        ...
+
+    def status(self, job_id: str) -> str:
+        """IN_PROGRESS, SUCCEEDED, PARTIAL_SUCCESS or FAILED."""
+        ...
+
+    def result(self, job_id: str) -> ParseResult:
+        """The finished job's page-numbered blocks; ParseError when it failed."""
+        ...
+
+
+class JobState(NamedTuple):
+    state: str  # QUEUED | IN_PROGRESS | COMPLETED | FAILED
+    reason: str | None = None
+
+
+class TranscriptionJobs(Protocol):
+    """Speech → timed text for audio/video in the object store, as a named asynchronous
+    job writing its transcript back to the store (Transcribe → EventBridge)."""
+
+    def start(self, key: str, *, job_name: str, output_key: str,
+              media_format: str | None) -> bool:
+        """Start the job; False when a job of that name exists already (started before)."""
+        ...
+
+    def status(self, job_name: str) -> JobState: ...
+
+    def parse_transcript(self, data: bytes) -> Transcript:
+        """The transcript file the job wrote → timed blocks."""
+        ...
+
+
+class TaskCallbacks(Protocol):
+    """Answers a workflow step that waits for a callback (Step Functions' task token)."""
+
+    def succeed(self, token: str, output: dict) -> bool:
+        """False when the step is no longer waiting (timed out, answered already)."""
+        ...
+
+    def fail(self, token: str, error: str, cause: str) -> bool: ...

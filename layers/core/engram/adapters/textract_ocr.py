@@ -14,13 +14,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from engram.errors import RetryableError
 from engram.parsing import ParseError, ParseResult, TextBlock
 from engram.parsing.text import paragraphs_to_blocks
 
 MAX_RESULTS_PER_CALL = 1000  # GetDocumentTextDetection's ceiling
 
 
-class TextractJobNotFinished(Exception):
+class TextractJobNotFinished(RetryableError):
     """The async job is still running: retry later (or wait for its SNS callback)."""
 
 
@@ -60,6 +61,28 @@ def start_pdf_text_detection(
     if request_token:
         params["ClientRequestToken"] = re.sub(r"[^\w-]", "_", request_token)[:64]
     return client.start_document_text_detection(**params)["JobId"]
+
+
+class TextractPdfJobs:
+    """The OcrJobs port: one StartDocumentTextDetection per PDF in the bucket, its
+    completion published to `sns_topic_arn` by Textract assuming `role_arn`."""
+
+    def __init__(self, client: Any, *, bucket: str, sns_topic_arn: str, role_arn: str):
+        self._client = client
+        self._bucket = bucket
+        self._topic = sns_topic_arn
+        self._role = role_arn
+
+    def start(self, key: str, *, job_tag: str, request_token: str) -> str:
+        return start_pdf_text_detection(self._client, bucket=self._bucket, key=key,
+                                        sns_topic_arn=self._topic, role_arn=self._role,
+                                        job_tag=job_tag, request_token=request_token)
+
+    def status(self, job_id: str) -> str:
+        return self._client.get_document_text_detection(JobId=job_id, MaxResults=1)["JobStatus"]
+
+    def result(self, job_id: str) -> ParseResult:
+        return pdf_text_result(self._client, job_id)
 
 
 @dataclass(frozen=True)

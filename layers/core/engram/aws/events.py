@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
 from pydantic import BaseModel, Field, Json, StrictStr
 
 from engram.models.api import AddMessageRequest
 from engram.models.domain import TaskRef
+from engram.models.pipeline import ContentJob
 
 
 class S3TestEvent(BaseModel):
@@ -148,3 +149,35 @@ class FailedStepInput(TaskRef):
 
     def ref(self) -> TaskRef:
         return TaskRef(tenant_id=self.tenant_id, task_id=self.task_id, user_id=self.user_id)
+
+
+# --- content jobs: the state machine's waits and the services' completion notices --------
+
+class ContentJobTaskInput(TaskRef):
+    """What a `.waitForTaskToken` task hands the start-content-job function: the task, the
+    item's job and the token that the job's completion will answer."""
+
+    job: ContentJob
+    task_token: str = Field(min_length=1, max_length=2048)
+
+    def ref(self) -> TaskRef:
+        return TaskRef(tenant_id=self.tenant_id, task_id=self.task_id, user_id=self.user_id)
+
+
+class OcrCompletionRecord(SqsRecordModel):
+    """A Textract completion notice on the OCR queue: the SNS envelope (or, with raw
+    message delivery, the notice itself) in the body, read by `parse_completion`."""
+
+    body: str
+
+
+class TranscribeJobStateDetail(BaseModel):
+    TranscriptionJobName: str
+    TranscriptionJobStatus: str
+    FailureReason: str | None = None
+
+
+class TranscribeJobStateChange(EventBridgeModel):
+    """EventBridge's "Transcribe Job State Change" event (source aws.transcribe)."""
+
+    detail: TranscribeJobStateDetail  # type: ignore[assignment]

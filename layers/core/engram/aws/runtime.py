@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +24,11 @@ from engram.models.filters import FilterNode
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex
 from engram.services.attachments import AttachmentIntake
 from engram.services.container import Services
+from engram.services.content_jobs import ContentJobs
 from engram.services.everos import EverosService
 from engram.services.extraction import RuleBasedExtractor
 from engram.services.ingest import IngestService
-from engram.services.items import ContentReader, parse_limits
+from engram.services.items import AsyncEngines, ContentReader, parse_limits
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
 from engram.services.pipeline import PipelineDeps, run_pipeline
@@ -71,6 +72,7 @@ class AwsClients:
     bedrock_runtime: Any
     opensearch: Any
     textract: Any = None  # OCR of images and scanned PDF pages
+    transcribe: Any = None  # audio and video
 
     @classmethod
     def from_settings(cls, settings: AwsSettings) -> AwsClients:
@@ -103,6 +105,7 @@ class AwsClients:
             bedrock_runtime=client("bedrock-runtime"),
             opensearch=LazyClient(search_client),
             textract=client("textract"),
+            transcribe=client("transcribe"),
         )
 
 
@@ -177,6 +180,25 @@ class AwsRuntime:
     pipeline: PipelineDeps
 
     @cached_property
+    def content_jobs(self) -> ContentJobs:
+        """Textract and Transcribe jobs and the answers to the workflow's waits for them."""
+        from engram.adapters.sfn_workflow import StepFunctionsCallbacks
+        from engram.adapters.textract_ocr import TextractPdfJobs
+        from engram.adapters.transcribe_media import TranscribeJobs
+
+        settings, clients = self.settings, self.clients
+        ocr = TextractPdfJobs(clients.textract, bucket=settings.bucket,
+                              sns_topic_arn=settings.ocr_topic_arn,
+                              role_arn=settings.ocr_role_arn) if settings.async_ocr else None
+        transcription = (TranscribeJobs(clients.transcribe, bucket=settings.bucket,
+                                        language_code=settings.transcribe_language)
+                         if settings.transcription == "enabled" else None)
+        return ContentJobs(objects=self.pipeline.objects,
+                           callbacks=StepFunctionsCallbacks(clients.stepfunctions),
+                           ocr=ocr, transcription=transcription,
+                           job_prefix=settings.job_prefix)
+
+    @cached_property
     def api(self) -> APIGatewayRestResolver:
         from engram.api.app import create_app  # only the API function pays for the routes
 
@@ -226,15 +248,25 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
         clients.opensearch, search.index, embedder.dimension,
         use_custom_ids=search.use_custom_ids, space_type=search.space_type))
     limits = settings.limits
-    # Scanned PDF pages and images go through Textract's synchronous DetectDocumentText,
-    # page by page; audio has no engine here yet (Transcribe): "capability unavailable".
+    # Images go through Textract's synchronous DetectDocumentText. A PDF with pages
+    # without a text layer becomes one asynchronous Textract job and audio/video a
+    # Transcribe job, which the state machine waits for (services/content_jobs.py);
+    # without the OCR topic scanned pages are OCRed synchronously, page by page, and
+    # with transcription disabled audio/video end "capability unavailable".
+    jobs = AsyncEngines(
+        ocr=settings.async_ocr, transcription=settings.transcription == "enabled",
+        transcription_off="Amazon Transcribe is disabled for this deployment "
+                          "(template parameter SpeechTranscription)")
     content = ContentReader(
-        ocr=TextractOcr(clients.textract), limits=parse_limits(limits),
+        ocr=TextractOcr(clients.textract), limits=parse_limits(limits), jobs=jobs,
         fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
                             max_bytes=limits.max_media_bytes))
     pipeline = PipelineDeps(objects=objects, tasks=tasks, memories=records, index=index,
                             embedder=embedder, extractor=RuleBasedExtractor(),
                             content=content, transient=is_transient)
+    # Inline runs (a sync add) have no state machine to wait with: no async jobs there.
+    inline = replace(pipeline, content=replace(content, jobs=replace(
+        jobs, ocr=False, transcription=False)))
     uploads = UploadService(signer=S3UploadSigner(clients.s3, settings.bucket),
                             objects=objects, limits=limits)
     # async_mode (the default) starts the state machine; async_mode false runs the
@@ -243,7 +275,7 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
         objects=objects, tasks=tasks, messages=records, memories=records, index=index,
         embedder=embedder,
         workflow=StepFunctionsWorkflow(clients.stepfunctions, settings.state_machine_arn),
-        run_now=partial(run_pipeline, pipeline), limits=limits,
+        run_now=partial(run_pipeline, inline), limits=limits,
         attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)))
     search_service = SearchService(memories=records, index=index, embedder=embedder)
     memory_service = MemoryService(memories=records, messages=records, index=index,

@@ -64,6 +64,21 @@ class AwsSettings(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     # Hosts URL fetches may reach although private (comma-separated host or host:port).
     fetch_allow_hosts: list[str] = Field(default_factory=list)
+    # Scanned PDFs: one asynchronous Textract job each, announced on this SNS topic
+    # (published by Textract assuming the role). Unset: scanned pages are OCRed page by
+    # page with the synchronous call, inside the parse step.
+    ocr_topic_arn: str = ""
+    ocr_role_arn: str = ""
+    # Audio and video: Amazon Transcribe jobs, or "capability unavailable" when disabled.
+    transcription: Literal["enabled", "disabled"] = "disabled"
+    transcribe_language: str = ""  # e.g. en-US; "": Transcribe identifies the language
+    # Prefix of Transcribe job names (unique per account and Region: the stack's name);
+    # the EventBridge rule matches it.
+    job_prefix: str = Field(default="engram", pattern=r"^[0-9A-Za-z._-]{1,60}$")
+
+    @property
+    def async_ocr(self) -> bool:
+        return bool(self.ocr_topic_arn and self.ocr_role_arn)
 
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod
@@ -93,7 +108,11 @@ class AwsSettings(BaseModel):
                    state_machine_arn="ENGRAM_STATE_MACHINE_ARN",
                    provider_secret_arn="ENGRAM_PROVIDER_SECRET_ARN",
                    idempotency_seconds="ENGRAM_IDEMPOTENCY_SECONDS",
-                   fetch_allow_hosts="ENGRAM_FETCH_ALLOW_HOSTS"),
+                   fetch_allow_hosts="ENGRAM_FETCH_ALLOW_HOSTS",
+                   ocr_topic_arn="ENGRAM_OCR_TOPIC_ARN", ocr_role_arn="ENGRAM_OCR_ROLE_ARN",
+                   transcription="ENGRAM_TRANSCRIPTION",
+                   transcribe_language="ENGRAM_TRANSCRIBE_LANGUAGE",
+                   job_prefix="ENGRAM_JOB_PREFIX"),
             opensearch=OpenSearchSettings(**pick(
                 endpoint="ENGRAM_OPENSEARCH_ENDPOINT", service="ENGRAM_OPENSEARCH_SERVICE",
                 index="ENGRAM_OPENSEARCH_INDEX", custom_ids="ENGRAM_OPENSEARCH_CUSTOM_IDS",

@@ -9,7 +9,7 @@ the task is marked failed with the reason by `mark_step_failed`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from engram.aws.events import FailedStepInput
 from engram.aws.observability import count
@@ -18,6 +18,7 @@ from engram.models.domain import TaskRef
 from engram.services.pipeline import PipelineDeps, mark_failed
 
 Step = Callable[[PipelineDeps, TaskRef], TaskRef]
+T = TypeVar("T")
 
 TRANSIENT_AWS_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
@@ -25,6 +26,7 @@ TRANSIENT_AWS_CODES = frozenset({
     "InternalError", "InternalFailure", "InternalServerError", "InternalServerException",
     "ServiceUnavailable", "ServiceUnavailableException", "ModelNotReadyException",
     "ModelTimeoutException", "TransactionInProgressException",
+    "LimitExceededException",  # Textract/Transcribe: too many concurrent jobs for now
 })
 TRANSIENT_HTTP_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -52,8 +54,13 @@ def is_transient(error: BaseException) -> bool:
 
 def run_step(step: Step, deps: PipelineDeps, event: dict[str, Any]) -> dict[str, Any]:
     ref = TaskRef.model_validate(event)
+    return classified(lambda: step(deps, ref)).model_dump()
+
+
+def classified(call: Callable[[], T]) -> T:
+    """`call()`, its transient failures renamed RetryableError for the ASL's Retry."""
     try:
-        return step(deps, ref).model_dump()
+        return call()
     except RetryableError as error:
         if type(error) is RetryableError:
             raise

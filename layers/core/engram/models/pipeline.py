@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
 from engram.models.content import ContentItem, TextBlockRef
-from engram.models.domain import Candidate, Memory, MessageRecord
+from engram.models.domain import Candidate, Memory, MessageRecord, TaskRef
 
 
 class ToolCallRecord(BaseModel):
@@ -98,3 +100,128 @@ def work_prefix(tenant_id: str, task_id: str) -> str:
 
 def work_key(tenant_id: str, task_id: str, name: str) -> str:
     return f"{work_prefix(tenant_id, task_id)}/{name}.json"
+
+
+# --- items read by an asynchronous service (AWS: Textract for a PDF's scanned pages,
+# Transcribe for audio and video), waited for by a Step Functions callback -------------
+
+ContentEngine = Literal["ocr", "transcription"]
+
+
+class ContentJob(BaseModel):
+    """One item an asynchronous job reads: what the parse step hands the state machine's
+    Map (a pointer, like everything else that travels between states)."""
+
+    message_id: str
+    index: int
+    engine: ContentEngine
+
+
+class ContentJobsRef(TaskRef):
+    """The parse step's output when some items wait for asynchronous jobs."""
+
+    content_jobs: list[ContentJob] = Field(default_factory=list)
+
+
+class DeferredItem(BaseModel):
+    """What the parse step read of an item itself (a PDF's text layer) and what its job
+    must read: stored beside the step outputs until the collect step merges them."""
+
+    message_id: str
+    index: int
+    engine: ContentEngine
+    item_type: str
+    kind: str  # pdf | audio | video
+    name: str
+    location: str  # the item's object key or URL, as its sources cite it
+    key: str  # the object the job reads (the upload, or the fetched bytes stored by parse)
+    blocks: list[TextBlockRef] = Field(default_factory=list)  # read already (text layer)
+    pages: int | None = None
+    ocr_pages: list[int] = Field(default_factory=list)  # pages without a text layer
+    media_format: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ContentJobRecord(BaseModel):
+    """jobs/<job key>.json: how a completion notice finds its task, item and the task
+    token to answer. Written before the job is started, so a notice always finds it."""
+
+    job_key: str
+    tenant_id: str
+    task_id: str
+    user_id: str
+    message_id: str
+    index: int
+    engine: ContentEngine
+    task_token: str
+    job_id: str = ""  # Textract's JobId or Transcribe's job name, once started
+    output_key: str = ""  # where Transcribe writes the transcript
+    delivered: bool = False  # the result is written and the token answered
+
+
+class ContentJobResult(BaseModel):
+    """What a finished job yielded for its item, or why it yielded nothing."""
+
+    blocks: list[TextBlockRef] = Field(default_factory=list)
+    pages: int | None = None
+    seconds: float | None = None
+    warnings: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+def content_job_key(tenant_id: str, task_id: str, message_id: str, index: int) -> str:
+    """A business key per (task, item): the same item always gets the same job (Textract's
+    ClientRequestToken, Transcribe's job name), so a retried start starts nothing new."""
+    digest = hashlib.sha256(f"{tenant_id}\n{task_id}\n{message_id}\n{index}".encode())
+    return digest.hexdigest()[:32]
+
+
+def content_key(tenant_id: str, task_id: str, message_id: str, index: int, name: str) -> str:
+    """Per-item files of the async path, under the task's work prefix."""
+    return (f"{work_prefix(tenant_id, task_id)}/content/{segment(message_id)}-{index}."
+            f"{name}")
+
+
+JOBS_PREFIX = "jobs/"
+
+
+def job_record_key(job_key: str) -> str:
+    return f"{JOBS_PREFIX}{job_key}.json"
+
+
+def job_alias_key(engine: str, job_id: str) -> str:
+    """Textract's JobId → job key, for a notice without its JobTag."""
+    return f"{JOBS_PREFIX}{engine}/{segment(job_id)}"
+
+
+class CaughtStepError(BaseModel):
+    """What a workflow's Catch records: the error's name and its cause (for a Lambda
+    task, JSON with "errorMessage")."""
+
+    Error: str
+    Cause: str | None = ""  # absent for some errors (States.Timeout)
+
+    @property
+    def message(self) -> str:
+        if not self.Cause:
+            return ""
+        try:
+            parsed = json.loads(self.Cause)
+        except ValueError:
+            return self.Cause
+        return (parsed.get("errorMessage") if isinstance(parsed, dict) else None) or self.Cause
+
+
+class ContentJobOutcome(BaseModel):
+    """One iteration of the wait for a content job: its job, and the error if the wait
+    ended in one (a timeout, a failed job, a start that was refused)."""
+
+    job: ContentJob
+    error: CaughtStepError | None = None
+
+
+class CollectContentInput(TaskRef):
+    """What the collect step receives: the task, its jobs and how each wait ended."""
+
+    content_jobs: list[ContentJob] = Field(default_factory=list)
+    content_results: list[ContentJobOutcome] = Field(default_factory=list)

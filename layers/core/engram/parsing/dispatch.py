@@ -53,7 +53,7 @@ def _parse(
     if not data:
         raise ParseError("the file is empty")
     if kind in ("pdf", "image"):
-        _expect_format(data, kind, name)
+        expect_format(data, kind, name)
     if kind == "pdf":
         return parse_pdf(data, ocr=ocr, limits=limits)
     if kind == "image":
@@ -101,7 +101,7 @@ def _megabytes(size: int) -> str:
     return f"{size / 2**20:.1f} MB" if size % 2**20 else f"{size // 2**20} MB"
 
 
-def _expect_format(data: bytes, kind: str, name: str) -> None:
+def expect_format(data: bytes, kind: str, name: str) -> None:
     """A PDF or image item whose bytes are something else is refused, not misparsed."""
     try:
         actual = detect_kind(None, None, data)

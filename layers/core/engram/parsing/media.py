@@ -7,10 +7,17 @@ import shutil
 import subprocess
 import tempfile
 
-from engram.parsing.types import CapabilityUnavailable, ParseError, ParseResult, Transcriber
+from engram.parsing.types import (
+    CapabilityUnavailable,
+    ParseError,
+    ParseResult,
+    TextBlock,
+    Transcriber,
+)
 
 FFMPEG_TIMEOUT_S = 600
 SPEECH_RATE_HZ = 16_000
+BLOCK_SECONDS = 60.0  # timed text is merged into blocks of about a minute
 
 
 def parse_media(
@@ -62,3 +69,37 @@ def _with_origin(block, origin: str):
     from dataclasses import replace
 
     return replace(block, origin=origin)
+
+
+def merge_timed_blocks(blocks: list[TextBlock], seconds: float = BLOCK_SECONDS
+                       ) -> list[TextBlock]:
+    """Consecutive stretches of speech joined while a block spans at most `seconds`."""
+    merged: list[TextBlock] = []
+    for block in blocks:
+        last = merged[-1] if merged else None
+        if last is not None and (block.end_s or 0) - (last.start_s or 0) <= seconds:
+            merged[-1] = TextBlock(f"{last.text} {block.text}", start_s=last.start_s,
+                                   end_s=block.end_s)
+        else:
+            merged.append(block)
+    return merged
+
+
+def media_format(data: bytes, name: str = "") -> str | None:
+    """The container of audio/video bytes as a short name (mp3, mp4, m4a, wav, flac, ogg,
+    amr, webm, mov, mkv, ...), from its first bytes, else its file extension."""
+    head = data[:16]
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head.startswith((b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")):
+        return "mp3"
+    for magic, found in ((b"OggS", "ogg"), (b"fLaC", "flac"), (b"#!AMR", "amr")):
+        if head.startswith(magic):
+            return found
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "m4a" if brand[:3] in (b"M4A", b"M4B") else "mov" if brand == b"qt  " else "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm" if b"webm" in data[:64] else "mkv"
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return ext or None

@@ -12,7 +12,7 @@ import threading
 import wave
 from io import BytesIO
 
-from engram.parsing.media import SPEECH_RATE_HZ, to_wav
+from engram.parsing.media import SPEECH_RATE_HZ, merge_timed_blocks, to_wav
 from engram.parsing.types import CapabilityUnavailable, LimitExceeded, TextBlock, Transcript
 
 MAX_SECONDS = 3 * 3600  # roughly real time on one core: longer audio would hold a worker for hours
@@ -100,12 +100,4 @@ def _unreadable() -> bytes:
 
 
 def _merge(blocks: list[TextBlock]) -> list[TextBlock]:
-    merged: list[TextBlock] = []
-    for block in blocks:
-        last = merged[-1] if merged else None
-        if last is not None and block.end_s - last.start_s <= BLOCK_SECONDS:
-            merged[-1] = TextBlock(f"{last.text} {block.text}", start_s=last.start_s,
-                                   end_s=block.end_s)
-        else:
-            merged.append(block)
-    return merged
+    return merge_timed_blocks(blocks, BLOCK_SECONDS)

@@ -25,8 +25,11 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed-but-readable fil
 
 
 def parse_pdf(
-    data: bytes, *, ocr: Ocr | None, limits: ParseLimits, origin: str = ""
+    data: bytes, *, ocr: Ocr | None, limits: ParseLimits, origin: str = "",
+    ocr_later: bool = False,
 ) -> ParseResult:
+    """`ocr_later`: read the text layer only and list in `ocr_pages` the pages without
+    one that hold an image, i.e. scans (the AWS path OCRs the document in one job)."""
     reader = open_pdf(data)
     count = page_count(reader, limits)
     result = ParseResult(kind="pdf", blocks=[], pages=count)
@@ -36,6 +39,10 @@ def parse_pdf(
             text = _page_text(page)
         except Exception as exc:  # noqa: BLE001 - one broken page must not sink the document
             result.warnings.append(f"page {number} could not be read: {exc}")
+            continue
+        if not text and ocr_later:
+            if _has_images(page):  # a blank page needs no OCR
+                result.ocr_pages.append(number)
             continue
         if not text:
             if ocr is None:
@@ -61,7 +68,7 @@ def parse_pdf(
             f"page {pages} is a scanned image and no OCR engine is configured; "
             "its text was not read"
         )
-    if not result.blocks:
+    if not result.blocks and not result.ocr_pages:
         result.warnings.append("the PDF has no readable text")
     return result
 
@@ -96,6 +103,13 @@ def pages_without_text(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> lis
     reader = open_pdf(data)
     page_count(reader, limits)
     return [n for n, page in enumerate(reader.pages, start=1) if not _page_text(page)]
+
+
+def _has_images(page) -> bool:
+    try:
+        return bool(len(page.images))
+    except Exception:  # noqa: BLE001 - images pypdf cannot list: let the OCR engine try
+        return True
 
 
 def _page_text(page) -> str:

@@ -24,6 +24,7 @@ class ParseResult:
     pages: int | None = None  # pages processed (documents)
     seconds: float | None = None  # media seconds processed
     warnings: list[str] = field(default_factory=list)
+    ocr_pages: list[int] = field(default_factory=list)  # left for a later OCR job (PDF)
 
 
 class ParseError(Exception):

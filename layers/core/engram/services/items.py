@@ -27,15 +27,20 @@ from engram.models.content import (
     TextBlockRef,
 )
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role, Task
+from engram.models.pipeline import DeferredItem, content_key
 from engram.parsing import (
     CapabilityUnavailable,
     Ocr,
+    ParseError,
     ParseLimits,
     ParseResult,
     Transcriber,
     detect_kind,
     parse_item,
 )
+from engram.parsing.dispatch import check_size, expect_format
+from engram.parsing.media import media_format
+from engram.parsing.pdf import parse_pdf
 from engram.ports import ObjectStore, TaskStore, UrlFetcher
 from engram.services.extraction import detect_language
 
@@ -62,13 +67,65 @@ def parse_limits(limits: Limits) -> ParseLimits:
 
 
 @dataclass
+class Deferral:
+    """An item (or part of it) that an asynchronous job reads: what was read now, and
+    what the job needs."""
+
+    engine: str  # "ocr" | "transcription"
+    kind: str
+    partial: ParseResult  # read already: a PDF's text layer; nothing for media
+    data: bytes
+    media_format: str | None = None
+
+
+@dataclass(frozen=True)
+class AsyncEngines:
+    """Items this deployment hands to asynchronous jobs instead of reading them in the
+    parse step (AWS: Textract, Transcribe; the state machine waits for their callbacks)."""
+
+    ocr: bool = False  # a PDF with pages without a text layer → one OCR job
+    transcription: bool = False  # audio and video → one transcription job each
+    # Why audio/video cannot be read when transcription is off ("" : no reason to give,
+    # the Transcriber port decides as it does locally).
+    transcription_off: str = ""
+
+    def plan(self, data: bytes, kind: str, name: str,
+             limits: ParseLimits) -> ParseResult | Deferral | None:
+        """A Deferral, a ParseResult when the item needed no job after all (a PDF whose
+        pages all have text), or None: parse it in the step as usual."""
+        if kind == "pdf" and self.ocr:
+            _check(data, kind, name, limits)
+            partial = parse_pdf(data, ocr=None, limits=limits, ocr_later=True)
+            return Deferral("ocr", kind, partial, data) if partial.ocr_pages else partial
+        if kind in ("audio", "video"):
+            if self.transcription:
+                _check(data, kind, name, limits)
+                return Deferral("transcription", kind, ParseResult(kind=kind, blocks=[]),
+                                data, media_format(data, name))
+            if self.transcription_off:
+                raise CapabilityUnavailable(f"{kind} transcription unavailable: "
+                                            f"{self.transcription_off}")
+        return None
+
+
+def _check(data: bytes, kind: str, name: str, limits: ParseLimits) -> None:
+    check_size(len(data), kind, limits)
+    if not data:
+        raise ParseError("the file is empty")
+    if kind == "pdf":
+        expect_format(data, kind, name)
+
+
+@dataclass
 class ContentReader:
-    """What the parse step needs to read items: OCR, the URL fetcher, speech, limits."""
+    """What the parse step needs to read items: OCR, the URL fetcher, speech, limits,
+    and which items go to asynchronous jobs instead (`jobs`, the AWS path)."""
 
     ocr: Ocr | None = None
     fetcher: UrlFetcher | None = None
     limits: ParseLimits = field(default_factory=ParseLimits)
     transcriber: Transcriber | None = None
+    jobs: AsyncEngines | None = None
 
     def load(self, objects: ObjectStore, item: ContentItem) -> tuple[bytes, str | None, str]:
         """(bytes, content type, name)."""
@@ -86,24 +143,36 @@ class ContentReader:
             return fetched.data, fetched.content_type, item.name or fetched.name
         raise CapabilityUnavailable("the item has no content")
 
-    def parse(self, objects: ObjectStore, item: ContentItem) -> ParseResult:
+    def parse(self, objects: ObjectStore, item: ContentItem) -> ParseResult | Deferral:
         data, content_type, name = self.load(objects, item)
         # A declared image or PDF is checked to be one (a mislabelled file is refused with a
         # clear reason); every other item is what its bytes say it is.
         kind = item.type if item.type in ("image", "pdf") else detect_kind(
             name, content_type, data)
+        if self.jobs is not None:
+            planned = self.jobs.plan(data, kind, name, self.limits)
+            if planned is not None:
+                return planned
         return parse_item(data, kind=kind, name=name, ocr=self.ocr, limits=self.limits,
                           transcriber=self.transcriber)
 
 
+@dataclass
+class ParsedItems:
+    blocks: list[TextBlockRef]
+    deferred: list[DeferredItem]  # items still "processing": their jobs are to start
+
+
 def parse_items(reader: ContentReader, objects: ObjectStore, tasks: TaskStore, task: Task,
                 items: Sequence[ContentItem],
-                transient: Callable[[BaseException], bool] = never) -> list[TextBlockRef]:
+                transient: Callable[[BaseException], bool] = never) -> ParsedItems:
     """Every item → blocks; statuses saved on the task as each one starts and ends. A
     transient error (throttling, a timeout of an AWS call) is raised for the workflow to
-    retry; any other failure is the item's own."""
+    retry; any other failure is the item's own. An item handed to an asynchronous job
+    stays "processing" (with its page count) until the collect step sees the result."""
     statuses = {(s.message_id, s.index): s for s in task.items}
     blocks: list[TextBlockRef] = []
+    deferred: list[DeferredItem] = []
     for item in items:
         status = statuses.get((item.message_id, item.index))
         if status is None:
@@ -121,18 +190,48 @@ def parse_items(reader: ContentReader, objects: ObjectStore, tasks: TaskStore, t
             status.state, status.error = "failed", f"{FAILED_PREFIX}: {exc}"
             tasks.save(task)
             continue
+        if isinstance(result, Deferral):
+            deferred.append(_defer(objects, task, item, result))
+            status.kind, status.pages = result.kind, result.partial.pages
+            status.warnings = list(result.partial.warnings)
+            status.blocks = len(deferred[-1].blocks)
+            tasks.save(task)
+            continue
         status.state, status.kind = "completed", result.kind
         status.pages, status.seconds = result.pages, result.seconds
         status.warnings = list(result.warnings)
         status.blocks = len(result.blocks)
         status.name = status.name or item.name
         tasks.save(task)
-        blocks += [TextBlockRef(
-            message_id=item.message_id, index=item.index, item_type=item.type,
-            kind=result.kind, name=item.name or item.location.rsplit("/", 1)[-1],
-            location=item.location, text=b.text, page=b.page, start_s=b.start_s,
-            end_s=b.end_s, origin=b.origin) for b in result.blocks if b.text.strip()]
-    return blocks
+        blocks += block_refs(item.type, result.kind, item.name, item.location,
+                             item.message_id, item.index, result)
+    return ParsedItems(blocks=blocks, deferred=deferred)
+
+
+def block_refs(item_type: str, kind: str, name: str, location: str, message_id: str,
+               index: int, result: ParseResult) -> list[TextBlockRef]:
+    return [TextBlockRef(
+        message_id=message_id, index=index, item_type=item_type, kind=kind,
+        name=name or location.rsplit("/", 1)[-1], location=location, text=b.text,
+        page=b.page, start_s=b.start_s, end_s=b.end_s, origin=b.origin)
+        for b in result.blocks if b.text.strip()]
+
+
+def _defer(objects: ObjectStore, task: Task, item: ContentItem,
+           deferral: Deferral) -> DeferredItem:
+    """What the job needs: the item's own object, or (a fetched URL) its bytes stored
+    under the task's work prefix, since the job reads from the object store."""
+    key = item.key
+    if not key:
+        key = content_key(task.tenant_id, task.task_id, item.message_id, item.index, "source")
+        objects.put_bytes(key, deferral.data)
+    return DeferredItem(
+        message_id=item.message_id, index=item.index, engine=deferral.engine,
+        item_type=item.type, kind=deferral.kind, name=item.name, location=item.location,
+        key=key, pages=deferral.partial.pages, ocr_pages=deferral.partial.ocr_pages,
+        media_format=deferral.media_format, warnings=list(deferral.partial.warnings),
+        blocks=block_refs(item.type, deferral.kind, item.name, item.location,
+                          item.message_id, item.index, deferral.partial))
 
 
 # --- extract -------------------------------------------------------------------------

@@ -18,10 +18,13 @@ from engram.errors import NotFound, PermanentError
 from engram.models.content import FAILED_PREFIX
 from engram.models.domain import MemoryStatus, Task, TaskRef, TaskStatus, now_ms
 from engram.models.pipeline import (
+    ContentJob,
+    ContentJobsRef,
     DedupePlan,
     ExtractedCandidates,
     IngestJob,
     ParsedMessages,
+    content_key,
     request_key,
     work_key,
     work_prefix,
@@ -88,24 +91,43 @@ def load_job(deps: PipelineDeps, task: Task) -> IngestJob:
 
 def parse(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     """Content → text blocks with provenance. Text messages pass through as they are;
-    images, documents and audio are read item by item (see services/items.py)."""
+    images, documents and audio are read item by item (see services/items.py).
+
+    Items handed to asynchronous jobs (the AWS path: a PDF's scanned pages, audio) are
+    left "processing": their part read so far is stored, and the returned ref lists them
+    (`ContentJobsRef`) for the state machine to wait on; services/content_jobs.py merges
+    their results before extract."""
     task = _enter(deps, ref, "parse")
     job = load_job(deps, task)
-    blocks = []
+    blocks, deferred = [], []
     if job.items:
         reader = deps.content or ContentReader()
-        blocks = parse_items(reader, deps.objects, deps.tasks, task, job.items,
-                             deps.transient)
-        if not any(m.text.strip() for m in job.messages) and \
-                all(s.state == "failed" for s in task.items):
-            reasons = "; ".join(f"item {s.index} of {s.message_id}: "
-                                f"{(s.error or '').removeprefix(FAILED_PREFIX + ': ')}"
-                                for s in task.items)
-            raise PermanentError(f"{FAILED_PREFIX}: {reasons}")
+        parsed_items = parse_items(reader, deps.objects, deps.tasks, task, job.items,
+                                   deps.transient)
+        blocks, deferred = parsed_items.blocks, parsed_items.deferred
+        if not deferred:
+            require_some_content(job, task)
+    for item in deferred:
+        _put(deps, content_key(ref.tenant_id, ref.task_id, item.message_id, item.index,
+                               "deferred.json"), item)
     parsed = image_turns(job.messages, blocks, task.items)
     _put(deps, work_key(ref.tenant_id, ref.task_id, "parsed"),
          ParsedMessages(messages=parsed, blocks=blocks))
+    if deferred:
+        return ContentJobsRef(**ref.model_dump(), content_jobs=[
+            ContentJob(message_id=d.message_id, index=d.index, engine=d.engine)
+            for d in deferred])
     return ref
+
+
+def require_some_content(job: IngestJob, task: Task) -> None:
+    """A message of items only, every one failed: nothing to remember, the task fails."""
+    if not any(m.text.strip() for m in job.messages) and \
+            all(s.state == "failed" for s in task.items):
+        reasons = "; ".join(f"item {s.index} of {s.message_id}: "
+                            f"{(s.error or '').removeprefix(FAILED_PREFIX + ': ')}"
+                            for s in task.items)
+        raise PermanentError(f"{FAILED_PREFIX}: {reasons}")
 
 
 def extract(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
@@ -178,7 +200,10 @@ def run_pipeline(deps: PipelineDeps, ref: TaskRef) -> Task:
     """Run every step in order (the local stand-in for the state machine)."""
     try:
         for step in STEPS:
-            step(deps, ref)
+            out = step(deps, ref)
+            if isinstance(out, ContentJobsRef) and out.content_jobs:
+                raise PermanentError("items wait for asynchronous jobs, which only the "
+                                     "state machine can wait for")
     except Exception as exc:  # noqa: BLE001 - any failure must end in a failed task row
         log.exception("task %s failed", ref.task_id)
         mark_failed(deps, ref, exc)
