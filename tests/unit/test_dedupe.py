@@ -197,3 +197,39 @@ def test_a_second_correction_does_not_nest_the_note():
     assert once == "The user moved to Braga (corrects: The user lives in Lisbon)."
     assert corrected(once, cand.model_copy(update={"memory_value": "The user moved to Faro"})) \
         == "The user moved to Faro (corrects: The user moved to Braga)."
+
+
+def test_the_turn_stays_findable_while_its_task_completes(h):
+    """Between any two writes of the index step, a search finds the fast-path turn or
+    the memory that replaced it."""
+    from engram.models.api import SearchRequest
+    from engram.services.search import SearchService
+
+    search = SearchService(memories=h.store, index=h.index, embedder=h.deps.embedder)
+    seen: list[list[str]] = []
+
+    def probe() -> None:
+        found = search.search("t", SearchRequest(query="Finnish", user_id="u"))
+        seen.append([s.memory.memory_type.value for s in found.facts])
+
+    class Probed:
+        def __init__(self, inner, methods):
+            self._inner, self._methods = inner, methods
+
+        def __getattr__(self, name):
+            attr = getattr(self._inner, name)
+            if name not in self._methods:
+                return attr
+
+            def call(*args, **kwargs):
+                result = attr(*args, **kwargs)
+                probe()
+                return result
+            return call
+
+    h.deps.memories = Probed(h.store, {"put_many"})
+    h.deps.index = Probed(h.index, {"upsert", "remove"})
+    h.add("The user speaks Finnish", async_mode=True)
+
+    assert len(seen) >= 4 and all(seen), seen  # never an empty result along the way
+    assert seen[0] == ["WorkingMemory"] and seen[-1] == ["UserMemory"]

@@ -99,18 +99,19 @@ def parse(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     their results before extract."""
     task = _enter(deps, ref, "parse")
     job = load_job(deps, task)
-    blocks, deferred = [], []
+    blocks, deferred, descriptions = [], [], {}
     if job.items:
         reader = deps.content or ContentReader()
         parsed_items = parse_items(reader, deps.objects, deps.tasks, task, job.items,
                                    deps.transient)
         blocks, deferred = parsed_items.blocks, parsed_items.deferred
+        descriptions = parsed_items.descriptions
         if not deferred:
             require_some_content(job, task)
     for item in deferred:
         _put(deps, content_key(ref.tenant_id, ref.task_id, item.message_id, item.index,
                                "deferred.json"), item)
-    parsed = image_turns(job.messages, blocks, task.items)
+    parsed = image_turns(job.messages, blocks, task.items, descriptions)
     _put(deps, work_key(ref.tenant_id, ref.task_id, "parsed"),
          ParsedMessages(messages=parsed, blocks=blocks))
     if deferred:
@@ -161,20 +162,22 @@ def index(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     job = load_job(deps, task)
     plan = _load(deps, work_key(ref.tenant_id, ref.task_id, "plan"), DedupePlan)
 
-    retired = deps.memories.get_many(ref.tenant_id, job.working_ids)
-    for memory in retired:
-        memory.status, memory.valid_to, memory.update_time = (
-            MemoryStatus.archived, now_ms(), now_ms())
+    # In this order a search always finds either the fast-path turns or what replaced
+    # them: the new memories are stored, then indexed, and only then are the turns retired.
     memories = [w.memory for w in plan.writes]
-    deps.memories.put_many(memories + retired)
-
-    inactive = [m.id for m in memories if m.status != MemoryStatus.activated]
-    deps.index.remove(ref.tenant_id, inactive + [m.id for m in retired])
+    deps.memories.put_many(memories)
     fresh = [w for w in plan.writes if w.vector is not None and
              w.memory.status == MemoryStatus.activated]
     if fresh:
         vectors = np.asarray([w.vector for w in fresh], dtype=np.float32)
         deps.index.upsert([w.memory for w in fresh], vectors)
+    retired = deps.memories.get_many(ref.tenant_id, job.working_ids)
+    for memory in retired:
+        memory.status, memory.valid_to, memory.update_time = (
+            MemoryStatus.archived, now_ms(), now_ms())
+    deps.memories.put_many(retired)
+    inactive = [m.id for m in memories if m.status != MemoryStatus.activated]
+    deps.index.remove(ref.tenant_id, inactive + [m.id for m in retired])
 
     task.status, task.step = TaskStatus.completed, "index"
     views = task.memory_views
