@@ -33,7 +33,12 @@ from tests.fakes.opensearch_server import FakeOpenSearch
 
 from engram.aws import runtime as aws_runtime_module
 from engram.aws.runtime import AwsClients, AwsRuntime, build_aws_services
-from engram.aws.settings import AwsSettings, EmbeddingSettings, OpenSearchSettings
+from engram.aws.settings import (
+    AwsSettings,
+    EmbeddingSettings,
+    OpenSearchSettings,
+    VisionSettings,
+)
 from engram.models.domain import Task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +53,7 @@ STEP_FUNCTIONS = ("parse", "extract", "dedupe", "index", "mark_failed", "start_c
 OCR_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/engram-test-textract-publishes"
 JOB_PREFIX = "engram-test"
 FUNCTION_PREFIX = "engram-test-"
+VISION_SECRET = "sk-vision-from-secrets-manager"
 SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 POWERTOOLS_ENV = {
@@ -213,12 +219,15 @@ def sqs_record(body: str, queue_url: str, message_id: str | None = None) -> dict
 
 @contextmanager
 def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
-               job_timeout_seconds: int = 20) -> Iterator[MotoStack]:
+               job_timeout_seconds: int = 20,
+               vision: VisionSettings | None = None) -> Iterator[MotoStack]:
     """Everything the template declares that the handlers touch, in moto, and the
     runtime the handlers use installed over it. `execute` runs state machine executions
     (with our handlers behind its Lambda tasks); otherwise they are only recorded.
     Textract's completion notices go to an SNS topic with an SQS queue subscribed, as
-    the template wires them; Transcribe is enabled."""
+    the template wires them; Transcribe is enabled. `vision`: a vision model describes
+    images, its key in a Secrets Manager secret (the provider secret) holding
+    VISION_SECRET."""
     for name, value in POWERTOOLS_ENV.items():
         monkeypatch.setenv(name, value)
     config = {"stepfunctions": {"execute_state_machine": execute},
@@ -243,7 +252,10 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
         ocr_queue = sqs.create_queue(QueueName="engram-test-ocr-done")["QueueUrl"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(
             QueueUrl=ocr_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+        secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="engram-test/provider", SecretString=VISION_SECRET)["ARN"] if vision else ""
         settings = AwsSettings(
+            vision=vision or VisionSettings(), provider_secret_arn=secret_arn,
             ocr_topic_arn=topic, ocr_role_arn=OCR_ROLE_ARN, transcription="enabled",
             job_prefix=JOB_PREFIX,
             region=REGION, tasks_table=tables["tasks"].name,

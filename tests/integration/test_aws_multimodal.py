@@ -19,10 +19,12 @@ import requests
 from moto.textract.models import TextractBackend
 from tests import fixtures_docs as docs
 from tests.fakes.aws import aws_credentials  # noqa: F401 - fixture
+from tests.fakes.openai_server import OpenAIEmbeddingsServer
 from tests.integration.aws_stack import (
     API_KEY,
     BUCKET,
     TENANT,
+    VISION_SECRET,
     MotoStack,
     call_api,
     invoke,
@@ -31,6 +33,7 @@ from tests.integration.aws_stack import (
 )
 from tests.integration.test_parsing_textract import textract_blocks
 
+from engram.aws.settings import VisionSettings
 from engram.models.domain import TaskRef
 from engram.models.pipeline import ParsedMessages, work_key
 
@@ -187,6 +190,36 @@ def test_item_failures_are_per_item_on_aws(stack):
     (item,) = task.items
     assert item.state == "failed" and item.error.startswith("Processing Failed: ")
     assert "not an image" in item.error
+
+
+def test_images_are_described_when_a_vision_model_is_set(aws_credentials,  # noqa: F811
+                                                          monkeypatch):
+    """The parse step under moto: Textract reads the text, the vision model (its key from
+    Secrets Manager) says what the image shows; both reach the memory."""
+    vision = OpenAIEmbeddingsServer()
+    vision.chat_model = "gpt-4o-mini"
+    monkeypatch.setattr(TextractBackend, "BLOCKS", textract_blocks([OCR_LINES]))
+    settings = VisionSettings(model_id="gpt-4o-mini", base_url=vision.base_url)
+    try:
+        with moto_stack(monkeypatch, vision=settings) as stack:
+            stack.runtime.services.keys.register(API_KEY, TENANT, label="test")
+            user = f"aws-vision-{uuid.uuid4().hex[:8]}"
+            (image,) = sign(("bike.png", "image"))
+            post_to_s3(image, docs.text_png(OCR_LINES))
+            added = call_api("POST", "memories", {"user_id": user, "messages": [{
+                "role": "user", "timestamp": int(time.time() * 1000), "content": [
+                    {"type": "image", "uri": image["objectKey"]}]}]}, prefix="/api/v1")
+            run_steps(stack, added.body["data"]["task_id"], user)
+            (item,) = stack.task(added.body["data"]["task_id"]).items
+            assert item.state == "completed" and item.warnings == []
+            found = call_api("POST", "search/memory", {"query": "bicycle", "user_id": user})
+            values = [m["memory_value"] for m in found.body["data"]["memory_detail_list"]]
+            assert any(v.startswith("The user shared an image of a photo of a red bicycle "
+                                    "leaning on a wall; text reading \"MemOS stores")
+                       for v in values), values
+    finally:
+        vision.close()
+    assert vision.requests[-1]["auth"] == f"Bearer {VISION_SECRET}"
 
 
 def test_never_uploaded_and_foreign_keys_are_refused(stack):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 
 class Limits(BaseModel):
@@ -51,6 +51,18 @@ class Settings(BaseModel):
     # The URL clients reach this server at, for the upload forms `object/sign` returns
     # (default http://<host>:<port>; set it when serving behind a proxy or on 0.0.0.0).
     public_url: str | None = None
+    # A vision-capable model on an OpenAI-compatible endpoint describes images (OCR reads
+    # their text either way). Off unless a model is named; no base URL: OpenAI's API.
+    vision_model: str = ""
+    vision_base_url: str = ""
+    vision_api_key: SecretStr = SecretStr("")
+    vision_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _vision_needs_a_model(self) -> Settings:
+        if self.vision_base_url and not self.vision_model:
+            raise ValueError("ENGRAM_VISION_BASE_URL is set but ENGRAM_VISION_MODEL is not")
+        return self
 
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod
@@ -78,6 +90,10 @@ class Settings(BaseModel):
             "model_dir": os.environ.get("ENGRAM_MODEL_DIR"),
             "fetch_allow_hosts": os.environ.get("ENGRAM_FETCH_ALLOW_HOSTS"),
             "public_url": os.environ.get("ENGRAM_PUBLIC_URL"),
+            "vision_model": os.environ.get("ENGRAM_VISION_MODEL"),
+            "vision_base_url": os.environ.get("ENGRAM_VISION_BASE_URL"),
+            "vision_api_key": os.environ.get("ENGRAM_VISION_API_KEY"),
+            "vision_timeout_seconds": os.environ.get("ENGRAM_VISION_TIMEOUT_SECONDS"),
         }
         values = {k: v for k, v in env.items() if v not in (None, "")}
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -21,6 +21,7 @@ from engram.aws.settings import AwsSettings
 from engram.errors import EngramError
 from engram.models.domain import Memory, MemoryType
 from engram.models.filters import FilterNode
+from engram.parsing import ImageDescriber
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex
 from engram.services.attachments import AttachmentIntake
 from engram.services.container import Services
@@ -159,6 +160,22 @@ def default_embedder(settings: AwsSettings, clients: AwsClients) -> Embedder:
     return OpenAIEmbedder(client, embedding.model_id, embedding.dimension)
 
 
+def default_describer(settings: AwsSettings) -> ImageDescriber | None:
+    """The vision model that describes images, when ENGRAM_VISION_MODEL names one. Its
+    client (and the secret it needs) is made on the first image, not at cold start; with
+    no provider secret the endpoint is called without a key (a private one)."""
+    vision = settings.vision
+    if not vision.enabled:
+        return None
+    from engram.adapters.openai_vision import OpenAIVisionDescriber, vision_client
+
+    def client() -> Any:
+        key = provider_api_key(settings) if settings.provider_secret_arn else ""
+        return vision_client(vision.base_url, key, timeout=vision.timeout_seconds)
+
+    return OpenAIVisionDescriber(LazyClient(client), vision.model_id)
+
+
 def provider_api_key(settings: AwsSettings) -> str:
     """The OpenAI-compatible endpoint's key, from Secrets Manager (cached by Powertools for
     five minutes); never from an environment variable, never logged."""
@@ -260,7 +277,8 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
     content = ContentReader(
         ocr=TextractOcr(clients.textract), limits=parse_limits(limits), jobs=jobs,
         fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
-                            max_bytes=limits.max_media_bytes))
+                            max_bytes=limits.max_media_bytes),
+        describer=default_describer(settings))
     pipeline = PipelineDeps(objects=objects, tasks=tasks, memories=records, index=index,
                             embedder=embedder, extractor=RuleBasedExtractor(),
                             content=content, transient=is_transient)

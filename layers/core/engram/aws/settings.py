@@ -44,6 +44,19 @@ class LlmSettings(BaseModel):
     model: str = ""
 
 
+class VisionSettings(BaseModel):
+    """A vision-capable model on an OpenAI-compatible endpoint that describes images
+    (Textract reads their text either way); its key is the provider secret's."""
+
+    model_id: str = ""  # "": images are read by OCR alone
+    base_url: str = ""  # "": OpenAI's API
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model_id)
+
+
 class AwsSettings(BaseModel):
     region: str
     tasks_table: str
@@ -57,6 +70,7 @@ class AwsSettings(BaseModel):
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    vision: VisionSettings = Field(default_factory=VisionSettings)
     # Secrets Manager secret holding the API key of the OpenAI-compatible endpoint(s).
     provider_secret_arn: str = ""
     # How long a business key (bucket+key+sequencer, queued job) is remembered.
@@ -91,6 +105,8 @@ class AwsSettings(BaseModel):
     def _provider_needs(self) -> AwsSettings:
         if self.embedding.provider == "openai" and not self.embedding.base_url:
             raise ValueError("ENGRAM_EMBEDDING_BASE_URL is required with provider 'openai'")
+        if self.vision.base_url and not self.vision.model_id:
+            raise ValueError("ENGRAM_VISION_BASE_URL is set but ENGRAM_VISION_MODEL is not")
         return self
 
     @classmethod
@@ -122,4 +138,7 @@ class AwsSettings(BaseModel):
                 dimension="ENGRAM_EMBEDDING_DIMENSION", base_url="ENGRAM_EMBEDDING_BASE_URL")),
             llm=LlmSettings(**pick(provider="ENGRAM_LLM_PROVIDER",
                                    base_url="ENGRAM_LLM_BASE_URL", model="ENGRAM_LLM_MODEL")),
+            vision=VisionSettings(**pick(model_id="ENGRAM_VISION_MODEL",
+                                         base_url="ENGRAM_VISION_BASE_URL",
+                                         timeout_seconds="ENGRAM_VISION_TIMEOUT_SECONDS")),
         )

@@ -23,7 +23,7 @@ from engram.adapters.url_fetcher import SafeFetcher
 from engram.config import Settings
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
-from engram.parsing import Transcriber
+from engram.parsing import ImageDescriber, Transcriber
 from engram.ports import Embedder
 from engram.services.attachments import AttachmentIntake
 from engram.services.container import Services
@@ -80,7 +80,8 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
     content = ContentReader(
         ocr=TesseractOcr(), limits=parse_limits(limits), transcriber=local_transcriber(),
         fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
-                            max_bytes=limits.max_media_bytes))
+                            max_bytes=limits.max_media_bytes),
+        describer=local_describer(settings))
     deps = PipelineDeps(objects=objects, tasks=store, memories=store, index=index,
                         embedder=embedder, extractor=RuleBasedExtractor(), content=content)
     workflow = InProcessWorkflow(deps, settings.pipeline_workers)
@@ -117,6 +118,17 @@ def local_transcriber() -> Transcriber | None:
     )
 
     return PocketSphinxTranscriber() if offline_transcriber_available() else None
+
+
+def local_describer(settings: Settings) -> ImageDescriber | None:
+    """The vision model that describes images, when ENGRAM_VISION_MODEL names one."""
+    if not settings.vision_model:
+        return None
+    from engram.adapters.openai_vision import OpenAIVisionDescriber, vision_client
+
+    client = vision_client(settings.vision_base_url, settings.vision_api_key.get_secret_value(),
+                           timeout=settings.vision_timeout_seconds)
+    return OpenAIVisionDescriber(client, settings.vision_model)
 
 
 def local_embedder(settings: Settings) -> OnnxMiniLMEmbedder | MiniLMEmbedder:

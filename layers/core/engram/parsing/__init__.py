@@ -2,8 +2,9 @@
 audio, video, text) → text blocks with provenance (page, time span, attachment).
 
 `detect_kind` names what bytes are; `parse_item` turns them into a `ParseResult` or raises
-a `ParseError` whose message is the reason shown to the user. OCR and speech engines come
-in as ports (`Ocr`, `Transcriber`): tesseract or Textract, a local model or Transcribe.
+a `ParseError` whose message is the reason shown to the user. OCR, speech and vision
+engines come in as ports (`Ocr`, `Transcriber`, `ImageDescriber`): tesseract or Textract,
+a local model or Transcribe, an OpenAI-compatible vision model.
 """
 
 from engram.parsing.detect import detect_kind
@@ -11,6 +12,8 @@ from engram.parsing.dispatch import parse_item
 from engram.parsing.types import (
     KINDS,
     CapabilityUnavailable,
+    ImageDescriber,
+    ImageDescriptionFailed,
     LimitExceeded,
     Ocr,
     ParseError,
@@ -24,6 +27,8 @@ from engram.parsing.types import (
 __all__ = [
     "KINDS",
     "CapabilityUnavailable",
+    "ImageDescriber",
+    "ImageDescriptionFailed",
     "LimitExceeded",
     "Ocr",
     "ParseError",

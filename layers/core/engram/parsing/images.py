@@ -1,5 +1,6 @@
 """Images: the text on them, read by the OCR port. (What an image shows — a vision
-model's description — is the pipeline's business, not this module's.)"""
+model's description — is the pipeline's business, not this module's; `vision_ready_image`
+only puts the bytes in a format such models take.)"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from engram.parsing.types import CapabilityUnavailable, Ocr, ParseError, ParseRe
 
 PNG = b"\x89PNG\r\n\x1a\n"
 JPEG = b"\xff\xd8\xff"
+GIF = (b"GIF87a", b"GIF89a")
 
 
 def parse_image(data: bytes, *, ocr: Ocr | None, origin: str = "") -> ParseResult:
@@ -40,3 +42,17 @@ def ocr_ready_image(data: bytes, *, pil_image=None) -> bytes:
         return out.getvalue()
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ParseError(f"the image could not be decoded: {exc}") from exc
+
+
+def vision_ready_image(data: bytes) -> tuple[bytes, str]:
+    """(bytes, MIME type) in a format OpenAI-compatible vision models accept: PNG, JPEG,
+    GIF and WebP as they are, anything else (BMP, TIFF…) re-encoded as PNG."""
+    if data.startswith(PNG):
+        return data, "image/png"
+    if data.startswith(JPEG):
+        return data, "image/jpeg"
+    if data.startswith(GIF):
+        return data, "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return data, "image/webp"
+    return ocr_ready_image(data), "image/png"

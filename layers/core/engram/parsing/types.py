@@ -25,6 +25,7 @@ class ParseResult:
     seconds: float | None = None  # media seconds processed
     warnings: list[str] = field(default_factory=list)
     ocr_pages: list[int] = field(default_factory=list)  # left for a later OCR job (PDF)
+    description: str = ""  # what an image shows, in the describer's words ("": none)
 
 
 class ParseError(Exception):
@@ -57,6 +58,21 @@ class Ocr(Protocol):
     def image_text(self, image: bytes) -> str:
         """PNG/JPEG bytes → the text on the image ("" when there is none)."""
         ...
+
+
+class ImageDescriber(Protocol):
+    """A vision-capable model that says what an image shows (OCR reads its text)."""
+
+    name: str
+
+    def describe(self, image: bytes, content_type: str) -> str:
+        """PNG/JPEG/GIF/WebP bytes and their MIME type → one sentence on what the image
+        shows. Raises ImageDescriptionFailed (with a reason fit to show) when it cannot."""
+        ...
+
+
+class ImageDescriptionFailed(Exception):
+    """The describer gave no description; str() is the reason, free of secrets."""
 
 
 @dataclass

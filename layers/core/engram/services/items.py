@@ -6,16 +6,20 @@ saved as it goes, so get/status shows progress. An item that fails (over a limit
 engine for it, unreadable) is marked "Processing Failed" with the reason; the other
 items and the text of the message are processed all the same.
 
-extract: an image becomes a turn "[image: <what it shows>]" of its message's speaker,
-which extraction turns into "The user shared an image of ..."; a document becomes a
-memory that it was shared plus one memory per passage of its text (page or time span in
-the title and in `sources`)."""
+Images are read twice: OCR for their text and, when a vision model is configured (the
+`ImageDescriber` port), a one-sentence description; a describer that fails leaves the
+item completed with its OCR text and a warning.
+
+extract: an image becomes a turn "[image: <what it shows>; text reading "..."]" of its
+message's speaker, which extraction turns into "The user shared an image of ..."; a
+document becomes a memory that it was shared plus one memory per passage of its text
+(page or time span in the title and in `sources`)."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -30,6 +34,8 @@ from engram.models.domain import Candidate, MemoryType, MessageRecord, Role, Tas
 from engram.models.pipeline import DeferredItem, content_key
 from engram.parsing import (
     CapabilityUnavailable,
+    ImageDescriber,
+    ImageDescriptionFailed,
     Ocr,
     ParseError,
     ParseLimits,
@@ -39,6 +45,7 @@ from engram.parsing import (
     parse_item,
 )
 from engram.parsing.dispatch import check_size, expect_format
+from engram.parsing.images import vision_ready_image
 from engram.parsing.media import media_format
 from engram.parsing.pdf import parse_pdf
 from engram.ports import ObjectStore, TaskStore, UrlFetcher
@@ -48,7 +55,8 @@ log = logging.getLogger(__name__)
 URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # kept as they are when a URL is re-quoted
 
 PASSAGE_CHARS = 900  # a document passage: long enough to say something, short to embed well
-IMAGE_DESCRIPTION_CHARS = 200
+IMAGE_DESCRIPTION_CHARS = 200  # OCR text quoted in an image's turn
+IMAGE_VISION_CHARS = 300  # a vision model's description in an image's turn
 IMAGE_TEXT_AS_PASSAGES = 300  # OCR text longer than this is also kept as passages
 CONFIDENCE_DOCUMENT = 0.9
 KIND_NAMES = {"pdf": "PDF document", "doc": "document", "html": "web page",
@@ -118,14 +126,16 @@ def _check(data: bytes, kind: str, name: str, limits: ParseLimits) -> None:
 
 @dataclass
 class ContentReader:
-    """What the parse step needs to read items: OCR, the URL fetcher, speech, limits,
-    and which items go to asynchronous jobs instead (`jobs`, the AWS path)."""
+    """What the parse step needs to read items: OCR, the URL fetcher, speech, a vision
+    model, limits, and which items go to asynchronous jobs instead (`jobs`, the AWS
+    path)."""
 
     ocr: Ocr | None = None
     fetcher: UrlFetcher | None = None
     limits: ParseLimits = field(default_factory=ParseLimits)
     transcriber: Transcriber | None = None
     jobs: AsyncEngines | None = None
+    describer: ImageDescriber | None = None  # None: images are read by OCR alone
 
     def load(self, objects: ObjectStore, item: ContentItem) -> tuple[bytes, str | None, str]:
         """(bytes, content type, name)."""
@@ -153,14 +163,49 @@ class ContentReader:
             planned = self.jobs.plan(data, kind, name, self.limits)
             if planned is not None:
                 return planned
+        if kind == "image" and self.describer is not None:
+            return self._read_image(data, name)
         return parse_item(data, kind=kind, name=name, ocr=self.ocr, limits=self.limits,
                           transcriber=self.transcriber)
+
+    def _read_image(self, data: bytes, name: str) -> ParseResult:
+        """OCR (when there is an engine), then the description. A description that
+        fails is a warning; the item fails only when neither gave anything."""
+        unread: CapabilityUnavailable | None = None
+        try:
+            result = parse_item(data, kind="image", name=name, ocr=self.ocr,
+                                limits=self.limits)
+        except CapabilityUnavailable as exc:  # no OCR engine: the description alone
+            unread, result = exc, ParseResult(kind="image", blocks=[], warnings=[str(exc)])
+        try:
+            result.description = self._describe(data)
+        except ImageDescriptionFailed as exc:
+            if unread is not None:
+                raise CapabilityUnavailable(f"{unread}; image description failed: {exc}") \
+                    from exc
+            result.warnings.append(f"image description unavailable: {exc}")
+        return result
+
+    def _describe(self, data: bytes) -> str:
+        assert self.describer is not None
+        try:
+            image, content_type = vision_ready_image(data)
+            return self.describer.describe(image, content_type)
+        except ImageDescriptionFailed as exc:
+            log.warning("image description failed: %s", exc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a describer's failure never fails the item
+            # The type only: a message may quote a request (never a key, but no need).
+            log.warning("image description failed: %s", type(exc).__name__)
+            raise ImageDescriptionFailed(f"{type(exc).__name__}") from exc
 
 
 @dataclass
 class ParsedItems:
     blocks: list[TextBlockRef]
     deferred: list[DeferredItem]  # items still "processing": their jobs are to start
+    # What each described image shows, by (message id, item index): for image_turns.
+    descriptions: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def parse_items(reader: ContentReader, objects: ObjectStore, tasks: TaskStore, task: Task,
@@ -173,6 +218,7 @@ def parse_items(reader: ContentReader, objects: ObjectStore, tasks: TaskStore, t
     statuses = {(s.message_id, s.index): s for s in task.items}
     blocks: list[TextBlockRef] = []
     deferred: list[DeferredItem] = []
+    descriptions: dict[tuple[str, int], str] = {}
     for item in items:
         status = statuses.get((item.message_id, item.index))
         if status is None:
@@ -205,7 +251,9 @@ def parse_items(reader: ContentReader, objects: ObjectStore, tasks: TaskStore, t
         tasks.save(task)
         blocks += block_refs(item.type, result.kind, item.name, item.location,
                              item.message_id, item.index, result)
-    return ParsedItems(blocks=blocks, deferred=deferred)
+        if result.description:
+            descriptions[(item.message_id, item.index)] = result.description
+    return ParsedItems(blocks=blocks, deferred=deferred, descriptions=descriptions)
 
 
 def block_refs(item_type: str, kind: str, name: str, location: str, message_id: str,
@@ -237,10 +285,14 @@ def _defer(objects: ObjectStore, task: Task, item: ContentItem,
 # --- extract -------------------------------------------------------------------------
 
 def image_turns(messages: Sequence[MessageRecord], blocks: Sequence[TextBlockRef],
-                statuses: Sequence[ItemStatus]) -> list[MessageRecord]:
+                statuses: Sequence[ItemStatus],
+                descriptions: Mapping[tuple[str, int], str] | None = None
+                ) -> list[MessageRecord]:
     """The messages with, after each, a turn per image it held: "[image: ...]" in the
     voice of the message's speaker (extraction makes that "<speaker> shared an image of
-    ..."), with the image's own reference as message id."""
+    ..."), with the image's own reference as message id. `descriptions`: what a vision
+    model said each image shows, by (message id, item index)."""
+    descriptions = descriptions or {}
     texts: dict[tuple[str, int], list[str]] = {}
     for block in blocks:
         if block.item_type == "image" or block.kind == "image":
@@ -253,23 +305,49 @@ def image_turns(messages: Sequence[MessageRecord], blocks: Sequence[TextBlockRef
         for status in images:
             if status.message_id != message.message_id:
                 continue
-            description = image_description(" ".join(texts.get((status.message_id,
-                                                                 status.index), [])),
-                                             status.name)
+            key = (status.message_id, status.index)
+            description = image_description(" ".join(texts.get(key, [])), status.name,
+                                            descriptions.get(key, ""))
             out.append(message.model_copy(update={
                 "message_id": f"{message.message_id}#item={status.index}",
                 "text": f"[image: {description}]"}))
     return out
 
 
-def image_description(text: str, name: str) -> str:
-    """What an image shows, as far as OCR tells (a vision model would say more)."""
-    words = " ".join(text.split()).replace("[", "(").replace("]", ")")
+def image_description(text: str, name: str, seen: str = "") -> str:
+    """What an image shows: a vision model's description (`seen`) and the text OCR
+    read on it — "a red bicycle by a wall; text reading "…"" — or the OCR text alone."""
+    words = _bracket_free(text)
+    seen = vision_phrase(seen)
     if words:
         if len(words) > IMAGE_DESCRIPTION_CHARS:
             words = words[:IMAGE_DESCRIPTION_CHARS - 1].rstrip() + "…"
-        return f'text reading "{words}"'
+        return f'{seen}; text reading "{words}"' if seen else f'text reading "{words}"'
+    if seen:
+        return seen
     return f"{name} (no text in it)" if name else "something with no text in it"
+
+
+# "This image shows …", "An image of …": said already by "shared an image of".
+_PREAMBLE = re.compile(
+    r"^(?:(?:this|the)\s+(?:image|picture|photo(?:graph)?|screenshot)\s+"
+    r"(?:shows|depicts|contains|features|is\s+of)\s*:?\s+|(?:an?\s+)?(?:image|picture)\s+"
+    r"(?:of|showing)\s+)", re.I)
+_LOWER_FIRST = re.compile(r"^(?:A|An|The|Two|Three|Several|Some|Close-up|Screenshot|Photo)\b")
+
+
+def vision_phrase(sentence: str) -> str:
+    """A model's sentence as the phrase after "shared an image of": no preamble, no
+    brackets (they end the turn's "[image: …]"), no final stop, an article in lower case."""
+    phrase = _bracket_free(sentence).strip("\"' ")
+    phrase = _PREAMBLE.sub("", phrase).rstrip(". ")
+    if _LOWER_FIRST.match(phrase):
+        phrase = phrase[0].lower() + phrase[1:]
+    return _clip(phrase, IMAGE_VISION_CHARS)
+
+
+def _bracket_free(text: str) -> str:
+    return " ".join(text.split()).replace("[", "(").replace("]", ")")
 
 
 def document_candidates(task: Task, messages: Sequence[MessageRecord],
