@@ -67,9 +67,7 @@ class Settings(BaseModel):
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod
     def _parse_hosts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [h.strip() for h in value.split(",") if h.strip()]
-        return value
+        return comma_list(value)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -116,3 +114,10 @@ def parse_api_keys(raw: str) -> dict[str, str]:
             raise ValueError("ENGRAM_API_KEYS entries must look like key:tenant")
         keys[key.strip()] = tenant.strip()
     return keys
+
+
+def comma_list(value: object) -> object:
+    """'a, b,,c' → ['a', 'b', 'c'] (a setting given as one environment variable)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from engram.config import Limits
+from engram.config import Limits, comma_list
 
 
 class OpenSearchSettings(BaseModel):
@@ -97,9 +97,7 @@ class AwsSettings(BaseModel):
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod
     def _parse_hosts(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [h.strip() for h in value.split(",") if h.strip()]
-        return value
+        return comma_list(value)
 
     @model_validator(mode="after")
     def _provider_needs(self) -> AwsSettings:
