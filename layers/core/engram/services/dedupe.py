@@ -95,8 +95,9 @@ class _Planner:
         ids = list(dict.fromkeys(h.id for hits in self.stored_hits.values() for h in hits))
         self.stored = {m.id: m for m in self.memories.get_many(self.job.tenant_id, ids)}
 
-    def neighbours(self, row: int, vector: np.ndarray,
-                   types: Sequence[MemoryType]) -> list[tuple[Memory, float]]:
+    def neighbours(self, row: int, cand: Candidate,
+                   vector: np.ndarray) -> list[tuple[Memory, float]]:
+        types = self.search_types(cand)
         scored = {h.id: (self.touched.get(h.id, self.stored[h.id]), h.dense)
                   for h in self.stored_hits[row] if h.id in self.stored}
         for memory_id, memory in self.touched.items():  # earlier candidates of this request
@@ -114,7 +115,7 @@ class _Planner:
         if self.job.kind == "feedback":
             self.apply_feedback(row, cand, vector)
             return
-        near = self.neighbours(row, vector, self.search_types(cand))
+        near = self.neighbours(row, cand, vector)
         if cand.memory_type == MemoryType.preference:
             opposite = [(m, s) for m, s in near if m.polarity and cand.polarity
                         and m.polarity != cand.polarity]
@@ -138,7 +139,7 @@ class _Planner:
         scored = sorted(
             ((m, s + (NAMED_IN_CORRECTION if any(n.strip().casefold() in m.memory_value.casefold()
                                                   for n in named) else 0.0))
-             for m, s in self.neighbours(row, vector, self.search_types(cand))),
+             for m, s in self.neighbours(row, cand, vector)),
             key=lambda pair: -pair[1])
         if not scored or scored[0][1] < FEEDBACK_TARGET:
             self.add(cand, vector, content_hash(cand.memory_type, cand.memory_value))

@@ -71,8 +71,8 @@ def diversify(scored: list[ScoredMemory], vectors: list[np.ndarray | None],
     if len(scored) <= 1:
         return scored[:limit]
     relevance = np.array([s.relativity for s in scored])
-    with_vectors = all(v is not None for v in vectors)
-    similar = np.stack(vectors) @ np.stack(vectors).T if with_vectors else None
+    matrix = np.stack(vectors) if all(v is not None for v in vectors) else None
+    similar = matrix @ matrix.T if matrix is not None else None
     redundancy = np.zeros(len(scored))
     sources = [frozenset(s.memory.sources) for s in scored]
     shown: set[str] = set()
