@@ -32,7 +32,7 @@ def messages(*turns: tuple) -> list[MessageRecord]:
 
 
 def extract(*turns: tuple) -> list[Candidate]:
-    return RuleBasedExtractor().extract(messages(*turns))
+    return RuleBasedExtractor().statements(messages(*turns))
 
 
 def values(candidates: list[Candidate]) -> list[str]:
@@ -402,7 +402,7 @@ def test_image_descriptions_become_shared_image_memories():
     msgs = [MessageRecord(tenant_id="t", user_id="u", conversation_id="c", seq=0, role="user",
                           message_id="m0", speaker="John", chat_time=1_700_000_000_000,
                           text="John: Look at this! [image: a dog running on a beach]")]
-    (image, *rest) = RuleBasedExtractor().extract(msgs)
+    (image, *rest) = RuleBasedExtractor().statements(msgs)
     assert image.memory_value == "John shared an image of a dog running on a beach."
     assert image.sources == ["m0"] and image.memory_key == "Shared image"
     assert all("[image" not in c.memory_value for c in rest)

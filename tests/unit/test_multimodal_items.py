@@ -170,7 +170,7 @@ def test_tool_calls_become_a_case_and_a_skill():
                     tool_calls=[ToolCallRecord(message_id="m1", call_id="c1", name="book",
                                                arguments='{"people": 2, "time": "tonight"}',
                                                result_message_id="m2")])
-    case, skill = trajectory_candidates(job)
+    case, skill = trajectory_candidates(job.messages, job.tool_calls)
     assert case.memory_type == MemoryType.tool_trajectory
     assert case.memory_key == "Book a table for two tonight"
     assert case.memory_value == ('1. book({"people":2,"time":"tonight"}) → Booked at 19:30, '

@@ -43,3 +43,8 @@ class RetryableError(EngramError):
 
 class PermanentError(EngramError):
     """The input cannot be processed; retrying will not help."""
+
+
+class LlmUnavailable(RetryableError):
+    """The LLM endpoint did not answer (down, timed out, 429/5xx after the client's own
+    retries): the task fails with its raw input kept and can be retried."""

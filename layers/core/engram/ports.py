@@ -10,8 +10,17 @@ from typing import NamedTuple, Protocol
 import numpy as np
 from pydantic import BaseModel
 
-from engram.models.domain import Candidate, Memory, MemoryType, MessageRecord, Task, TaskRef
+from engram.models.domain import (
+    Candidate,
+    Memory,
+    MemoryType,
+    MessageRecord,
+    Task,
+    TaskRef,
+    TokenUsage,
+)
 from engram.models.filters import FilterNode
+from engram.models.pipeline import ToolCallRecord
 from engram.parsing.types import ParseResult, Transcript
 
 
@@ -186,10 +195,78 @@ class Embedder(Protocol):
         ...
 
 
+class Extraction(NamedTuple):
+    candidates: list[Candidate]
+    usage: TokenUsage = TokenUsage()
+    warnings: list[str] = []  # e.g. a batch the LLM failed on, extracted by rules instead
+
+
 class Extractor(Protocol):
+    """Messages (and the tool calls among them) → candidate memories."""
+
     name: str
 
-    def extract(self, messages: Sequence[MessageRecord]) -> list[Candidate]: ...
+    def extract(self, messages: Sequence[MessageRecord],
+                tool_calls: Sequence[ToolCallRecord] = ()) -> Extraction: ...
+
+
+class ChatReply(NamedTuple):
+    text: str  # the assistant message's content, as returned
+    usage: TokenUsage
+
+
+class LanguageModel(Protocol):
+    """A chat model behind an OpenAI-compatible endpoint, asked for JSON."""
+
+    model: str
+
+    def complete_json(self, messages: Sequence[dict[str, str]], schema_name: str,
+                      schema: dict) -> ChatReply:
+        """One chat completion whose reply should follow the JSON `schema` (sent as
+        `response_format` json_schema). Throttling and server errors are retried with
+        backoff; when the endpoint still cannot answer, raises LlmUnavailable. The reply
+        text is returned as is: validating it is the caller's job."""
+        ...
+
+
+class ExistingMemory(NamedTuple):
+    memory: Memory
+    similarity: float  # cosine to the candidate
+
+
+class ResolveOperation(NamedTuple):
+    """add: store candidate `candidate` as a new memory. update: memory `target` takes
+    `value` (the old version goes to its history). delete: memory `target` is invalidated
+    (kept in history, no longer current). noop: nothing to store for the candidate
+    (`target`, if any, already says it)."""
+
+    op: str  # add | update | delete | noop
+    candidate: int  # index into the candidates asked about
+    target: str | None = None  # an existing memory id (update, delete, noop)
+    value: str | None = None  # update: the memory's new value
+    reason: str = ""
+
+
+class Resolution(NamedTuple):
+    """What to do with each candidate: `operations` in the candidates' order."""
+
+    operations: list[ResolveOperation]
+    usage: TokenUsage = TokenUsage()
+    warnings: list[str] = []
+
+
+class ConflictResolver(Protocol):
+    """Decides, in one go, how new candidates merge with the user's existing memories."""
+
+    name: str
+
+    def resolve(self, candidates: Sequence[Candidate],
+                neighbours: Sequence[Sequence[ExistingMemory]],
+                feedback: bool = False) -> Resolution:
+        """`neighbours[i]`: the existing memories nearest candidate i, best first.
+        `feedback`: the candidates are the user's corrections of what is remembered.
+        Every candidate gets at least one operation; a candidate left out is added."""
+        ...
 
 
 class ApiKeyStore(Protocol):

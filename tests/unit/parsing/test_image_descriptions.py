@@ -66,7 +66,7 @@ def read(reader: ContentReader, data: bytes = PNG):
     message = MessageRecord(tenant_id="t", user_id="u", conversation_id="c",
                             message_id="m1", seq=0, role=Role.user, text="")
     turns = image_turns([message], parsed.blocks, task.items, parsed.descriptions)
-    memories = [c.memory_value for c in RuleBasedExtractor().extract(turns)]
+    memories = [c.memory_value for c in RuleBasedExtractor().statements(turns)]
     return task.items[0], turns, memories
 
 

@@ -38,6 +38,21 @@ class ErrorEnvelope(BaseModel):
 
 # --- add/message ---------------------------------------------------------------------
 
+class ToolCallFunction(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+    arguments: str = ""  # JSON text, as OpenAI sends it
+
+
+class ToolCall(BaseModel):
+    """An assistant turn's tool call, OpenAI shape."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=256)
+    type: str = "function"
+    function: ToolCallFunction
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -46,6 +61,16 @@ class ChatMessage(BaseModel):
     chat_time: str | int | float | None = None
     message_id: str | None = Field(default=None, min_length=1, max_length=256)
     name: str | None = Field(default=None, max_length=256)  # who spoke, OpenAI style
+    tool_calls: list[ToolCall] | None = Field(default=None, max_length=128)  # assistant
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=256)  # tool
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> ChatMessage:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("tool_calls: only assistant messages make tool calls")
+        if self.tool_call_id and self.role != "tool":
+            raise ValueError("tool_call_id: only tool messages answer a tool call")
+        return self
 
     @field_validator("content")
     @classmethod

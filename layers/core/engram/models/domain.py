@@ -200,6 +200,28 @@ class Candidate(BaseModel):
         return own_turn(self.context)
 
 
+class TokenUsage(BaseModel):
+    """What a task's LLM calls cost: tokens in (prompt) and out (completion)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+                          completion_tokens=self.completion_tokens + other.completion_tokens,
+                          calls=self.calls + other.calls)
+
+
+class Decision(BaseModel):
+    """One conflict-resolution decision of a task: what happened to which memory, why."""
+
+    action: Literal["add", "update", "delete", "noop"]
+    memory_id: str | None = None  # the memory added, updated or deleted (noop: the match)
+    reason: str = ""
+    by: Literal["llm", "rules"] = "rules"
+
+
 class MemoryViews(BaseModel):
     """What a task did, as MemOS's get/status reports it."""
 
@@ -208,6 +230,7 @@ class MemoryViews(BaseModel):
     deleted: list[str] = Field(default_factory=list)
     noop: int = 0
     working: list[str] = Field(default_factory=list)  # fast-path turns indexed at once
+    decisions: list[Decision] = Field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -233,6 +256,10 @@ class Task(BaseModel):
     error: str | None = None
     memory_views: MemoryViews = Field(default_factory=MemoryViews)
     items: list[ItemStatus] = Field(default_factory=list)  # non-text content, in order
+    usage: TokenUsage = Field(default_factory=TokenUsage)  # LLM tokens, all steps
+    # What did not go as asked but did not fail the task ("LLM reply invalid twice for
+    # messages 1-20; rule-based extraction used")
+    warnings: list[str] = Field(default_factory=list)
 
 
 class TaskRef(BaseModel):

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from engram.models.api import ToolCall
+
 Identifier = Field(min_length=1, max_length=256)
 OptionalIdentifier = Field(default=None, min_length=1, max_length=256)
 
@@ -81,19 +83,6 @@ class ContentItem(BaseModel):
     source: str | None = Field(default=None, max_length=256)
     source_info: dict[str, Any] | None = None
     extras: dict[str, Any] | None = None
-
-
-class ToolCallFunction(BaseModel):
-    name: str = Field(min_length=1, max_length=256)
-    arguments: str = ""
-
-
-class ToolCall(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    id: str = Field(min_length=1, max_length=256)
-    type: str = "function"
-    function: ToolCallFunction
 
 
 class MessageItem(BaseModel):

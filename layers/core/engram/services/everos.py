@@ -45,7 +45,7 @@ from engram.models.filters import Condition, FilterNode
 from engram.models.times import to_epoch_ms
 from engram.ports import MemoryStore
 from engram.services.attachments import is_http_url
-from engram.services.ingest import AddSpec, IngestService, MessageDraft
+from engram.services.ingest import AddSpec, IngestService, MessageDraft, shown_text
 from engram.services.memories import MemoryService
 from engram.services.search import ScoredMemory, SearchService
 from engram.services.tasks import TaskService
@@ -254,8 +254,7 @@ class EverosService:
             if m.role == "assistant" and not calls and not text.strip() and not items:
                 raise Unprocessable(f"messages[{i}].content: an assistant message without "
                                     "tool_calls needs content")
-            shown = "\n".join([text, *(f"[tool call {name}] {args}" for _, name, args in calls)])
-            drafts.append(MessageDraft(role=Role(m.role), text=shown.strip(),
+            drafts.append(MessageDraft(role=Role(m.role), text=shown_text(text, calls),
                                        chat_time=m.timestamp, items=items, tool_calls=calls,
                                        tool_call_id=m.tool_call_id))
         spec = AddSpec(user_id=req.user_id, conversation_id=req.session_id or DEFAULT_SESSION,

@@ -18,7 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engram.models.domain import CONTEXT_SEPARATOR, Candidate, MemoryType, MessageRecord, Role
+from engram.models.pipeline import ToolCallRecord
+from engram.ports import Extraction
 from engram.services.temporal import resolve_relative_dates, strip_relative_dates
+from engram.services.trajectories import trajectory_candidates
 
 CONFIDENCE_QUESTIONNAIRE = 0.97
 CONFIDENCE_FIRST_PERSON = 0.95
@@ -777,7 +780,14 @@ class RuleBasedExtractor:
 
     name = "rule-based"
 
-    def extract(self, messages: Sequence[MessageRecord]) -> list[Candidate]:
+    def extract(self, messages: Sequence[MessageRecord],
+                tool_calls: Sequence[ToolCallRecord] = ()) -> Extraction:
+        """Statements of the user turns, and tool memory from the tool calls."""
+        return Extraction(self.statements(messages)
+                          + trajectory_candidates(messages, tool_calls))
+
+    def statements(self, messages: Sequence[MessageRecord]) -> list[Candidate]:
+        """The user turns' statements as atomic, third-person candidates."""
         conversation = _Conversation(names=_speaker_names(messages))
         candidates: list[Candidate] = []
         for message in messages:

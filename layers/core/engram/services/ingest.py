@@ -91,10 +91,13 @@ class IngestService:
     attachments: AttachmentIntake | None = None  # None: non-text content is refused
 
     def add_messages(self, tenant_id: str, req: AddMessageRequest) -> AddMessageData:
-        drafts = [MessageDraft(role=Role(m.role), text=m.text, chat_time=m.chat_time,
-                               message_id=m.message_id, speaker=m.name,
-                               items=memos_items(i, m.content))
-                  for i, m in enumerate(req.messages)]
+        drafts = [MessageDraft(role=Role(m.role), text=shown_text(m.text, calls),
+                               chat_time=m.chat_time, message_id=m.message_id, speaker=m.name,
+                               items=memos_items(i, m.content), tool_calls=calls,
+                               tool_call_id=m.tool_call_id)
+                  for i, m in enumerate(req.messages)
+                  for calls in [[(c.id, c.function.name, c.function.arguments)
+                                 for c in m.tool_calls or []]]]
         spec = AddSpec(
             user_id=req.user_id, conversation_id=req.conversation_id,
             async_mode=req.async_mode, agent_id=req.agent_id, app_id=req.app_id,
@@ -185,6 +188,11 @@ class IngestService:
         return AddMessageData(success=done.status == TaskStatus.completed, task_id=done.task_id,
                               status=done.status.value, message_ids=message_ids,
                               memory_views=task_views(done))
+
+
+def shown_text(text: str, calls: list[tuple[str, str, str]]) -> str:
+    """A turn's text as kept and replayed: its tool calls written out after its words."""
+    return "\n".join([text, *(f"[tool call {name}] {args}" for _, name, args in calls)]).strip()
 
 
 def tool_call_records(records: list[MessageRecord], drafts: list[MessageDraft]

@@ -39,7 +39,6 @@ from engram.services.items import (
     never,
     parse_items,
 )
-from engram.services.trajectories import trajectory_candidates
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +133,18 @@ def require_some_content(job: IngestJob, task: Task) -> None:
 def extract(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     task = _enter(deps, ref, "extract")
     parsed = _load(deps, work_key(ref.tenant_id, ref.task_id, "parsed"), ParsedMessages)
-    candidates = deps.extractor.extract(parsed.messages)
-    job = load_job(deps, task) if task.items or task.kind == "agent" else None
-    if job and task.items:
+    job = load_job(deps, task)
+    extraction = deps.extractor.extract(parsed.messages, job.tool_calls)
+    candidates = extraction.candidates
+    if task.items:
         candidates += document_candidates(task, job.messages, parsed.blocks)
         add_locations(candidates, parsed.blocks, task.items)
-    if job and task.kind == "agent":
-        candidates += trajectory_candidates(job)
     out = ExtractedCandidates(extractor=deps.extractor.name, candidates=candidates)
     _put(deps, work_key(ref.tenant_id, ref.task_id, "candidates"), out)
+    if extraction.usage.calls or extraction.warnings:
+        task.usage += extraction.usage
+        task.warnings += [f"extract: {w}" for w in extraction.warnings]
+        deps.tasks.save(task)
     return ref
 
 

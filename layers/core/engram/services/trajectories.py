@@ -1,4 +1,5 @@
-"""Agent trajectories (EverOS memories/agent) → tool memory, without an LLM.
+"""Tool calls (OpenAI `tool_calls` and the `role: tool` turns answering them, from
+add/message or EverOS memories/agent) → tool memory, without an LLM.
 
 Each user request followed by tool calls becomes one ToolTrajectoryMemory: the request
 is its title (EverOS's "task intent"), the calls with their results and the final answer
@@ -8,9 +9,10 @@ arguments it was called with (EverOS's "skill")."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
-from engram.models.pipeline import IngestJob, ToolCallRecord
+from engram.models.pipeline import ToolCallRecord
 
 CONFIDENCE_TRAJECTORY = 0.9
 INTENT_CHARS = 160
@@ -33,12 +35,13 @@ def _arguments(raw: str) -> tuple[str, list[str]]:
     return _clip(raw, RESULT_CHARS), []
 
 
-def trajectory_candidates(job: IngestJob) -> list[Candidate]:
-    if not job.tool_calls:
+def trajectory_candidates(messages: Sequence[MessageRecord],
+                          tool_calls: Sequence[ToolCallRecord]) -> list[Candidate]:
+    if not tool_calls:
         return []
-    by_id = {m.message_id: m for m in job.messages}
+    by_id = {m.message_id: m for m in messages}
     calls_by_message: dict[str, list[ToolCallRecord]] = {}
-    for call in job.tool_calls:
+    for call in tool_calls:
         calls_by_message.setdefault(call.message_id, []).append(call)
 
     out: list[Candidate] = []
@@ -59,7 +62,7 @@ def trajectory_candidates(job: IngestJob) -> list[Candidate]:
                 sources=[intent.message_id, *dict.fromkeys(sources)],
                 event_time=intent.event_time, context=intent.text[:300]))
 
-    for message in job.messages:
+    for message in messages:
         if message.role == Role.user and message.text.strip():
             close()
             intent, steps, sources, answer = message, [], [], ""
@@ -76,7 +79,7 @@ def trajectory_candidates(job: IngestJob) -> list[Candidate]:
 
     tools: dict[str, list[str]] = {}
     first_seen: dict[str, ToolCallRecord] = {}
-    for call in job.tool_calls:
+    for call in tool_calls:
         names = tools.setdefault(call.name, [])
         names += [n for n in _arguments(call.arguments)[1] if n not in names]
         first_seen.setdefault(call.name, call)
