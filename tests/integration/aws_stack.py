@@ -39,6 +39,7 @@ from engram.aws.settings import (
     OpenSearchSettings,
     VisionSettings,
 )
+from engram.config import LlmSettings
 from engram.models.domain import Task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,14 +221,15 @@ def sqs_record(body: str, queue_url: str, message_id: str | None = None) -> dict
 @contextmanager
 def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
                job_timeout_seconds: int = 20,
-               vision: VisionSettings | None = None) -> Iterator[MotoStack]:
+               vision: VisionSettings | None = None,
+               llm: LlmSettings | None = None) -> Iterator[MotoStack]:
     """Everything the template declares that the handlers touch, in moto, and the
     runtime the handlers use installed over it. `execute` runs state machine executions
     (with our handlers behind its Lambda tasks); otherwise they are only recorded.
     Textract's completion notices go to an SNS topic with an SQS queue subscribed, as
     the template wires them; Transcribe is enabled. `vision`: a vision model describes
     images, its key in a Secrets Manager secret (the provider secret) holding
-    VISION_SECRET."""
+    VISION_SECRET; `llm`: a chat model extracts and resolves, with the same secret."""
     for name, value in POWERTOOLS_ENV.items():
         monkeypatch.setenv(name, value)
     config = {"stepfunctions": {"execute_state_machine": execute},
@@ -253,9 +255,11 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(
             QueueUrl=ocr_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
         secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="engram-test/provider", SecretString=VISION_SECRET)["ARN"] if vision else ""
+            Name="engram-test/provider", SecretString=VISION_SECRET)["ARN"] \
+            if vision or llm else ""
         settings = AwsSettings(
-            vision=vision or VisionSettings(), provider_secret_arn=secret_arn,
+            vision=vision or VisionSettings(), llm=llm or LlmSettings(),
+            provider_secret_arn=secret_arn,
             ocr_topic_arn=topic, ocr_role_arn=OCR_ROLE_ARN, transcription="enabled",
             job_prefix=JOB_PREFIX,
             region=REGION, tasks_table=tables["tasks"].name,

@@ -52,7 +52,7 @@ class HeldWorkflow:
     def __init__(self) -> None:
         self.refs: list[TaskRef] = []
 
-    def start(self, ref: TaskRef) -> None:
+    def start(self, ref: TaskRef, attempt: int = 1) -> None:
         self.refs.append(ref)
 
 

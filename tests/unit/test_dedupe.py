@@ -84,6 +84,19 @@ def test_near_duplicate_updates_the_existing_memory(h):
     assert memory.history[0].change == "update"
 
 
+def test_rule_decisions_are_reported_in_the_status(h):
+    first = h.add("The user keeps three bee hives on the roof of the house in Lisbon")
+    (added,) = first["added"]
+    assert first["decisions"] == [{"action": "add", "memory_id": added,
+                                   "reason": "new information", "by": "rules"}]
+    views = h.add("The user keeps three bee hives on the roof of the house in Lisbon today",
+                  "the user keeps three bee hives on the roof of the house in Lisbon today!")
+    assert [(d["action"], d["memory_id"], d["by"]) for d in views["decisions"]] == [
+        ("update", added, "rules"), ("noop", added, "rules")]
+    assert views["decisions"][0]["reason"].startswith("near duplicate (cosine 0.9")
+    assert views["decisions"][1]["reason"] == "the same content is stored already"
+
+
 def test_opposite_preference_in_the_same_request_refines_the_older(h):
     views = h.add("pref+: The user likes spicy food",
                   "pref-: The user doesn't really like heavy oil such as spicy hot pot food",
@@ -147,6 +160,9 @@ def test_feedback_asking_to_forget_invalidates(h):
     assert task.memory_views.deleted and h.active(MemoryType.user) == []
     (gone,) = h.store.get_many("t", task.memory_views.deleted)
     assert gone.status == MemoryStatus.deleted and gone.history[-1].change == "delete"
+    assert [d.model_dump() for d in task.memory_views.decisions] == [{
+        "action": "delete", "memory_id": gone.id,
+        "reason": "the user asked to forget it (feedback)", "by": "rules"}]
 
 
 def test_failed_step_marks_the_task_failed_and_keeps_the_request(h, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +33,36 @@ class Limits(BaseModel):
     upload_expiry_seconds: int = 15 * 60  # how long a signed upload form stays valid
 
 
+class LlmSettings(BaseModel):
+    """ENGRAM_LLM_*: the chat model used for extraction and conflict resolution."""
+
+    model: str = ""  # "": no LLM, rule-based extraction and conflict resolution
+    base_url: str = ""  # "": OpenAI's API
+    api_key: SecretStr = SecretStr("")
+    timeout_seconds: float = Field(default=60.0, gt=0, le=900)  # per attempt
+    max_retries: int = Field(default=3, ge=0, le=10)  # on 429/5xx/timeouts, with backoff
+    # "json_object" for servers that do not take a JSON schema as response_format
+    json_mode: Literal["json_schema", "json_object"] = "json_schema"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+    @model_validator(mode="after")
+    def _needs_a_model(self) -> LlmSettings:
+        if self.base_url and not self.model:
+            raise ValueError("ENGRAM_LLM_BASE_URL is set but ENGRAM_LLM_MODEL is not")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> LlmSettings:
+        names = {"model": "ENGRAM_LLM_MODEL", "base_url": "ENGRAM_LLM_BASE_URL",
+                 "api_key": "ENGRAM_LLM_API_KEY", "timeout_seconds": "ENGRAM_LLM_TIMEOUT_SECONDS",
+                 "max_retries": "ENGRAM_LLM_MAX_RETRIES", "json_mode": "ENGRAM_LLM_JSON_MODE"}
+        return cls(**{field: environ[name] for field, name in names.items()
+                      if environ.get(name)})
+
+
 class Settings(BaseModel):
     data_dir: Path = Path(".engram")
     host: str = "127.0.0.1"
@@ -57,6 +88,9 @@ class Settings(BaseModel):
     vision_base_url: str = ""
     vision_api_key: SecretStr = SecretStr("")
     vision_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # An LLM on an OpenAI-compatible endpoint extracts memories and resolves conflicts
+    # when a model is named; otherwise the rule-based path does both. No base URL: OpenAI.
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
     @model_validator(mode="after")
     def _vision_needs_a_model(self) -> Settings:
@@ -94,6 +128,7 @@ class Settings(BaseModel):
             "vision_timeout_seconds": os.environ.get("ENGRAM_VISION_TIMEOUT_SECONDS"),
         }
         values = {k: v for k, v in env.items() if v not in (None, "")}
+        values["llm"] = LlmSettings.from_env()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -29,6 +29,10 @@ class NotFound(EngramError):
     status_code = 404
 
 
+class Conflict(EngramError):
+    status_code = 409
+
+
 class PayloadTooLarge(EngramError):
     status_code = 413
 

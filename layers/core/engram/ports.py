@@ -280,7 +280,9 @@ class ApiKeyStore(Protocol):
 class WorkflowStarter(Protocol):
     """Starts parse → extract → dedupe → index for a task (Step Functions or in-process)."""
 
-    def start(self, ref: TaskRef) -> None: ...
+    def start(self, ref: TaskRef, attempt: int = 1) -> None:
+        """Run the task's pipeline (`attempt` > 1: again, after it failed)."""
+        ...
 
 
 # --- asynchronous content jobs (AWS: Textract for scanned PDFs, Transcribe for media) ---

@@ -14,12 +14,14 @@ class StepFunctionsWorkflow:
         self._sfn = client  # a boto3 Step Functions client
         self._arn = state_machine_arn
 
-    def start(self, ref: TaskRef) -> None:
-        """Starting a task twice is harmless: the execution name is the task id, and
-        ExecutionAlreadyExists means the first start went through. The input is the
-        pointer only; the request itself waits in the object store."""
+    def start(self, ref: TaskRef, attempt: int = 1) -> None:
+        """Starting a task twice is harmless: the execution name is the task id (and the
+        attempt, for a retried task), and ExecutionAlreadyExists means the first start
+        went through. The input is the pointer only; the request itself waits in the
+        object store."""
+        name = ref.task_id if attempt == 1 else f"{ref.task_id}-{attempt}"
         try:
-            self._sfn.start_execution(stateMachineArn=self._arn, name=ref.task_id,
+            self._sfn.start_execution(stateMachineArn=self._arn, name=name,
                                       input=ref.model_dump_json())
         except self._sfn.exceptions.ExecutionAlreadyExists:
             pass

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from engram.models.api import MemoryDetail, MessageDetail, PreferenceDetail, ToolMemoryDetail
+from engram.models.api import (
+    MemoryDetail,
+    MemoryVersionDetail,
+    MessageDetail,
+    PreferenceDetail,
+    ToolMemoryDetail,
+)
 from engram.models.domain import Memory, MessageRecord
 
 
-def memory_detail(memory: Memory, relativity: float | None = None) -> MemoryDetail:
+def memory_detail(memory: Memory, relativity: float | None = None,
+                  with_history: bool = False) -> MemoryDetail:
+    history = [MemoryVersionDetail(**v.model_dump()) for v in memory.history] \
+        if with_history else None
     return MemoryDetail(
         id=memory.id, memory_key=memory.memory_key, memory_value=memory.memory_value,
         memory_type=memory.memory_type.value, create_time=memory.create_time,
         conversation_id=memory.conversation_id, status=memory.status.value,
         confidence=memory.confidence, tags=memory.tags, update_time=memory.update_time,
         relativity=relativity, sources=memory.sources, info=memory.info,
-        agent_id=memory.agent_id, app_id=memory.app_id, event_time=memory.event_time)
+        agent_id=memory.agent_id, app_id=memory.app_id, event_time=memory.event_time,
+        version=memory.version, history=history)
 
 
 def preference_detail(memory: Memory, relativity: float | None = None) -> PreferenceDetail:

@@ -22,17 +22,16 @@ from engram.errors import EngramError
 from engram.models.domain import Memory, MemoryType
 from engram.models.filters import FilterNode
 from engram.parsing import ImageDescriber
-from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex
+from engram.ports import Embedder, IndexHit, IndexQuery, LanguageModel, MemoryIndex
 from engram.services.attachments import AttachmentIntake
 from engram.services.container import Services
 from engram.services.content_jobs import ContentJobs
 from engram.services.everos import EverosService
-from engram.services.extraction import RuleBasedExtractor
 from engram.services.ingest import IngestService
 from engram.services.items import AsyncEngines, ContentReader, parse_limits
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
-from engram.services.pipeline import PipelineDeps, run_pipeline
+from engram.services.pipeline import PipelineDeps, memory_writers, run_pipeline
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
@@ -176,6 +175,22 @@ def default_describer(settings: AwsSettings) -> ImageDescriber | None:
     return OpenAIVisionDescriber(LazyClient(client), vision.model_id)
 
 
+def default_llm(settings: AwsSettings) -> LanguageModel | None:
+    """The chat model for extraction and conflict resolution, when ENGRAM_LLM_MODEL names
+    one; its client (and the provider secret) is made on the first call."""
+    llm = settings.llm
+    if not llm.enabled:
+        return None
+    from engram.adapters.openai_llm import OpenAIChatModel, llm_client
+
+    def client() -> Any:
+        key = provider_api_key(settings) if settings.provider_secret_arn else ""
+        return llm_client(llm.base_url or None, key, timeout=llm.timeout_seconds,
+                          max_retries=llm.max_retries)
+
+    return OpenAIChatModel(LazyClient(client), llm.model, json_mode=llm.json_mode)
+
+
 def provider_api_key(settings: AwsSettings) -> str:
     """The OpenAI-compatible endpoint's key, from Secrets Manager (cached by Powertools for
     five minutes); never from an environment variable, never logged."""
@@ -279,8 +294,9 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
         fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
                             max_bytes=limits.max_media_bytes),
         describer=default_describer(settings))
+    extractor, resolver = memory_writers(default_llm(settings))
     pipeline = PipelineDeps(objects=objects, tasks=tasks, memories=records, index=index,
-                            embedder=embedder, extractor=RuleBasedExtractor(),
+                            embedder=embedder, extractor=extractor, resolver=resolver,
                             content=content, transient=is_transient)
     # Inline runs (a sync add) have no state machine to wait with: no async jobs there.
     inline = replace(pipeline, content=replace(content, jobs=replace(
@@ -289,16 +305,15 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
                             objects=objects, limits=limits)
     # async_mode (the default) starts the state machine; async_mode false runs the
     # same four steps inline in the API call, as `engram serve` does.
+    workflow = StepFunctionsWorkflow(clients.stepfunctions, settings.state_machine_arn)
     ingest = IngestService(
         objects=objects, tasks=tasks, messages=records, memories=records, index=index,
-        embedder=embedder,
-        workflow=StepFunctionsWorkflow(clients.stepfunctions, settings.state_machine_arn),
-        run_now=partial(run_pipeline, inline), limits=limits,
+        embedder=embedder, workflow=workflow, run_now=partial(run_pipeline, inline), limits=limits,
         attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)))
     search_service = SearchService(memories=records, index=index, embedder=embedder)
     memory_service = MemoryService(memories=records, messages=records, index=index,
                                    embedder=embedder, objects=objects)
-    task_service = TaskService(tasks)
+    task_service = TaskService(tasks, workflow)
     services = Services(
         ingest=ingest, search=search_service, memories=memory_service, tasks=task_service,
         keys=build_api_key_service(settings, clients), uploads=uploads,

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from engram.config import Limits, comma_list
+from engram.config import Limits, LlmSettings, comma_list
 
 
 class OpenSearchSettings(BaseModel):
@@ -33,15 +33,6 @@ class EmbeddingSettings(BaseModel):
     # Fixed at index creation: changing model or dimension means a new index.
     dimension: int = Field(default=1024, gt=0, le=16_000)
     base_url: str = ""  # OpenAI-compatible endpoint (provider "openai")
-
-
-class LlmSettings(BaseModel):
-    """Where LLM extraction will call. Placeholder: until the LLM extractor lands the
-    pipeline uses the rule-based extractor whatever is set here."""
-
-    provider: Literal["none", "openai"] = "none"
-    base_url: str = ""
-    model: str = ""
 
 
 class VisionSettings(BaseModel):
@@ -134,8 +125,11 @@ class AwsSettings(BaseModel):
             embedding=EmbeddingSettings(**pick(
                 provider="ENGRAM_EMBEDDING_PROVIDER", model_id="ENGRAM_EMBEDDING_MODEL",
                 dimension="ENGRAM_EMBEDDING_DIMENSION", base_url="ENGRAM_EMBEDDING_BASE_URL")),
-            llm=LlmSettings(**pick(provider="ENGRAM_LLM_PROVIDER",
-                                   base_url="ENGRAM_LLM_BASE_URL", model="ENGRAM_LLM_MODEL")),
+            # The key is the provider secret's (Secrets Manager), never an env variable.
+            llm=LlmSettings(**pick(model="ENGRAM_LLM_MODEL", base_url="ENGRAM_LLM_BASE_URL",
+                                   timeout_seconds="ENGRAM_LLM_TIMEOUT_SECONDS",
+                                   max_retries="ENGRAM_LLM_MAX_RETRIES",
+                                   json_mode="ENGRAM_LLM_JSON_MODE")),
             vision=VisionSettings(**pick(model_id="ENGRAM_VISION_MODEL",
                                          base_url="ENGRAM_VISION_BASE_URL",
                                          timeout_seconds="ENGRAM_VISION_TIMEOUT_SECONDS")),

@@ -24,16 +24,15 @@ from engram.config import Settings
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
 from engram.parsing import ImageDescriber, Transcriber
-from engram.ports import Embedder
+from engram.ports import Embedder, LanguageModel
 from engram.services.attachments import AttachmentIntake
 from engram.services.container import Services
 from engram.services.everos import EverosService
-from engram.services.extraction import RuleBasedExtractor
 from engram.services.ingest import IngestService
 from engram.services.items import ContentReader, parse_limits
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
-from engram.services.pipeline import PipelineDeps
+from engram.services.pipeline import PipelineDeps, memory_writers
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
@@ -67,6 +66,18 @@ class LocalRuntime:
         self.store.close()
 
 
+def local_llm(settings: Settings) -> LanguageModel | None:
+    """The chat model for extraction and conflict resolution (ENGRAM_LLM_MODEL), or None."""
+    llm = settings.llm
+    if not llm.enabled:
+        return None
+    from engram.adapters.openai_llm import OpenAIChatModel, llm_client
+
+    client = llm_client(llm.base_url or None, llm.api_key.get_secret_value(),
+                        timeout=llm.timeout_seconds, max_retries=llm.max_retries)
+    return OpenAIChatModel(client, llm.model, json_mode=llm.json_mode)
+
+
 def build_local_runtime(settings: Settings, embedder: Embedder | None = None) -> LocalRuntime:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,8 +93,10 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
         fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
                             max_bytes=limits.max_media_bytes),
         describer=local_describer(settings))
+    extractor, resolver = memory_writers(local_llm(settings))
     deps = PipelineDeps(objects=objects, tasks=store, memories=store, index=index,
-                        embedder=embedder, extractor=RuleBasedExtractor(), content=content)
+                        embedder=embedder, extractor=extractor, resolver=resolver,
+                        content=content)
     workflow = InProcessWorkflow(deps, settings.pipeline_workers)
     keys = ApiKeyService(store)
     secret = load_or_create_secret(data_dir)
@@ -96,7 +109,7 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
     search = SearchService(memories=store, index=index, embedder=embedder)
     memories = MemoryService(memories=store, messages=store, index=index, embedder=embedder,
                              objects=objects)
-    tasks = TaskService(store)
+    tasks = TaskService(store, workflow)
     services = Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks, keys=keys,
         uploads=uploads,

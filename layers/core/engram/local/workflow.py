@@ -19,7 +19,7 @@ class InProcessWorkflow:
         self._guard = threading.Lock()
         self._user_locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
-    def start(self, ref: TaskRef) -> None:
+    def start(self, ref: TaskRef, attempt: int = 1) -> None:
         self._pool.submit(self.run, ref)
 
     def run(self, ref: TaskRef) -> Task:

@@ -12,6 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from engram.models.content import ItemStatus
+from engram.models.domain import TokenUsage
 from engram.models.times import to_epoch_ms
 
 T = TypeVar("T")
@@ -172,6 +173,12 @@ class TaskStatusData(BaseModel):
     # Non-text content (images, documents, ...): each item's state, pages or seconds read,
     # and why it failed ("Processing Failed: ..."). A failed item leaves the rest processed.
     items: list[ItemStatus] = []
+    # LLM tokens in (prompt) and out (completion) over all of the task's calls and runs.
+    usage: TokenUsage = TokenUsage()
+    # What did not go as asked but did not fail the task (e.g. a batch the LLM could not
+    # answer validly, extracted by rules instead).
+    warnings: list[str] = []
+    attempt: int = 1  # > 1 after retry/task
 
 
 # --- search/memory -------------------------------------------------------------------
@@ -194,6 +201,18 @@ class SearchRequest(Request):
     include_public: bool = False
 
 
+class MemoryVersionDetail(BaseModel):
+    """A past value of a memory: when it held, what changed it and why."""
+
+    version: int
+    memory_value: str
+    valid_from: int
+    valid_to: int
+    change: str  # update | supersede | delete | feedback | edit
+    reason: str
+    task_id: str | None = None
+
+
 class MemoryDetail(BaseModel):
     id: str
     memory_key: str
@@ -211,6 +230,10 @@ class MemoryDetail(BaseModel):
     agent_id: str | None = None
     app_id: str | None = None
     event_time: int | None = None
+    version: int = 1
+    # get/memory/{id} only: the earlier values, oldest first (an update supersedes, a
+    # delete invalidates; nothing is erased).
+    history: list[MemoryVersionDetail] | None = None
 
 
 class PreferenceDetail(BaseModel):

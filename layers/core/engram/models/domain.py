@@ -256,7 +256,8 @@ class Task(BaseModel):
     error: str | None = None
     memory_views: MemoryViews = Field(default_factory=MemoryViews)
     items: list[ItemStatus] = Field(default_factory=list)  # non-text content, in order
-    usage: TokenUsage = Field(default_factory=TokenUsage)  # LLM tokens, all steps
+    usage: TokenUsage = Field(default_factory=TokenUsage)  # LLM tokens, all steps and runs
+    attempt: int = 1  # 2, 3, …: the task was retried after failing
     # What did not go as asked but did not fail the task ("LLM reply invalid twice for
     # messages 1-20; rule-based extraction used")
     warnings: list[str] = Field(default_factory=list)

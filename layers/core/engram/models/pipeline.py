@@ -10,7 +10,14 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from engram.models.content import ContentItem, TextBlockRef
-from engram.models.domain import Candidate, Memory, MessageRecord, TaskRef
+from engram.models.domain import (
+    Candidate,
+    Decision,
+    Memory,
+    MessageRecord,
+    TaskRef,
+    TokenUsage,
+)
 
 
 class ToolCallRecord(BaseModel):
@@ -67,6 +74,9 @@ class DedupePlan(BaseModel):
     updated: list[str] = Field(default_factory=list)
     deleted: list[str] = Field(default_factory=list)
     noop: int = 0
+    decisions: list[Decision] = Field(default_factory=list)  # one per operation, with why
+    usage: TokenUsage = Field(default_factory=TokenUsage)  # the conflict resolver's LLM calls
+    warnings: list[str] = Field(default_factory=list)  # e.g. an LLM reply the rules replaced
 
 
 def segment(value: str) -> str:

@@ -29,7 +29,16 @@ from engram.models.pipeline import (
     work_key,
     work_prefix,
 )
-from engram.ports import Embedder, Extractor, MemoryIndex, MemoryStore, ObjectStore, TaskStore
+from engram.ports import (
+    ConflictResolver,
+    Embedder,
+    Extractor,
+    LanguageModel,
+    MemoryIndex,
+    MemoryStore,
+    ObjectStore,
+    TaskStore,
+)
 from engram.services.dedupe import plan_changes
 from engram.services.items import (
     ContentReader,
@@ -42,6 +51,8 @@ from engram.services.items import (
 
 log = logging.getLogger(__name__)
 
+MAX_DECISIONS_SHOWN = 500
+
 
 @dataclass
 class PipelineDeps:
@@ -51,12 +62,28 @@ class PipelineDeps:
     index: MemoryIndex
     embedder: Embedder
     extractor: Extractor
+    # None: the rule-based conflict resolution (services/dedupe.py) decides alone.
+    resolver: ConflictResolver | None = None
     # Reads images, documents and audio (OCR, URL fetcher, limits); None: such items fail
     # with "capability unavailable" and the rest of the message is processed.
     content: ContentReader | None = None
     # Errors the workflow should retry rather than report as an item's failure (AWS
     # throttling and timeouts on AWS; nothing locally).
     transient: Callable[[BaseException], bool] = field(default=never)
+
+
+def memory_writers(llm: LanguageModel | None) -> tuple[Extractor, ConflictResolver | None]:
+    """The extractor and conflict resolver for a deployment: the LLM's when one is
+    configured (each falls back to the rules for a batch it cannot answer validly), else
+    the rule-based ones."""
+    from engram.services.extraction import RuleBasedExtractor
+
+    if llm is None:
+        return RuleBasedExtractor(), None
+    from engram.services.llm_extraction import LlmExtractor
+    from engram.services.llm_resolution import LlmConflictResolver
+
+    return LlmExtractor(llm, fallback=RuleBasedExtractor()), LlmConflictResolver(llm)
 
 
 def _load(deps: PipelineDeps, key: str, model: type[BaseModel]):
@@ -153,8 +180,13 @@ def dedupe(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     job = load_job(deps, task)
     extracted = _load(deps, work_key(ref.tenant_id, ref.task_id, "candidates"),
                       ExtractedCandidates)
-    plan = plan_changes(job, extracted.candidates, deps.memories, deps.index, deps.embedder)
+    plan = plan_changes(job, extracted.candidates, deps.memories, deps.index, deps.embedder,
+                        resolver=deps.resolver)
     _put(deps, work_key(ref.tenant_id, ref.task_id, "plan"), plan)
+    if plan.usage.calls or plan.warnings:
+        task.usage += plan.usage
+        task.warnings += [f"dedupe: {w}" for w in plan.warnings]
+        deps.tasks.save(task)
     return ref
 
 
@@ -185,6 +217,11 @@ def index(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     views = task.memory_views
     views.added, views.updated, views.deleted, views.noop = (
         plan.added, plan.updated, plan.deleted, plan.noop)
+    # A task row must stay small (DynamoDB items cap at 400 KB); the ids above list all.
+    views.decisions = plan.decisions[:MAX_DECISIONS_SHOWN]
+    if len(plan.decisions) > MAX_DECISIONS_SHOWN:
+        task.warnings.append(f"index: {len(plan.decisions) - MAX_DECISIONS_SHOWN} more "
+                             "decisions not listed in memory_views")
     deps.tasks.save(task)
     deps.objects.delete_prefix(work_prefix(ref.tenant_id, ref.task_id))
     return ref

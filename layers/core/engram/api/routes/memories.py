@@ -36,9 +36,10 @@ def memories_router(services: Services) -> Router:
             total=pages.facts.total, size=req.size, current=req.page,
             pages=ceil(pages.facts.total / req.size)))
 
-    @router.get("/get/memory/<memory_id>", summary="One memory by id")
+    @router.get("/get/memory/<memory_id>", summary="One memory by id, with its history")
     def get_memory_by_id(memory_id: str) -> Envelope[MemoryDetail]:
-        return Envelope(data=memory_detail(services.memories.get(tenant_of(router), memory_id)))
+        memory = services.memories.get(tenant_of(router), memory_id)
+        return Envelope(data=memory_detail(memory, with_history=True))
 
     @router.post("/update/memory", summary="Edit a memory's content, title or status")
     def update_memory(req: Annotated[UpdateMemoryRequest, Body()]) -> Envelope[UpdateMemoryData]:

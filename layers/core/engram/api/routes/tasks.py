@@ -1,4 +1,5 @@
-"""get/status (POST with a body, or GET with ?task_id=)."""
+"""get/status (POST with a body, or GET with ?task_id=) and retry/task (a failed task runs
+again from its raw request)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def status_data(task: Task) -> TaskStatusData:
     return TaskStatusData(
         task_id=task.task_id, status=task.status.value, step=task.step,
         memory_views=task_views(task), error=task.error, message_count=task.message_count,
-        create_time=task.create_time, update_time=task.update_time, items=task.items)
+        create_time=task.create_time, update_time=task.update_time, items=task.items,
+        usage=task.usage, warnings=task.warnings, attempt=task.attempt)
 
 
 def tasks_router(services: Services) -> Router:
@@ -33,5 +35,9 @@ def tasks_router(services: Services) -> Router:
         task_id: Annotated[str, Query(min_length=1, max_length=256)],
     ) -> Envelope[TaskStatusData]:
         return Envelope(data=status_data(services.tasks.get(tenant_of(router), task_id)))
+
+    @router.post("/retry/task", summary="Run a failed add task again from its raw request")
+    def retry_task(req: Annotated[TaskStatusRequest, Body()]) -> Envelope[TaskStatusData]:
+        return Envelope(data=status_data(services.tasks.retry(tenant_of(router), req.task_id)))
 
     return router
