@@ -1078,16 +1078,27 @@ def _reasoning(first_person: str, preference: Preference | None) -> str | None:
 def _context(previous: MessageRecord | None, st: _Statement) -> str:
     """The turn this statement answered, the topic it was completed with, and the rest of
     its own turn (a sentence alone often leaves out what "they" or "it" were)."""
+    own = _IMAGE.sub(" ", strip_speaker_prefix(st.message.text, st.message.speaker))
+    return turn_context(previous, st.message, own,
+                        between=st.completion.value if st.completion else "")
+
+
+def turn_context(previous: MessageRecord | None, message: MessageRecord, own: str,
+                 between: str = "") -> str:
+    """A memory's context (see Candidate.context): the turn `message` answered (when
+    another speaker said it), `between`, and `own`, the words of `message` itself, last."""
     parts = []
-    if previous and previous.message_id != st.message.message_id and (
-        previous.role == Role.assistant or previous.speaker != st.message.speaker
+    if previous and previous.message_id != message.message_id and (
+        previous.role == Role.assistant or previous.speaker != message.speaker
     ):
-        parts.append(_clip(normalise(previous.text).replace("\n", " "), CONTEXT_LIMIT))
-    if st.completion:
-        parts.append(st.completion.value)
-    own = normalise(_IMAGE.sub(" ", strip_speaker_prefix(st.message.text, st.message.speaker)))
-    parts.append(_clip(own.replace("\n", " "), CONTEXT_LIMIT))
+        parts.append(_clip(_one_line(previous.text), CONTEXT_LIMIT))
+    parts.append(between)
+    parts.append(_clip(_one_line(own), CONTEXT_LIMIT))
     return CONTEXT_SEPARATOR.join(p for p in parts if p)
+
+
+def _one_line(text: str) -> str:
+    return normalise(text).replace("\n", " ")
 
 
 def _clip(text: str, limit: int) -> str:

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from engram.models.domain import (
-    CONTEXT_SEPARATOR,
     Candidate,
     MemoryType,
     MessageRecord,
@@ -24,13 +23,12 @@ from engram.models.domain import (
 from engram.models.pipeline import ToolCallRecord
 from engram.ports import Extraction, LanguageModel
 from engram.services.extraction import (
-    CONTEXT_LIMIT,
     GENERIC_SPEAKERS,
     MAX_TAGS,
     RuleBasedExtractor,
     detect_language,
-    normalise,
     strip_speaker_prefix,
+    turn_context,
 )
 from engram.services.ingest import shown_text
 from engram.services.prompts import (
@@ -204,13 +202,8 @@ class _Conversation:
         """Like the rule-based context: the turn answered, then the speaker's own turn (the
         last user turn cited, else the last turn cited), so both index alike."""
         turn = next((m for m in reversed(cited) if m.role == Role.user), cited[-1])
-        previous = self.previous.get(turn.message_id)
-        parts = []
-        if previous and (previous.role == Role.assistant or previous.speaker != turn.speaker):
-            parts.append(_clip(_one_line(previous.text), CONTEXT_LIMIT))
-        parts.append(_clip(_one_line(strip_speaker_prefix(turn.text, turn.speaker)),
-                           CONTEXT_LIMIT))
-        return CONTEXT_SEPARATOR.join(p for p in parts if p)
+        return turn_context(self.previous.get(turn.message_id), turn,
+                            strip_speaker_prefix(turn.text, turn.speaker))
 
 
 def _own_words(text: str, calls: Sequence[ToolCallRecord]) -> str:
@@ -240,14 +233,6 @@ def _language(stated: str | None, value: str) -> str:
     """The model's ISO 639-1 code ("zh-CN" → "zh"), else detected from the value."""
     code = (stated or "").strip().lower().replace("_", "-").split("-")[0]
     return code if len(code) == 2 and code.isalpha() else detect_language(value)
-
-
-def _one_line(text: str) -> str:
-    return normalise(text).replace("\n", " ")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _label(batch: Batch) -> str:
