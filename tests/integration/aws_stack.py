@@ -141,6 +141,7 @@ class MotoStack:
     # failures here); see `dispatch`.
     before_task: Callable[[str], None] = lambda name: None
     invocations: list[str] = field(default_factory=list)
+    returned: list[str] = field(default_factory=list)  # invocations that have finished
 
     @property
     def s3(self) -> Any:
@@ -308,6 +309,8 @@ def _dispatcher(stack: MotoStack):
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": type(error).__name__,
                                "errorMessage": str(error)}).encode()
+        finally:
+            stack.returned.append(name)
 
     return invoke_handler
 

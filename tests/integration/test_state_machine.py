@@ -176,10 +176,13 @@ def start(stack: MotoStack, ref: TaskRef) -> None:
 
 
 def wait_for_invocation(stack: MotoStack, name: str, timeout: float = 20) -> None:
+    """Until the state machine's call of `name` has returned. moto's Textract sends its
+    notice from inside the start call, before the function has saved the job id's alias
+    (moto drops JobTag), so a notice read earlier could find no waiting item."""
     deadline = time.monotonic() + timeout
-    while name not in stack.invocations:
+    while name not in stack.returned:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} not invoked; invocations: {stack.invocations}")
+            raise TimeoutError(f"{name} has not returned; invocations: {stack.invocations}")
         time.sleep(0.05)
 
 
@@ -197,6 +200,7 @@ def test_a_scanned_pdf_waits_for_its_textract_job_and_resumes_on_the_callback(
     start(stack, ref)
     # Parse left the item processing and the Map's wait started the job; Textract's
     # notice arrives on the OCR queue (SNS → SQS) and the ocr_done function answers.
+    wait_for_invocation(stack, "start_content_job")
     notices = stack.ocr_notices()
     item = stack.task(ref.task_id).items[0]
     assert (item.state, item.pages) == ("processing", 2)
@@ -244,6 +248,7 @@ def test_a_failed_textract_job_answers_with_failure_and_the_item_says_why(
     monkeypatch.setattr(TextractBackend, "JOB_STATUS", "FAILED")
     ref = accept_with_file(stack, "u-bad-scan", "", "bad.pdf", docs.pdf_scanned())
     start(stack, ref)
+    wait_for_invocation(stack, "start_content_job")
     assert invoke("ocr_done", stack.ocr_notices()) == {"batchItemFailures": []}
     execution = stack.wait_for_execution(ref.task_id)
 
