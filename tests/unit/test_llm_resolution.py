@@ -201,7 +201,8 @@ def test_an_update_without_a_value_is_sent_back_to_repair(s):
 def test_a_reply_invalid_twice_falls_back_to_the_rules(s):
     old = s.remember(preference("The user likes spicy food", "positive"))
     llm = ScriptedModel("not json", {"operations": [op("update", 1, "E1")]})
-    plan = s.plan([preference("The user doesn't really like heavy oil, such as spicy hot pot",
+    # (Worded so the word-hashing test embedder sees the shared topic, as MiniLM does.)
+    plan = s.plan([preference("The user doesn't really like spicy food with heavy oil",
                               "negative", SEPT_25)], llm)
     s.apply(plan)
 
@@ -210,7 +211,7 @@ def test_a_reply_invalid_twice_falls_back_to_the_rules(s):
     (decision,) = plan.decisions  # the rules refine an opposite preference on the topic
     assert decision.by == "rules" and decision.action == "update"
     assert s.get(old.id).memory_value == ("The user likes spicy food, but the user doesn't "
-                                          "really like heavy oil, such as spicy hot pot")
+                                          "really like spicy food with heavy oil")
 
 
 def test_an_unavailable_llm_fails_the_step(s):

@@ -3,8 +3,13 @@ numpy: no torch at run time. The fp32 export gives the same vectors as MiniLMEmb
 (sentence-transformers: mean pooling over the attention mask, then L2 norm, max 256
 tokens); the int8 export (dynamic quantisation, per-channel weights) is faster and close
 to them but not equal, so it carries its own model_name. Its activations are quantised
-with one scale per batch, so an int8 vector also moves a little with its batch mates
-(cosine ~0.99 between the same text embedded alone and in a batch).
+with one scale per forward pass, so an int8 vector also moves a little with its pass
+mates (cosine ~0.99 between the same text embedded alone and among others).
+
+Texts are packed: several short texts share one row of the forward pass, each attending
+only to itself (a segment id per token; positions restart at 0 in each segment), so no
+compute goes to padding. Memory texts are short (~20 tokens) and arrive a few dozen per
+request; padded batches spent a third of the time on padding there.
 
     python -m engram.adapters.onnx_embedder export --dir DIR [--int8]
 
@@ -44,9 +49,12 @@ TOKENIZER_FILE = "tokenizer.json"
 STAMP_FILE = "export.json"
 OPSET = 17
 # Bump when the graph or the quantisation recipe changes, so existing exports are redone.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: packed rows (segment_ids, position_ids) instead of attention_mask
 INT8_RECIPE = {"method": "quantize_dynamic", "weight_type": "QInt8", "per_channel": True}
-INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+INPUT_NAMES = ("input_ids", "segment_ids", "position_ids")
+# Tokens per packed row: LoCoMo-like memory texts (~20 tokens) fill it three or four at a
+# time; wider rows spend more on attention across segments that is then masked away.
+ROW_TOKENS = 64
 OUTPUT_NAME = "token_embeddings"
 
 
@@ -62,14 +70,18 @@ class OnnxMiniLMEmbedder:
 
     `model_path` is an .onnx file (tokenizer.json beside it) or a directory holding
     model.onnx. Nothing is read until the first embed() or warm_up(). Safe to share between
-    threads: tokenising runs concurrently, the forward passes take turns batch by batch
-    (each already spreads over `threads` cores), so a short query waits for at most one
-    batch of a long ingest rather than for all of it. `threads` defaults to the cores this
-    process may use; onnxruntime's threads do not busy-wait between operators unless
-    `spin` (busy-waiting is slightly faster on an idle machine, far slower on a shared one)."""
+    threads: tokenising runs concurrently, the forward passes take turns (each already
+    spreads over `threads` cores), so a short query waits for at most one pass of a long
+    ingest rather than for all of it. A pass holds `batch_size` packed rows. `threads`
+    defaults to the cores this process may use; onnxruntime's threads do not busy-wait
+    between operators unless `spin` (busy-waiting is slightly faster on an idle machine,
+    far slower on a shared one)."""
 
     dimension = DIMENSION
-    batch_size = 32  # with length-sorted batches, 32 was fastest of 32/64/128 (bench.embedders)
+    # Rows of ROW_TOKENS per pass (~30 memory texts). int8 activations get one scale per
+    # pass, so smaller passes quantise finer: LoCoMo recall_frac@10 0.791 at 8 rows against
+    # 0.787 at 32, at the same ingest speed.
+    batch_size = 8
     max_seq_length = MAX_SEQ_LENGTH
 
     def __init__(self, model_path: Path, threads: int | None = None,
@@ -88,7 +100,6 @@ class OnnxMiniLMEmbedder:
             self.batch_size = batch_size
         self._session: onnxruntime.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
-        self._input_names: frozenset[str] = frozenset()
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
 
@@ -101,27 +112,32 @@ class OnnxMiniLMEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         session, tokenizer = self._loaded()
         encodings = tokenizer.encode_batch(texts)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64,
-                              count=len(encodings))
-        # Similar lengths share a batch, so little of each batch is padding.
-        order = np.argsort(lengths, kind="stable")
+        lengths = [len(e.ids) for e in encodings]
+        rows = _pack(lengths, ROW_TOKENS)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            width = int(lengths[rows].max())
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for i, row in enumerate(rows):
-                n = int(lengths[row])
-                ids[i, :n] = encodings[row].ids
-                mask[i, :n] = 1
-            feed = {"input_ids": ids, "attention_mask": mask,
-                    "token_type_ids": np.zeros_like(ids)}
-            feed = {name: value for name, value in feed.items() if name in self._input_names}
+        for start in range(0, len(rows), self.batch_size):
+            group = rows[start:start + self.batch_size]
+            width = max(sum(lengths[i] for i in row) for row in group)
+            ids = np.zeros((len(group), width), dtype=np.int64)
+            segments = np.zeros((len(group), width), dtype=np.int64)  # 0: padding
+            positions = np.zeros((len(group), width), dtype=np.int64)
+            spans = []  # (text, row, first token, tokens)
+            for r, row in enumerate(group):
+                column = 0
+                for segment, i in enumerate(row, start=1):
+                    n = lengths[i]
+                    ids[r, column:column + n] = encodings[i].ids
+                    segments[r, column:column + n] = segment
+                    positions[r, column:column + n] = np.arange(n)
+                    spans.append((i, r, column, n))
+                    column += n
+            feed = {"input_ids": ids, "segment_ids": segments, "position_ids": positions}
             with self._run_lock:
                 hidden = session.run([OUTPUT_NAME], feed)[0]
-            out[rows] = _mean_pool_normalise(hidden, mask)
-        return out
+            for i, r, column, n in spans:
+                out[i] = hidden[r, column:column + n].mean(axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.clip(norms, 1e-12, None)
 
     def warm_up(self) -> None:
         """Load the model now (and run it once) rather than on the first embed()."""
@@ -158,17 +174,38 @@ class OnnxMiniLMEmbedder:
                                          "1" if self._spin else "0")
         session = onnxruntime.InferenceSession(str(self.model_path), options,
                                                providers=["CPUExecutionProvider"])
-        self._input_names = frozenset(i.name for i in session.get_inputs())
+        inputs = tuple(i.name for i in session.get_inputs())
+        if inputs != INPUT_NAMES:  # an export from before packing
+            raise FileNotFoundError(
+                f"{self.model_path} is an older export (inputs {inputs}): run `python -m "
+                f"engram.adapters.onnx_embedder export --dir {self.model_path.parent}"
+                f"{' --int8' if self.int8 else ''}`")
         self._tokenizer = tokenizer
         self._session = session  # last: _loaded() checks it without the lock
 
 
-def _mean_pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    weights = mask.astype(np.float32)[:, :, None]
-    summed = (hidden * weights).sum(axis=1)
-    pooled = summed / np.clip(weights.sum(axis=1), 1e-9, None)
-    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    return pooled / np.clip(norms, 1e-12, None)
+def _pack(lengths: Sequence[int], row_tokens: int) -> list[list[int]]:
+    """Text indexes grouped into rows of at most `row_tokens` tokens (a longer text gets a
+    row of its own): best fit, longest first. Rows come out longest first, so the rows of
+    one pass have similar widths."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    rows: list[list[int]] = []
+    used: list[int] = []
+    by_room: list[list[int]] = [[] for _ in range(row_tokens + 1)]  # rows by room left
+    for i in order:
+        n = lengths[i]
+        room = next((r for r in range(n, row_tokens + 1) if by_room[r]), None)
+        if n > row_tokens or room is None:
+            rows.append([i])
+            used.append(n)
+            if n < row_tokens:
+                by_room[row_tokens - n].append(len(rows) - 1)
+            continue
+        row = by_room[room].pop()
+        rows[row].append(i)
+        used[row] += n
+        by_room[room - n].append(row)
+    return [rows[r] for r in sorted(range(len(rows)), key=lambda r: -used[r])]
 
 
 # --- export (build time: torch, transformers, onnx) -------------------------------------
@@ -274,19 +311,27 @@ def _export_fp32(source: Path, target_dir: Path) -> None:
 
     transformers_logging.disable_progress_bar()
 
-    class TokenEmbeddings(torch.nn.Module):
-        # transformers 5's BertModel.forward takes keyword arguments only; the exporter
-        # passes positional ones.
+    class PackedTokenEmbeddings(torch.nn.Module):
+        """BERT over packed rows: a token attends to the tokens of its own segment only
+        (segment 0 is padding); positions are given, restarting in each segment."""
+
         def __init__(self, bert: torch.nn.Module):
             super().__init__()
             self.bert = bert
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state
+        def forward(self, input_ids, segment_ids, position_ids):
+            embedded = self.bert.embeddings(input_ids=input_ids, position_ids=position_ids,
+                                            token_type_ids=torch.zeros_like(input_ids))
+            same = ((segment_ids[:, :, None] == segment_ids[:, None, :])
+                    & (segment_ids[:, None, :] > 0))
+            # Additive, as BERT's own extended mask: 0 where attended, the float minimum
+            # elsewhere (a padding row attends to nothing; its output is never read).
+            mask = (~same).to(embedded.dtype) * torch.finfo(embedded.dtype).min
+            return self.bert.encoder(embedded, attention_mask=mask[:, None]).last_hidden_state
 
     bert = AutoModel.from_pretrained(str(source), attn_implementation="eager").eval()
     sample = torch.ones((2, 8), dtype=torch.long)
+    positions = torch.arange(8).repeat(2, 1)
     axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, OUTPUT_NAME)}
     with tempfile.TemporaryDirectory(dir=target_dir, prefix=".export-") as scratch:
         scratch_model = Path(scratch) / FP32_FILE
@@ -294,8 +339,8 @@ def _export_fp32(source: Path, target_dir: Path) -> None:
             # The legacy exporter and transformers' mask code warn about tracing; the
             # graph is checked against sentence-transformers by the integration tests.
             warnings.simplefilter("ignore")
-            torch.onnx.export(TokenEmbeddings(bert), (sample, torch.ones_like(sample),
-                                                      torch.zeros_like(sample)),
+            torch.onnx.export(PackedTokenEmbeddings(bert), (sample, torch.ones_like(sample),
+                                                            positions),
                               str(scratch_model), input_names=list(INPUT_NAMES),
                               output_names=[OUTPUT_NAME], dynamic_axes=axes,
                               opset_version=OPSET, do_constant_folding=True, dynamo=False)

@@ -30,11 +30,6 @@ def index_text(key: str, value: str, context: str) -> str:
     return f"{key}. {value} {context}".strip()
 
 
-def dense_text(key: str, value: str) -> str:
-    """What is embedded: the memory alone (context would blur it, and cost tokens)."""
-    return f"{key}. {value}"
-
-
 CONTEXT_SEPARATOR = " | "  # between the parts of a context; the speaker's own turn is last
 
 
@@ -164,7 +159,11 @@ class Memory(BaseModel):
 
     @property
     def dense_text(self) -> str:
-        return dense_text(self.memory_key, self.memory_value)
+        """What is embedded: the value alone. Context would blur it; the key is a phrase
+        cut from the value, so it only cost tokens (a quarter of them) and pulled the
+        vector toward its first words: LoCoMo dev recall_frac@10 0.793 → 0.805 (fp32)
+        without it."""
+        return self.memory_value
 
     @property
     def turn_text(self) -> str:
@@ -193,7 +192,7 @@ class Candidate(BaseModel):
 
     @property
     def dense_text(self) -> str:
-        return dense_text(self.memory_key, self.memory_value)
+        return self.memory_value  # as Memory.dense_text
 
     @property
     def turn_text(self) -> str:
