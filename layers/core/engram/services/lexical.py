@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Han (with extension A, compatibility ideographs and the supplementary planes), kana, Hangul.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
@@ -55,6 +56,8 @@ def _word_terms(segment: str) -> list[str]:
     return [stem(word) for word in _WORD.findall(segment) if word not in STOPWORDS]
 
 
+# Text reuses few words many times: 125k calls, far fewer words, for 1,451 LoCoMo turns.
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """Strip plural, -ing/-ed and a final e; words of three letters or fewer and anything
     with a digit are left alone."""
