@@ -40,7 +40,7 @@ from engram.aws.settings import (
     VisionSettings,
 )
 from engram.config import LlmSettings
-from engram.models.domain import Task
+from engram.models.domain import Task, TaskRef
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -83,6 +83,16 @@ def handler_module(function: str) -> ModuleType:
         spec.loader.exec_module(module)
         _handlers[function] = module
     return _handlers[function]
+
+
+class HeldWorkflow:
+    """Accept a task without starting it, so a test can prepare, then start it itself."""
+
+    def __init__(self) -> None:
+        self.refs: list[TaskRef] = []
+
+    def start(self, ref: TaskRef, attempt: int = 1) -> None:
+        self.refs.append(ref)
 
 
 @dataclass

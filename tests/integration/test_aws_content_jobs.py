@@ -20,6 +20,7 @@ from tests.integration.aws_stack import (
     BUCKET,
     JOB_PREFIX,
     TENANT,
+    HeldWorkflow,
     MotoStack,
     invoke,
     load_event,
@@ -31,7 +32,6 @@ from tests.integration.test_transcribe_media import transcript_json
 from engram.aws import runtime as aws_runtime_module
 from engram.aws.runtime import build_aws_services
 from engram.models.api import AddMessageRequest
-from engram.models.domain import TaskRef
 from engram.models.pipeline import (
     ContentJobRecord,
     ParsedMessages,
@@ -80,14 +80,6 @@ def callbacks(stack) -> RecordingCallbacks:
     recording = RecordingCallbacks()
     stack.runtime.content_jobs.callbacks = recording
     return recording
-
-
-class HeldWorkflow:
-    def __init__(self) -> None:
-        self.refs: list[TaskRef] = []
-
-    def start(self, ref: TaskRef, attempt: int = 1) -> None:
-        self.refs.append(ref)
 
 
 def add_file(stack: MotoStack, user: str, name: str, data: bytes, text: str = "") -> dict:

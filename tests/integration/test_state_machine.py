@@ -24,6 +24,7 @@ from tests.fakes.aws import aws_credentials  # noqa: F401 - fixture
 from tests.integration.aws_stack import (
     JOB_PREFIX,
     TENANT,
+    HeldWorkflow,
     MotoStack,
     invoke,
     load_event,
@@ -44,16 +45,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 def stack(aws_credentials, monkeypatch) -> MotoStack:  # noqa: F811 - fixture imported above
     with moto_stack(monkeypatch, execute=True) as stack:
         yield stack
-
-
-class HeldWorkflow:
-    """Accept a task without starting it, so a test can prepare, then start it itself."""
-
-    def __init__(self) -> None:
-        self.refs: list[TaskRef] = []
-
-    def start(self, ref: TaskRef, attempt: int = 1) -> None:
-        self.refs.append(ref)
 
 
 def accept(stack: MotoStack, user: str, text: str) -> TaskRef:

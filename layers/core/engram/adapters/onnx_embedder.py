@@ -195,7 +195,7 @@ def _pack(lengths: Sequence[int], row_tokens: int) -> list[list[int]]:
     for i in order:
         n = lengths[i]
         room = next((r for r in range(n, row_tokens + 1) if by_room[r]), None)
-        if n > row_tokens or room is None:
+        if room is None:  # nothing fits, or the text is longer than a row
             rows.append([i])
             used.append(n)
             if n < row_tokens:
