@@ -1,0 +1,3 @@
+"""Benchmarks (`make bench`). engram first: it tunes OpenBLAS before numpy loads."""
+
+import engram  # noqa: F401

@@ -5,7 +5,9 @@
 Each conversation is one user; every turn goes through Engram's real service path (the
 services `engram serve` runs, in-process: add/message in sync mode, then search/memory).
 A memory covers the turns in its `sources`; recall counts the evidence turns covered by
-the top k. Protocol: ../shared/eval/README.md.
+the top k. Protocol: ../shared/eval/README.md. Ingest is timed twice, each into a fresh
+store: one client sending every session in turn (the recall run), then one client per
+conversation at once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,10 +55,12 @@ def hardware() -> dict:
             "machine": platform.machine()}
 
 
-def ingest(runtime: LocalRuntime, conversations: list[Conversation]) -> dict:
-    turns = 0
-    started = time.perf_counter()
-    for conv in conversations:
+def ingest(runtime: LocalRuntime, conversations: list[Conversation], clients: int = 1
+           ) -> dict:
+    """Every session as one sync add, in order within its conversation. `clients` callers
+    at once, each taking whole conversations (users): what the service sustains when
+    several users send at the same time; one client measures a user's own pace."""
+    def send(conv: Conversation) -> int:
         for number, session in conv.sessions:
             req = AddMessageRequest(
                 user_id=conv.sample_id, conversation_id=f"session_{number}", async_mode=False,
@@ -64,9 +69,13 @@ def ingest(runtime: LocalRuntime, conversations: list[Conversation]) -> dict:
             result = runtime.services.ingest.add_messages(TENANT, req)
             if result.status != "completed":
                 raise RuntimeError(f"ingest of {conv.sample_id} session {number} failed")
-            turns += len(session)
+        return sum(len(session) for _, session in conv.sessions)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        turns = sum(pool.map(send, conversations))
     seconds = time.perf_counter() - started
-    return {"turns": turns, "seconds": round(seconds, 2),
+    return {"turns": turns, "clients": clients, "seconds": round(seconds, 2),
             "turns_per_second": round(turns / seconds, 1)}
 
 
@@ -176,7 +185,9 @@ def report(results: dict, ks: list[int]) -> str:
         f"categories 1–4; category 5 reported apart). Model: {results['model']}. "
         f"Hardware: {results['hardware']['cpu']}, {results['hardware']['cores']} cores.",
         f"Engram ingest: {results['ingest']['turns']} turns in {results['ingest']['seconds']} s "
-        f"= {results['ingest']['turns_per_second']} turns/s ({results['extractor']}).",
+        f"= {results['ingest']['turns_per_second']} turns/s ({results['extractor']}, one "
+        f"client); {results['ingest_concurrent']['turns_per_second']} turns/s with "
+        f"{results['ingest_concurrent']['clients']} clients at once (one per conversation).",
         "",
         "| system | " + " | ".join(f"recall_frac@{k}" for k in ks) + " | recall_all@10 | "
         "words@10 | sources/memory@10 | p50 ms | p95 ms | p50 vs Engram |",
@@ -231,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
             runs = [SystemRun("engram", *timed(engram_search(runtime, depth), asks))]
         finally:
             runtime.close()
+    with tempfile.TemporaryDirectory() as tmp:  # the same turns again, one client per user
+        runtime = build_local_runtime(Settings.from_env(data_dir=Path(tmp)), embedder=embedder)
+        try:
+            concurrent_stats = ingest(runtime, conversations, clients=len(conversations))
+        finally:
+            runtime.close()
     for name, search in baseline_searches(conversations, embedder, depth).items():
         runs.append(SystemRun(name, *timed(search, asks)))
 
@@ -241,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "extractor": "rule-based extractor",
         "hardware": hardware(),
         "ingest": ingest_stats,
+        "ingest_concurrent": concurrent_stats,
         "systems": {run.name: metrics(run, questions, ks) for run in runs},
     }
     args.out.mkdir(parents=True, exist_ok=True)

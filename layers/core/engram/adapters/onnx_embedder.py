@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,23 +70,24 @@ class OnnxMiniLMEmbedder:
     """L2-normalised float32 vectors from an exported all-MiniLM-L6-v2.
 
     `model_path` is an .onnx file (tokenizer.json beside it) or a directory holding
-    model.onnx. Nothing is read until the first embed() or warm_up(). Safe to share between
-    threads: tokenising runs concurrently, the forward passes take turns (each already
-    spreads over `threads` cores), so a short query waits for at most one pass of a long
-    ingest rather than for all of it. A pass holds `batch_size` packed rows. `threads`
-    defaults to the cores this process may use; onnxruntime's threads do not busy-wait
-    between operators unless `spin` (busy-waiting is slightly faster on an idle machine,
-    far slower on a shared one)."""
+    model.onnx. Nothing is read until the first embed() or warm_up(). A pass holds
+    `batch_size` packed rows and runs on one core; up to `threads` passes run at once (from
+    one call or from several), so the cores work on whole passes instead of splitting each
+    operator of one pass between them: no waiting on each other between operators, and one
+    caller's numpy work overlaps another's pass. Safe to share between threads; a short
+    query waits for at most one pass of a long ingest rather than for all of it. `threads`
+    defaults to the cores this process may use."""
 
     dimension = DIMENSION
-    # Rows of ROW_TOKENS per pass (~30 memory texts). int8 activations get one scale per
-    # pass, so smaller passes quantise finer: LoCoMo recall_frac@10 0.791 at 8 rows against
-    # 0.787 at 32, at the same ingest speed.
-    batch_size = 8
+    # At most this many rows of ROW_TOKENS per pass (~15 memory texts). int8 activations get
+    # one scale per pass, so smaller passes quantise finer: LoCoMo recall_frac@10 0.791 at 8
+    # rows against 0.787 at 32 (one pass on two cores then); with a core per pass, 4 rows
+    # gave 0.804 against 0.802 at 8, and embedded LoCoMo's ingest texts in 6.5 s against 6.9.
+    batch_size = 4
     max_seq_length = MAX_SEQ_LENGTH
 
     def __init__(self, model_path: Path, threads: int | None = None,
-                 batch_size: int | None = None, spin: bool = False):
+                 batch_size: int | None = None):
         path = Path(model_path)
         self.model_path = path / FP32_FILE if path.is_dir() else path
         self.tokenizer_path = self.model_path.parent / TOKENIZER_FILE
@@ -93,7 +95,6 @@ class OnnxMiniLMEmbedder:
         # int8 vectors are close to the fp32 ones but not equal: keep them apart in indexes.
         self.model_name = f"{MODEL_NAME}-int8" if self.int8 else MODEL_NAME
         self._threads = threads or _core_count()
-        self._spin = spin
         if batch_size is not None:
             if batch_size < 1:
                 raise ValueError("batch_size must be at least 1")
@@ -101,7 +102,7 @@ class OnnxMiniLMEmbedder:
         self._session: onnxruntime.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
         self._load_lock = threading.Lock()
-        self._run_lock = threading.Lock()
+        self._cores = threading.BoundedSemaphore(self._threads)  # passes running at once
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 rows, one per text, in the order given."""
@@ -115,27 +116,21 @@ class OnnxMiniLMEmbedder:
         lengths = [len(e.ids) for e in encodings]
         rows = _pack(lengths, ROW_TOKENS)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(rows), self.batch_size):
-            group = rows[start:start + self.batch_size]
-            width = max(sum(lengths[i] for i in row) for row in group)
-            ids = np.zeros((len(group), width), dtype=np.int64)
-            segments = np.zeros((len(group), width), dtype=np.int64)  # 0: padding
-            positions = np.zeros((len(group), width), dtype=np.int64)
-            spans = []  # (text, row, first token, tokens)
-            for r, row in enumerate(group):
-                column = 0
-                for segment, i in enumerate(row, start=1):
-                    n = lengths[i]
-                    ids[r, column:column + n] = encodings[i].ids
-                    segments[r, column:column + n] = segment
-                    positions[r, column:column + n] = np.arange(n)
-                    spans.append((i, r, column, n))
-                    column += n
-            feed = {"input_ids": ids, "segment_ids": segments, "position_ids": positions}
-            with self._run_lock:
+        groups = _passes(rows, self.batch_size, self._threads)
+
+        def run(group: list[list[int]]) -> None:
+            feed, spans = _feed(group, lengths, encodings)
+            with self._cores:
                 hidden = session.run([OUTPUT_NAME], feed)[0]
             for i, r, column, n in spans:
                 out[i] = hidden[r, column:column + n].mean(axis=0)
+
+        if len(groups) == 1:
+            run(groups[0])
+        else:
+            with ThreadPoolExecutor(min(self._threads, len(groups)),
+                                    thread_name_prefix="embed") as pool:
+                list(pool.map(run, groups))  # re-raises a pass's error here
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.clip(norms, 1e-12, None)
 
@@ -167,11 +162,9 @@ class OnnxMiniLMEmbedder:
         tokenizer.no_padding()
         tokenizer.enable_truncation(self.max_seq_length)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self._threads
+        options.intra_op_num_threads = 1  # one core per pass; passes run side by side
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.add_session_config_entry("session.intra_op.allow_spinning",
-                                         "1" if self._spin else "0")
         session = onnxruntime.InferenceSession(str(self.model_path), options,
                                                providers=["CPUExecutionProvider"])
         inputs = tuple(i.name for i in session.get_inputs())
@@ -182,6 +175,41 @@ class OnnxMiniLMEmbedder:
                 f"{' --int8' if self.int8 else ''}`")
         self._tokenizer = tokenizer
         self._session = session  # last: _loaded() checks it without the lock
+
+
+def _passes(rows: list[list[int]], batch_size: int, workers: int) -> list[list[list[int]]]:
+    """Rows split into passes of at most `batch_size`, as evenly as the workers need: 25
+    rows for 2 workers at 8 rows a pass make 4 passes of 6-7 rows, not 8+8+8+1 (the last
+    pass would run with the other core idle)."""
+    count = max(1, -(-len(rows) // batch_size))
+    if count > 1:
+        count = -(-count // workers) * workers
+    size, extra = divmod(len(rows), count)
+    bounds = [0]
+    for k in range(count):
+        bounds.append(bounds[-1] + size + (k < extra))
+    return [rows[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def _feed(group: list[list[int]], lengths: Sequence[int], encodings: Sequence[Any]
+          ) -> tuple[dict[str, np.ndarray], list[tuple[int, int, int, int]]]:
+    """The inputs of one pass over packed rows, and where each text's tokens are in it:
+    (text, row, first token, tokens)."""
+    width = max(sum(lengths[i] for i in row) for row in group)
+    ids = np.zeros((len(group), width), dtype=np.int64)
+    segments = np.zeros((len(group), width), dtype=np.int64)  # 0: padding
+    positions = np.zeros((len(group), width), dtype=np.int64)
+    spans = []
+    for r, row in enumerate(group):
+        column = 0
+        for segment, i in enumerate(row, start=1):
+            n = lengths[i]
+            ids[r, column:column + n] = encodings[i].ids
+            segments[r, column:column + n] = segment
+            positions[r, column:column + n] = np.arange(n)
+            spans.append((i, r, column, n))
+            column += n
+    return {"input_ids": ids, "segment_ids": segments, "position_ids": positions}, spans
 
 
 def _pack(lengths: Sequence[int], row_tokens: int) -> list[list[int]]:

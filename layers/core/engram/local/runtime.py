@@ -149,8 +149,7 @@ def local_embedder(settings: Settings) -> OnnxMiniLMEmbedder | MiniLMEmbedder:
         return MiniLMEmbedder()
     int8 = settings.embedder == "onnx-int8"
     model = export_minilm_onnx(settings.model_dir, quantize=int8)  # a no-op once exported
-    # All usable cores, threads not spinning between operators (bench.embedders: 762 vs 684
-    # short texts/s for two threads vs one on a loaded 2-core machine; spinning halved it).
+    # All usable cores, one forward pass on each (see OnnxMiniLMEmbedder).
     return OnnxMiniLMEmbedder(model)
 
 
