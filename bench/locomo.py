@@ -19,8 +19,9 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,19 @@ def hardware() -> dict:
                 if line.startswith("model name")), platform.processor())
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "machine": platform.machine()}
+
+
+@contextmanager
+def fresh_runtime(embedder: Embedder) -> Iterator[LocalRuntime]:
+    """The services `engram serve` runs, on an empty temporary data directory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings.from_env(data_dir=Path(tmp))
+        settings.api_keys = {"bench-key": TENANT}
+        runtime = build_local_runtime(settings, embedder=embedder)
+        try:
+            yield runtime
+        finally:
+            runtime.close()
 
 
 def ingest(runtime: LocalRuntime, conversations: list[Conversation], clients: int = 1
@@ -231,23 +245,13 @@ def main(argv: list[str] | None = None) -> int:
                 asks.append((conv.sample_id, q.question))
                 questions.append(q)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings.from_env(data_dir=Path(tmp))
-        settings.api_keys = {"bench-key": TENANT}
-        embedder = local_embedder(settings)  # what `engram serve` runs (ENGRAM_EMBEDDER)
-        embedder.warm_up()
-        runtime = build_local_runtime(settings, embedder=embedder)
-        try:
-            ingest_stats = ingest(runtime, conversations)
-            runs = [SystemRun("engram", *timed(engram_search(runtime, depth), asks))]
-        finally:
-            runtime.close()
-    with tempfile.TemporaryDirectory() as tmp:  # the same turns again, one client per user
-        runtime = build_local_runtime(Settings.from_env(data_dir=Path(tmp)), embedder=embedder)
-        try:
-            concurrent_stats = ingest(runtime, conversations, clients=len(conversations))
-        finally:
-            runtime.close()
+    embedder = local_embedder(Settings.from_env())  # what `engram serve` runs (ENGRAM_EMBEDDER)
+    embedder.warm_up()
+    with fresh_runtime(embedder) as runtime:
+        ingest_stats = ingest(runtime, conversations)
+        runs = [SystemRun("engram", *timed(engram_search(runtime, depth), asks))]
+    with fresh_runtime(embedder) as runtime:  # the same turns again, one client per user
+        concurrent_stats = ingest(runtime, conversations, clients=len(conversations))
     for name, search in baseline_searches(conversations, embedder, depth).items():
         runs.append(SystemRun(name, *timed(search, asks)))
 

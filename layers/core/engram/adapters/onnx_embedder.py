@@ -128,6 +128,8 @@ class OnnxMiniLMEmbedder:
         if len(groups) == 1:
             run(groups[0])
         else:
+            # A pool per call, not one shared: a shared queue would put a query's pass
+            # behind every queued pass of a long ingest; here it waits on _cores only.
             with ThreadPoolExecutor(min(self._threads, len(groups)),
                                     thread_name_prefix="embed") as pool:
                 list(pool.map(run, groups))  # re-raises a pass's error here
