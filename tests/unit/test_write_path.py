@@ -260,3 +260,26 @@ def test_a_claim_left_in_progress_by_a_dead_process_is_forgotten_at_start(tmp_pa
     assert layer._get_record("k2").status == "COMPLETED"
     layer._put_record(DataRecord("k1", status="INPROGRESS", expiry_timestamp=far))
     store.close()
+
+
+def test_a_search_racing_the_task_that_retires_its_turn_still_finds_the_fact(call, runtime):
+    """The index answers with the fast-path turn; before the turn is read back, its task
+    completes (new memory indexed, turn retired). The search must not come back empty."""
+    held = []
+    runtime.services.ingest.workflow = type("Held", (), {
+        "start": lambda self, ref, attempt=1: held.append(ref)})()
+    status, _ = call("add/message", add("racer", "My dog is called Rex"))
+    assert status == 200 and len(held) == 1
+    index = runtime.services.search.index
+    answer = index.search_groups
+
+    def answer_then_complete(*args, **kwargs):
+        hits = answer(*args, **kwargs)
+        if held:
+            runtime.workflow.run(held.pop())  # the task finishes in between
+        return hits
+
+    index.search_groups = answer_then_complete
+    status, body = call("search/memory", {"query": "dog Rex", "user_id": "racer"})
+    values = [m["memory_value"] for m in body["data"]["memory_detail_list"]]
+    assert any("Rex" in v for v in values), values
