@@ -16,7 +16,10 @@ from engram.aws.runtime import aws_runtime
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold user memories
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle_request(event, context, aws_runtime().api)
+    runtime = aws_runtime()
+    # an add's idempotency claim lapses with this invocation's time, should it die
+    runtime.accept_once.register_lambda_context(context)
+    return handle_request(event, context, runtime.api)
 
 
 def handle_request(event: dict[str, Any], context: LambdaContext,

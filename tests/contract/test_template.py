@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from engram.adapters.dynamodb_tables import table_definitions
 from engram.aws.events import (
     ContentJobTaskInput,
+    ExecutionStatusChange,
     FailedStepInput,
     IngestQueueRecord,
     OcrCompletionRecord,
@@ -406,6 +407,8 @@ def test_every_event_parses_with_its_model(function, scenario):
         TranscribeJobStateChange.model_validate(event)
     elif function == "collect_content":
         CollectContentInput.model_validate(event)
+    elif function == "execution_ended":
+        assert ExecutionStatusChange.model_validate(event).detail.input is not None
     else:
         assert function in ("parse", "extract", "dedupe", "index"), function
         TaskRef.model_validate(event)

@@ -29,7 +29,6 @@ from engram.aws.steps import run_step
 from engram.errors import PermanentError, RetryableError
 from engram.models.domain import Role, Task, TaskRef, TaskStatus
 from engram.models.pipeline import IngestJob, request_key
-from engram.services.ingest import new_message_id
 from engram.services.keys import hash_key
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -52,7 +51,7 @@ def put_event_task(stack: MotoStack, text: str) -> None:
     """The task the step and get/status events point at, as the API would have left it."""
     ref = EVENT_REF
     record = dict(tenant_id=ref.tenant_id, user_id=ref.user_id, conversation_id="c1",
-                  message_id=new_message_id(), seq=0, role=Role.user, text=text,
+                  message_id="msg-event-1", seq=0, role=Role.user, text=text,
                   task_id=ref.task_id)
     job = IngestJob(task_id=ref.task_id, tenant_id=ref.tenant_id, user_id=ref.user_id,
                     conversation_id="c1", messages=[record])
@@ -90,6 +89,47 @@ def test_api_async_add_stores_the_request_starts_the_workflow_and_is_searchable(
     assert status == 200, body
     values = [m["memory_value"] for m in body["data"]["memory_detail_list"]]
     assert any("green tea" in v for v in values), values
+
+
+def keyed_add(key: str, text: str = "I like green tea") -> dict:
+    event = load_event("api", "add_message_async")
+    event["headers"]["Idempotency-Key"] = key
+    event["multiValueHeaders"]["Idempotency-Key"] = [key]
+    event["body"] = json.dumps({"user_id": "u-keyed", "conversation_id": "c1",
+                                "messages": [{"role": "user", "content": text}]})
+    return event
+
+
+def test_api_add_with_an_idempotency_key_runs_once(stack):
+    answers = [invoke("api", keyed_add("order-1")) for _ in range(3)]
+    assert {a["statusCode"] for a in answers} == {200}
+    task_ids = {json.loads(a["body"])["data"]["task_id"] for a in answers}
+    assert len(task_ids) == 1
+    assert [e["name"] for e in stack.executions()] == list(task_ids)
+    (messages,) = [stack.runtime.services.memories.conversation(TENANT, "u-keyed", "c1", 10)]
+    assert len(messages) == 1
+
+    other = invoke("api", keyed_add("order-1", "something else"))
+    assert other["statusCode"] == 422 and "Idempotency-Key" in json.loads(other["body"])["message"]
+
+
+def test_an_add_retried_after_start_execution_failed_finds_its_task(stack, monkeypatch):
+    """StartExecution fails after the task row is written; the client retries with the
+    same key: the same task, started this time, and no second task or message."""
+    workflow = stack.runtime.services.ingest.workflow
+    real = workflow._sfn
+    failing = type("Down", (), {"start_execution": lambda self, **kw: (_ for _ in ()).throw(
+        throttled()), "exceptions": real.exceptions})()
+    monkeypatch.setattr(workflow, "_sfn", failing)
+    first = invoke("api", keyed_add("retry-1"))
+    assert first["statusCode"] == 500
+    monkeypatch.setattr(workflow, "_sfn", real)
+    second = invoke("api", keyed_add("retry-1"))
+    assert second["statusCode"] == 200, second["body"]
+    task_id = json.loads(second["body"])["data"]["task_id"]
+    assert [e["name"] for e in stack.executions()] == [task_id]
+    assert stack.task(task_id).status == TaskStatus.waiting
+    assert len(stack.runtime.services.memories.conversation(TENANT, "u-keyed", "c1", 10)) == 1
 
 
 def test_api_sync_add_runs_the_pipeline_inline(stack):
@@ -282,6 +322,28 @@ def test_mark_failed_writes_the_reason(stack, scenario, reason):
     task = stack.task(EVENT_REF.task_id)
     assert task.status == TaskStatus.failed
     assert task.error.startswith("pipeline: ") and reason in task.error
+
+
+@pytest.mark.parametrize("scenario, status", [("aborted", "ABORTED"),
+                                              ("timed_out", "TIMED_OUT")])
+def test_an_execution_ended_outside_the_catch_fails_its_task(stack, scenario, status):
+    put_event_task(stack, "anything")
+    event = load_event("execution_ended", scenario)
+    assert invoke("execution_ended", event) == {"task_id": EVENT_REF.task_id, "changed": True}
+    task = stack.task(EVENT_REF.task_id)
+    assert task.status == TaskStatus.failed and status in task.error
+    # a redelivery, or the end of an execution whose task finished, changes nothing
+    assert invoke("execution_ended", event)["changed"] is False
+    assert stack.task(EVENT_REF.task_id).error == task.error
+
+
+def test_an_ended_execution_of_a_completed_task_leaves_it_completed(stack):
+    put_event_task(stack, "anything")
+    task = stack.task(EVENT_REF.task_id)
+    task.status = TaskStatus.completed
+    stack.runtime.pipeline.tasks.save(task)
+    assert invoke("execution_ended", load_event("execution_ended", "aborted"))["changed"] is False
+    assert stack.task(EVENT_REF.task_id).status == TaskStatus.completed
 
 
 # --- error classification and the factory ----------------------------------------------------

@@ -151,12 +151,15 @@ def test_a_stale_writer_cannot_put_a_finished_task_back_to_running(tables):
     assert store.get("t1", task.task_id).status == TaskStatus.completed
 
 
-def test_creating_a_task_twice_is_refused(tables):
+def test_creating_a_task_twice_leaves_the_first_row(tables):
+    """A retried accept (same idempotency key, same task id) finds the first task."""
     store = DynamoTaskStore(tables["tasks"])
     task = Task(tenant_id="t1", user_id="u1")
-    store.create(task)
-    with pytest.raises(TaskWriteConflict, match="already exists"):
-        store.create(task)
+    assert store.create(task) is True
+    again = task.model_copy(update={"status": TaskStatus.running, "message_count": 9})
+    assert store.create(again) is False
+    stored = store.get("t1", task.task_id)
+    assert stored.status == TaskStatus.waiting and stored.message_count == 0
 
 
 # --- API keys -----------------------------------------------------------------------
@@ -179,8 +182,26 @@ def test_conversation_reads_the_last_messages_oldest_first(records):
 
     assert [m.seq for m in records.list_conversation("t1", "u1", "c1", 5)] == [35, 36, 37, 38, 39]
     assert len(records.list_conversation("t1", "u1", "c1", 1000)) == 40
-    assert records.next_seq("t1", "u1", "c1") == 40
-    assert records.next_seq("t1", "u1", "c2") == 0
+    assert records.list_conversation("t1", "u1", "c2", 10) == []
+
+
+def test_a_message_is_keyed_by_its_id_and_ordered_by_its_time(records):
+    """Concurrent adds to one conversation never share a key; a message id written again
+    replaces its row (and arrives anew); chat_time orders before arrival."""
+    records.add_many([message(0, text="first writer"), message(1)])
+    second = message(0, text="second writer")
+    second.message_id, second.create_time = "m-second", second.create_time + 1
+    records.add_many([second])
+    again = message(1, text="turn 1, sent again")
+    again.create_time += 2
+    records.add_many([again])
+    late = message(3, text="said earliest, sent last")
+    late.chat_time = 1
+    records.add_many([late])
+
+    listed = records.list_conversation("t1", "u1", "c1", 10)
+    assert [m.text for m in listed] == ["said earliest, sent last", "first writer",
+                                        "second writer", "turn 1, sent again"]
 
 
 def test_ids_with_separators_never_share_a_key(records):
@@ -190,7 +211,6 @@ def test_ids_with_separators_never_share_a_key(records):
                       message(0, tenant="a#U#b", user="c"), message(0, tenant="a", user="b#U#c")])
 
     assert [m.conversation_id for m in records.list_conversation("t1", "u1", "c", 10)] == ["c"]
-    assert records.next_seq("t1", "u1", "c") == 1
     assert [m.tenant_id for m in records.list_conversation("a#U#b", "c", "c1", 10)] == ["a#U#b"]
     assert [m.tenant_id for m in records.list_conversation("a", "b#U#c", "c1", 10)] == ["a"]
 
@@ -320,6 +340,8 @@ def test_the_record_store_answers_as_the_sqlite_store_does(records, tmp_path):
         for i in range(24)
     ] + [memory("elsewhere", user="u2")]
     messages = [message(i, conversation=f"c{i % 2}") for i in range(12)]
+    for i, m in enumerate(messages[:6]):  # told when they were said: that order comes first
+        m.chat_time = T0 - i
     where_options = [None, compile_filter({"tags": {"contains": "travel"}}),
                      compile_filter({"or": [{"agent_id": "a1"}, {"scene": "s0"}]})]
     for store in (sqlite, records):
@@ -338,7 +360,7 @@ def test_the_record_store_answers_as_the_sqlite_store_does(records, tmp_path):
                     page = store.list_active("t1", "u1", types, offset, limit, where)
                     yield [m.id for m in page.items], page.total
         yield [m.message_id for m in store.list_conversation("t1", "u1", "c1", 4)]
-        yield store.next_seq("t1", "u1", "c0"), store.next_seq("t1", "u1", "c9")
+        yield [m.message_id for m in store.list_conversation("t1", "u1", "c0", 10)]
 
     assert list(answers(records)) == list(answers(sqlite))
     sqlite.close()

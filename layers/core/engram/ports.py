@@ -3,13 +3,14 @@ DynamoDB/S3/OpenSearch on AWS. Services never import an adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel
 
+from engram.models.api import AddMessageData
 from engram.models.domain import (
     Candidate,
     Memory,
@@ -74,7 +75,11 @@ class UrlFetcher(Protocol):
 
 
 class TaskStore(Protocol):
-    def create(self, task: Task) -> None: ...
+    def create(self, task: Task) -> bool:
+        """Store a new task. False when a task with its id exists already (an accept
+        retried under the same idempotency key got this far before): that one is left
+        as it is."""
+        ...
 
     def get(self, tenant_id: str, task_id: str) -> Task | None: ...
 
@@ -82,13 +87,18 @@ class TaskStore(Protocol):
 
 
 class MessageStore(Protocol):
-    def add_many(self, messages: Sequence[MessageRecord]) -> None: ...
+    def add_many(self, messages: Sequence[MessageRecord]) -> None:
+        """Raw messages, keyed by (tenant, user, conversation, message id): writers of one
+        conversation never overwrite each other, and a message id written again (a
+        replay) replaces its own row, never adds one."""
+        ...
 
     def list_conversation(
         self, tenant_id: str, user_id: str, conversation_id: str, limit: int
-    ) -> list[MessageRecord]: ...
-
-    def next_seq(self, tenant_id: str, user_id: str, conversation_id: str) -> int: ...
+    ) -> list[MessageRecord]:
+        """The last `limit` messages, oldest first: by event time (chat_time, or when the
+        message arrived), then arrival."""
+        ...
 
     def delete_user(self, tenant_id: str, user_id: str) -> int: ...
 
@@ -275,6 +285,15 @@ class ApiKeyStore(Protocol):
     def tenant_for(self, key_hash: str) -> str | None: ...
 
     def count(self) -> int: ...
+
+
+class AcceptOnce(Protocol):
+    """Runs an accept once per (tenant, idempotency key) within the replay window (24 h):
+    a replay gets the first answer; the same key with a different request (another
+    `fingerprint`) is an Unprocessable error, and one still being accepted a Conflict."""
+
+    def run(self, tenant_id: str, key: str, fingerprint: str,
+            accept: Callable[[], AddMessageData]) -> AddMessageData: ...
 
 
 class WorkflowStarter(Protocol):

@@ -5,7 +5,7 @@ Three tables, each built from `table_definitions()` (the SAM template copies the
 
 tasks     pk TENANT#<tenant>  sk TASK#<task id>    body, status, update_time, expires_at (TTL)
 api_keys  pk <sha-256 of the key>                  tenant_id, label, create_time
-records   message  pk T#<tenant>#U#<user>  sk MSG#<conversation>#<seq:010d>
+records   message  pk T#<tenant>#U#<user>  sk MSG#<conversation>#<message id>
           memory   pk T#<tenant>#M#<id>    sk MEMORY
             GSI by_user  user_key T#<tenant>#U#<user>
                          user_order <status>#<create_time:013d>#<id>
@@ -105,14 +105,15 @@ class DynamoTaskStore:
     def __init__(self, table: Any):
         self._table = table  # a boto3 DynamoDB Table resource
 
-    def create(self, task: Task) -> None:
+    def create(self, task: Task) -> bool:
         try:
             self._table.put_item(Item=self._item(task),
                                  ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
-            raise TaskWriteConflict(f"task {task.task_id} already exists") from None
+            return False  # a retried accept: the first one's row stays as it is
+        return True
 
     def get(self, tenant_id: str, task_id: str) -> Task | None:
         item = self._table.get_item(Key=_task_key(tenant_id, task_id),
@@ -189,7 +190,7 @@ class DynamoRecordStore:
     def add_many(self, messages: Sequence[MessageRecord]) -> None:
         _batch_write(self._table, [{"PutRequest": {"Item": {
             "pk": _user_key(m.tenant_id, m.user_id),
-            "sk": _message_sort_key(m.conversation_id, m.seq),
+            "sk": _message_sort_key(m.conversation_id, m.message_id),
             "message_id": m.message_id,
             **_body(m.model_dump_json()),
         }}} for m in messages])
@@ -197,20 +198,17 @@ class DynamoRecordStore:
     def list_conversation(
         self, tenant_id: str, user_id: str, conversation_id: str, limit: int
     ) -> list[MessageRecord]:
-        """The last `limit` messages, oldest first."""
+        """The last `limit` messages, oldest first. The sort key names a message, not its
+        place, so the conversation is read whole and ordered here (by event time, then
+        arrival: create time and place in its request)."""
         if limit <= 0:
             return []
-        items = _query(self._table, limit=limit, ScanIndexForward=False, ConsistentRead=True,
+        items = _query(self._table, ConsistentRead=True,
                        KeyConditionExpression=Key("pk").eq(_user_key(tenant_id, user_id))
                        & Key("sk").begins_with(_conversation_prefix(conversation_id)))
-        return [MessageRecord.model_validate_json(_read_body(i)) for i in reversed(items)]
-
-    def next_seq(self, tenant_id: str, user_id: str, conversation_id: str) -> int:
-        last = _query(self._table, limit=1, ScanIndexForward=False, ConsistentRead=True,
-                      ProjectionExpression="sk",
-                      KeyConditionExpression=Key("pk").eq(_user_key(tenant_id, user_id))
-                      & Key("sk").begins_with(_conversation_prefix(conversation_id)))
-        return int(last[0]["sk"].rsplit("#", 1)[1]) + 1 if last else 0
+        messages = [MessageRecord.model_validate_json(_read_body(i)) for i in items]
+        messages.sort(key=lambda m: (m.event_time, m.create_time, m.seq, m.message_id))
+        return messages[-limit:]
 
     def delete_user(self, tenant_id: str, user_id: str) -> int:
         keys = _query(self._table, ConsistentRead=True, ProjectionExpression="pk, sk",
@@ -288,8 +286,8 @@ def _conversation_prefix(conversation_id: str) -> str:
     return f"MSG#{_part(conversation_id)}#"
 
 
-def _message_sort_key(conversation_id: str, seq: int) -> str:
-    return f"{_conversation_prefix(conversation_id)}{seq:010d}"
+def _message_sort_key(conversation_id: str, message_id: str) -> str:
+    return f"{_conversation_prefix(conversation_id)}{_part(message_id)}"
 
 
 def _memory_key(tenant_id: str, memory_id: str) -> dict[str, str]:

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from engram.models.domain import Memory, MemoryStatus, MemoryType, MessageRecord, Task, now_ms
 from engram.models.filters import FilterNode
@@ -25,8 +33,9 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE TABLE IF NOT EXISTS messages (
     tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, conversation_id TEXT NOT NULL,
-    seq INTEGER NOT NULL, message_id TEXT NOT NULL, body TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, user_id, conversation_id, seq)
+    message_id TEXT NOT NULL, event_time INTEGER NOT NULL, arrival_time INTEGER NOT NULL,
+    position INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, user_id, conversation_id, message_id)
 );
 CREATE TABLE IF NOT EXISTS memories (
     tenant_id TEXT NOT NULL, id TEXT NOT NULL, user_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -36,11 +45,21 @@ CREATE TABLE IF NOT EXISTS memories (
 );
 CREATE INDEX IF NOT EXISTS memories_by_user ON memories (tenant_id, user_id, status, memory_type);
 CREATE INDEX IF NOT EXISTS memories_by_hash ON memories (tenant_id, user_id, content_hash);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, status TEXT NOT NULL, expiry INTEGER NOT NULL,
+    in_progress_expiry INTEGER, response TEXT, payload_hash TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_in_order
+    ON messages (tenant_id, user_id, conversation_id, event_time);
 """
+MESSAGES_TABLE = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS messages"):
+                        SCHEMA.index("CREATE TABLE IF NOT EXISTS memories")]
+SCHEMA_VERSION = 1  # 1: messages keyed by message id (0 keyed them by a sequence number)
 
 
 class SqliteStore:
-    """Implements TaskStore, MessageStore, MemoryStore and ApiKeyStore."""
+    """Implements TaskStore, MessageStore, MemoryStore and ApiKeyStore (and keeps the
+    idempotency records of SqliteIdempotencyLayer)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,7 +67,27 @@ class SqliteStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        with self._lock:
+            self._migrate()
+            self._db.executescript(SCHEMA)
+
+    def _migrate(self) -> None:
+        """Version 0 keyed messages by (conversation, seq): its rows move to the new table
+        in their old order (seq), keeping their ids; nothing is dropped before it is copied."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(messages)")]
+        if version < 1 and "seq" in columns:
+            self._db.execute("BEGIN")
+            self._db.execute("ALTER TABLE messages RENAME TO messages_v0")
+            self._db.execute(MESSAGES_TABLE)
+            rows = self._db.execute("SELECT body FROM messages_v0 ORDER BY tenant_id, "
+                                    "user_id, conversation_id, seq").fetchall()
+            self._db.executemany(
+                "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [_message_row(MessageRecord.model_validate_json(r[0])) for r in rows])
+            self._db.execute("DROP TABLE messages_v0")
+            self._db.execute("COMMIT")
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -83,9 +122,11 @@ class SqliteStore:
         return self._read("SELECT COUNT(*) FROM api_keys", ())[0][0]
 
     # --- tasks ----------------------------------------------------------------------
-    def create(self, task: Task) -> None:
-        self._write("INSERT INTO tasks VALUES (?, ?, ?)",
-                    [(task.tenant_id, task.task_id, task.model_dump_json())])
+    def create(self, task: Task) -> bool:
+        with self._lock:
+            cur = self._db.execute("INSERT OR IGNORE INTO tasks VALUES (?, ?, ?)",
+                                   (task.tenant_id, task.task_id, task.model_dump_json()))
+            return cur.rowcount == 1
 
     def get(self, tenant_id: str, task_id: str) -> Task | None:
         rows = self._read("SELECT body FROM tasks WHERE tenant_id = ? AND task_id = ?",
@@ -105,24 +146,17 @@ class SqliteStore:
 
     # --- messages -------------------------------------------------------------------
     def add_many(self, messages: Sequence[MessageRecord]) -> None:
-        self._write(
-            "INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?)",
-            [(m.tenant_id, m.user_id, m.conversation_id, m.seq, m.message_id,
-              m.model_dump_json()) for m in messages],
-        )
-
-    def next_seq(self, tenant_id: str, user_id: str, conversation_id: str) -> int:
-        rows = self._read(
-            "SELECT MAX(seq) FROM messages WHERE tenant_id = ? AND user_id = ? "
-            "AND conversation_id = ?", (tenant_id, user_id, conversation_id))
-        return 0 if rows[0][0] is None else rows[0][0] + 1
+        self._write("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_message_row(m) for m in messages])
 
     def list_conversation(
         self, tenant_id: str, user_id: str, conversation_id: str, limit: int
     ) -> list[MessageRecord]:
+        order = "event_time {0}, arrival_time {0}, position {0}, message_id {0}"
         rows = self._read(
-            "SELECT body FROM (SELECT body, seq FROM messages WHERE tenant_id = ? AND user_id = ? "
-            "AND conversation_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
+            "SELECT body FROM (SELECT * FROM messages "
+            "WHERE tenant_id = ? AND user_id = ? AND conversation_id = ? "
+            f"ORDER BY {order.format('DESC')} LIMIT ?) ORDER BY {order.format('ASC')}",
             (tenant_id, user_id, conversation_id, limit))
         return [MessageRecord.model_validate_json(r[0]) for r in rows]
 
@@ -183,3 +217,70 @@ class SqliteStore:
     def erase(self, tenant_id: str, ids: Sequence[str]) -> None:
         self._write("DELETE FROM memories WHERE tenant_id = ? AND id = ?",
                     [(tenant_id, i) for i in ids])
+
+
+def _message_row(m: MessageRecord) -> tuple:
+    """Ordered by when it was said (chat_time, else when it arrived), then arrival: the
+    time of its add and its place in it."""
+    return (m.tenant_id, m.user_id, m.conversation_id, m.message_id, m.event_time,
+            m.create_time, m.seq, m.model_dump_json())
+
+
+class SqliteIdempotencyLayer(BasePersistenceLayer):
+    """Powertools idempotency records in the store's SQLite file: the local twin of its
+    DynamoDBPersistenceLayer, with the same conditions (a record may be claimed when
+    absent, expired, or in progress past its in-progress expiry)."""
+
+    def __init__(self, store: SqliteStore):
+        super().__init__()
+        self._store = store
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        rows = self._store._read(
+            "SELECT status, expiry, in_progress_expiry, response, payload_hash "
+            "FROM idempotency WHERE key = ?", (idempotency_key,))
+        if not rows:
+            raise IdempotencyItemNotFoundError
+        status, expiry, in_progress_expiry, response, payload_hash = rows[0]
+        return DataRecord(idempotency_key=idempotency_key, status=status,
+                          expiry_timestamp=expiry,
+                          in_progress_expiry_timestamp=in_progress_expiry,
+                          response_data=response or "", payload_hash=payload_hash or "")
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        now = time.time()
+        with self._store._lock:
+            cur = self._store._db.execute(
+                "INSERT INTO idempotency VALUES (?, ?, ?, ?, NULL, ?) ON CONFLICT (key) DO "
+                "UPDATE SET status = excluded.status, expiry = excluded.expiry, "
+                "in_progress_expiry = excluded.in_progress_expiry, response = NULL, "
+                "payload_hash = excluded.payload_hash "
+                "WHERE idempotency.expiry < ? OR (idempotency.status = 'INPROGRESS' "
+                "AND idempotency.in_progress_expiry IS NOT NULL "
+                "AND idempotency.in_progress_expiry < ?)",
+                (data_record.idempotency_key, data_record.status, data_record.expiry_timestamp,
+                 data_record.in_progress_expiry_timestamp, data_record.payload_hash,
+                 int(now), int(now * 1000)))
+            if cur.rowcount == 0:
+                raise IdempotencyItemAlreadyExistsError
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self._store._write(
+            "UPDATE idempotency SET status = ?, expiry = ?, response = ?, payload_hash = ? "
+            "WHERE key = ?",
+            [(data_record.status, data_record.expiry_timestamp, data_record.response_data,
+              data_record.payload_hash, data_record.idempotency_key)])
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self._store._write("DELETE FROM idempotency WHERE key = ?",
+                           [(data_record.idempotency_key,)])
+
+    def forget_in_progress(self) -> int:
+        """At start: a claim still in progress belonged to a process that is gone (its
+        request never answered), so the client's retry may run it again; expired records
+        go too."""
+        with self._store._lock:
+            cur = self._store._db.execute(
+                "DELETE FROM idempotency WHERE status = 'INPROGRESS' OR expiry < ?",
+                (int(time.time()),))
+            return cur.rowcount

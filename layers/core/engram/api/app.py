@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from engram import __version__
+from engram.api.resolver import RequestScopedRestResolver
 from engram.api.routes import body_size
 from engram.api.routes.everos_memories import everos_memories_router
 from engram.api.routes.everos_objects import everos_objects_router
@@ -57,7 +58,7 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str]:
 
 
 def create_app(services: Services) -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = RequestScopedRestResolver(enable_validation=True)
     for router in (messages_router(services), tasks_router(services),
                    search_router(services), memories_router(services)):
         app.include_router(router, prefix=PREFIX)

@@ -181,3 +181,21 @@ class TranscribeJobStateChange(EventBridgeModel):
     """EventBridge's "Transcribe Job State Change" event (source aws.transcribe)."""
 
     detail: TranscribeJobStateDetail  # type: ignore[assignment]
+
+
+# --- workflow executions that ended outside the state machine's own Catch -------------
+
+class ExecutionStatusDetail(BaseModel):
+    executionArn: str
+    stateMachineArn: str
+    name: str
+    status: str  # RUNNING | SUCCEEDED | FAILED | TIMED_OUT | ABORTED | PENDING_REDRIVE
+    input: Json[TaskRef] | None = None  # the execution's input: the task's ref
+    cause: str | None = None
+    error: str | None = None
+
+
+class ExecutionStatusChange(EventBridgeModel):
+    """EventBridge's "Step Functions Execution Status Change" event (source aws.states)."""
+
+    detail: ExecutionStatusDetail  # type: ignore[assignment]

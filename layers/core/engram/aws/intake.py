@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
+from engram.adapters.idempotency import PowertoolsAcceptOnce
 from engram.aws.events import IntakeResult, QueuedAddMessage, S3ObjectCreated
 from engram.aws.observability import count
 from engram.errors import EngramError, PermanentError
@@ -115,7 +116,7 @@ class Intake:
     def queued_message(self, job: QueuedAddMessage) -> IntakeResult:
         """A queued add/message job, run as the API would run it (asynchronously). An
         invalid job raises: it is redelivered, then kept whole in the ingest DLQ."""
-        accepted = self.ingest.add_messages(job.tenant_id, job.request())
+        accepted = self.ingest.add_messages(job.tenant_id, job.request(), job.idempotency_key)
         count("TasksAccepted")
         return IntakeResult(task_id=accepted.task_id, status=accepted.status)
 
@@ -156,7 +157,9 @@ class IdempotentIntake:
     from the first config it sees."""
 
     def __init__(self, intake: Intake, inbox_store: BasePersistenceLayer,
-                 queue_store: BasePersistenceLayer, expires_after_seconds: int):
+                 queue_store: BasePersistenceLayer, expires_after_seconds: int,
+                 accept_once: PowertoolsAcceptOnce | None = None):
+        self._accept_once = accept_once  # the ingest service's own, under each accept
         self._configs = (
             IdempotencyConfig(event_key_jmespath="[bucket, key, sequencer]",
                               raise_on_no_idempotency_key=True,
@@ -178,3 +181,5 @@ class IdempotentIntake:
         """Lets an interrupted attempt's lock expire with the invocation's time left."""
         for config in self._configs:
             config.register_lambda_context(context)
+        if self._accept_once is not None:
+            self._accept_once.register_lambda_context(context)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engram.adapters.idempotency import PowertoolsAcceptOnce
 from engram.aws.intake import IdempotentIntake, Intake
 from engram.aws.settings import AwsSettings
 from engram.errors import EngramError
@@ -210,6 +211,7 @@ class AwsRuntime:
     clients: AwsClients
     services: Services
     pipeline: PipelineDeps
+    accept_once: PowertoolsAcceptOnce  # adds accepted once per idempotency key
 
     @cached_property
     def content_jobs(self) -> ContentJobs:
@@ -247,7 +249,8 @@ class AwsRuntime:
         plain = Intake(ingest=self.services.ingest, objects=self.pipeline.objects,
                        tasks=self.pipeline.tasks, bucket=self.settings.bucket)
         return IdempotentIntake(plain, inbox_store=store(), queue_store=store(),
-                                expires_after_seconds=self.settings.idempotency_seconds)
+                                expires_after_seconds=self.settings.idempotency_seconds,
+                                accept_once=self.accept_once)
 
 
 def build_api_key_service(settings: AwsSettings,
@@ -261,6 +264,8 @@ def build_api_key_service(settings: AwsSettings,
 
 def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = None,
                        clients: AwsClients | None = None) -> AwsRuntime:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     from engram.adapters.dynamodb_tables import DynamoRecordStore, DynamoTaskStore
     from engram.adapters.opensearch_index import OpenSearchMemoryIndex
     from engram.adapters.s3_object_store import S3ObjectStore
@@ -306,10 +311,17 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
     # async_mode (the default) starts the state machine; async_mode false runs the
     # same four steps inline in the API call, as `engram serve` does.
     workflow = StepFunctionsWorkflow(clients.stepfunctions, settings.state_machine_arn)
+    # The records share the intake's idempotency table: Powertools prefixes each key
+    # with the function that made it.
+    accept_once = PowertoolsAcceptOnce(
+        lambda: DynamoDBPersistenceLayer(table_name=settings.idempotency_table,
+                                         boto3_client=clients.dynamodb_client),
+        expires_after_seconds=settings.idempotency_seconds)
     ingest = IngestService(
         objects=objects, tasks=tasks, messages=records, memories=records, index=index,
         embedder=embedder, workflow=workflow, run_now=partial(run_pipeline, inline), limits=limits,
-        attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)))
+        attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)),
+        once=accept_once)
     search_service = SearchService(memories=records, index=index, embedder=embedder)
     memory_service = MemoryService(memories=records, messages=records, index=index,
                                    embedder=embedder, objects=objects)
@@ -321,7 +333,8 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
                              memory_service=memory_service, tasks=task_service,
                              limits=limits),
     )
-    return AwsRuntime(settings=settings, clients=clients, services=services, pipeline=pipeline)
+    return AwsRuntime(settings=settings, clients=clients, services=services, pipeline=pipeline,
+                      accept_once=accept_once)
 
 
 _lock = threading.Lock()

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from engram.aws.events import FailedStepInput
+from engram.aws.events import ExecutionStatusChange, FailedStepInput
 from engram.aws.observability import count
 from engram.errors import RetryableError
-from engram.models.domain import TaskRef
+from engram.models.domain import TaskRef, TaskStatus
 from engram.services.pipeline import PipelineDeps, mark_failed
 
 Step = Callable[[PipelineDeps, TaskRef], TaskRef]
@@ -77,3 +77,25 @@ def mark_step_failed(deps: PipelineDeps, event: dict[str, Any]) -> dict[str, Any
     mark_failed(deps, failed.ref(), failed.error.as_exception())
     count("TasksFailed")
     return failed.ref().model_dump()
+
+
+class ExecutionEnded(Exception):
+    """How a task's reason reads when its execution ended outside the ASL's Catch."""
+
+
+def close_ended_execution(deps: PipelineDeps, event: dict[str, Any]) -> dict[str, Any]:
+    """An execution aborted, timed out or failed where no Catch ran (an execution-level
+    timeout, StopExecution, a failing Catch target): a task it left waiting or running is
+    marked failed, so it can be seen and retried; a finished task is left as it is."""
+    change = ExecutionStatusChange.model_validate(event)
+    detail = change.detail
+    ref = detail.input
+    task = deps.tasks.get(ref.tenant_id, ref.task_id) if ref else None
+    if task is None or task.status not in (TaskStatus.waiting, TaskStatus.running):
+        return {"task_id": ref.task_id if ref else None, "changed": False}
+    reason = f"the workflow execution {detail.name} ended {detail.status}"
+    if detail.error or detail.cause:
+        reason += f" ({': '.join(p for p in (detail.error, detail.cause) if p)})"
+    mark_failed(deps, ref, ExecutionEnded(reason))
+    count("TasksFailed")
+    return {"task_id": ref.task_id, "changed": True}

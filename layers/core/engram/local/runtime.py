@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engram.adapters.file_object_store import FileObjectStore
+from engram.adapters.idempotency import FixedTimeLeft, PowertoolsAcceptOnce
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.adapters.local_uploads import (
     LocalUploadReceiver,
@@ -17,7 +18,7 @@ from engram.adapters.local_uploads import (
 )
 from engram.adapters.minilm_embedder import MiniLMEmbedder
 from engram.adapters.onnx_embedder import OnnxMiniLMEmbedder, export_minilm_onnx
-from engram.adapters.sqlite_store import SqliteStore
+from engram.adapters.sqlite_store import SqliteIdempotencyLayer, SqliteStore
 from engram.adapters.tesseract_ocr import TesseractOcr
 from engram.adapters.url_fetcher import SafeFetcher
 from engram.config import Settings
@@ -39,6 +40,9 @@ from engram.services.uploads import UploadService
 
 log = logging.getLogger(__name__)
 KEY_FILE = "api_key"
+# How long an add may be in the middle of being accepted before its idempotency claim is
+# taken for dead (a sync add runs the whole pipeline, an LLM's included).
+ACCEPT_DEADLINE_MS = 15 * 60 * 1000
 DEFAULT_TENANT = "default"
 
 
@@ -102,10 +106,15 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
     secret = load_or_create_secret(data_dir)
     uploads = UploadService(signer=LocalUploadSigner(secret, settings.upload_url),
                             objects=objects, limits=limits)
+    claims = SqliteIdempotencyLayer(store)
+    claims.forget_in_progress()  # left by a process that stopped mid-accept
+    once = PowertoolsAcceptOnce(lambda: claims)
+    once.register_lambda_context(FixedTimeLeft(ACCEPT_DEADLINE_MS))
     ingest = IngestService(
         objects=objects, tasks=store, messages=store, memories=store, index=index,
         embedder=embedder, workflow=workflow, run_now=workflow.run, limits=limits,
-        attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)))
+        attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)),
+        once=once)
     search = SearchService(memories=store, index=index, embedder=embedder)
     memories = MemoryService(memories=store, messages=store, index=index, embedder=embedder,
                              objects=objects)

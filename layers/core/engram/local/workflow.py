@@ -18,9 +18,24 @@ class InProcessWorkflow:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline")
         self._guard = threading.Lock()
         self._user_locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+        self._started: set[tuple[str, str]] = set()  # (tenant, task id) queued or running
 
     def start(self, ref: TaskRef, attempt: int = 1) -> None:
-        self._pool.submit(self.run, ref)
+        """Queue a task, unless it is queued or running already (a retried accept and the
+        resume at start may both ask for it)."""
+        key = (ref.tenant_id, ref.task_id)
+        with self._guard:
+            if key in self._started:
+                return
+            self._started.add(key)
+        self._pool.submit(self._run_started, ref, key)
+
+    def _run_started(self, ref: TaskRef, key: tuple[str, str]) -> Task:
+        try:
+            return self.run(ref)
+        finally:
+            with self._guard:
+                self._started.discard(key)
 
     def run(self, ref: TaskRef) -> Task:
         with self._guard:

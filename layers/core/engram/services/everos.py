@@ -218,17 +218,19 @@ class EverosService:
         raise Unprocessable(f"{where}: a {item.type} item needs a uri (an object key from "
                             "object/sign), base64 or text")
 
-    def add(self, tenant_id: str, req: MemoryAddRequest) -> AddMessageData:
+    def add(self, tenant_id: str, req: MemoryAddRequest,
+           idempotency_key: str | None = None) -> AddMessageData:
         drafts = []
         for i, m in enumerate(req.messages):
             text, items = self._content(i, m.content)
             drafts.append(MessageDraft(role=Role(m.role), text=text, chat_time=m.timestamp,
                                        message_id=m.message_id, items=items))
         spec = AddSpec(user_id=req.user_id, conversation_id=req.session_id or DEFAULT_SESSION,
-                       async_mode=req.async_mode)
+                       async_mode=req.async_mode, idempotency_key=idempotency_key)
         return self.ingest.accept(tenant_id, spec, drafts)
 
-    def add_group(self, tenant_id: str, req: GroupAddRequest) -> AddMessageData:
+    def add_group(self, tenant_id: str, req: GroupAddRequest,
+                 idempotency_key: str | None = None) -> AddMessageData:
         drafts = []
         for i, m in enumerate(req.messages):
             text, items = self._content(i, m.content)
@@ -236,10 +238,11 @@ class EverosService:
                                        message_id=m.message_id,
                                        speaker=m.sender_name or m.sender_id, items=items))
         spec = AddSpec(user_id=group_partition(req.group_id), conversation_id=req.group_id,
-                       async_mode=req.async_mode)
+                       async_mode=req.async_mode, idempotency_key=idempotency_key)
         return self.ingest.accept(tenant_id, spec, drafts)
 
-    def add_agent(self, tenant_id: str, req: AgentAddRequest) -> AddMessageData:
+    def add_agent(self, tenant_id: str, req: AgentAddRequest,
+                 idempotency_key: str | None = None) -> AddMessageData:
         drafts = []
         for i, m in enumerate(req.messages):
             text, items = self._content(i, m.content)
@@ -258,7 +261,7 @@ class EverosService:
                                        chat_time=m.timestamp, items=items, tool_calls=calls,
                                        tool_call_id=m.tool_call_id))
         spec = AddSpec(user_id=req.user_id, conversation_id=req.session_id or DEFAULT_SESSION,
-                       async_mode=req.async_mode, kind="agent")
+                       async_mode=req.async_mode, kind="agent", idempotency_key=idempotency_key)
         return self.ingest.accept(tenant_id, spec, drafts)
 
     # --- read ----------------------------------------------------------------------------

@@ -9,9 +9,11 @@ images, documents or other files always runs asynchronously (see `accept`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from engram.config import Limits
 from engram.errors import PayloadTooLarge, Unprocessable
@@ -25,9 +27,11 @@ from engram.models.domain import (
     Task,
     TaskRef,
     TaskStatus,
+    new_id,
 )
 from engram.models.pipeline import IngestJob, ToolCallRecord, request_key
 from engram.ports import (
+    AcceptOnce,
     Embedder,
     MemoryIndex,
     MemoryStore,
@@ -41,10 +45,6 @@ from engram.services.dedupe import content_hash
 from engram.services.vectors import memory_vectors
 
 WORKING_ROLES = (Role.user, Role.assistant)
-
-
-def new_message_id() -> str:
-    return "msg_" + uuid.uuid4().hex[:20]
 
 
 @dataclass
@@ -68,13 +68,14 @@ class AddSpec:
     user_id: str
     conversation_id: str
     async_mode: bool = True
-    kind: str = "add"  # "agent": tool calls become tool memory
+    kind: str = "add"  # "agent": tool calls become tool memory; "feedback": corrections
     agent_id: str | None = None
     app_id: str | None = None
     tags: list[str] = field(default_factory=list)
     info: dict[str, str] = field(default_factory=dict)
     allow_public: bool = False
     knowledgebase_ids: list[str] = field(default_factory=list)
+    idempotency_key: str | None = None  # the client's Idempotency-Key, or a queued job's
 
 
 @dataclass
@@ -89,8 +90,10 @@ class IngestService:
     run_now: Callable[[TaskRef], Task]  # runs the whole pipeline before returning
     limits: Limits
     attachments: AttachmentIntake | None = None  # None: non-text content is refused
+    once: AcceptOnce | None = None  # None: replays are not recognised (tests of other parts)
 
-    def add_messages(self, tenant_id: str, req: AddMessageRequest) -> AddMessageData:
+    def add_messages(self, tenant_id: str, req: AddMessageRequest,
+                     idempotency_key: str | None = None) -> AddMessageData:
         drafts = [MessageDraft(role=Role(m.role), text=shown_text(m.text, calls),
                                chat_time=m.chat_time, message_id=m.message_id, speaker=m.name,
                                items=memos_items(i, m.content), tool_calls=calls,
@@ -102,29 +105,70 @@ class IngestService:
             user_id=req.user_id, conversation_id=req.conversation_id,
             async_mode=req.async_mode, agent_id=req.agent_id, app_id=req.app_id,
             tags=req.tags or [], info=req.info or {}, allow_public=req.allow_public,
-            knowledgebase_ids=req.allow_knowledgebase_ids or [])
+            knowledgebase_ids=req.allow_knowledgebase_ids or [],
+            idempotency_key=idempotency_key)
         return self.accept(tenant_id, spec, drafts)
+
+    def add_feedback(self, tenant_id: str, req: FeedbackRequest,
+                     idempotency_key: str | None = None) -> AddMessageData:
+        spec = AddSpec(
+            user_id=req.user_id, conversation_id=req.conversation_id or "feedback",
+            kind="feedback", agent_id=req.agent_id, app_id=req.app_id,
+            allow_public=req.allow_public,
+            knowledgebase_ids=req.allow_knowledgebase_ids or [],
+            idempotency_key=idempotency_key)
+        draft = MessageDraft(role=Role.user, text=req.feedback_content,
+                             chat_time=req.feedback_time)
+        return self.accept(tenant_id, spec, [draft])
 
     def accept(self, tenant_id: str, spec: AddSpec, drafts: list[MessageDraft]
                ) -> AddMessageData:
-        """Check, store and queue (or run) an add. Any non-text item makes it asynchronous
-        whatever `async_mode` says: parsing files takes longer than a request may wait."""
+        """Check, store and queue (or run) an add, once.
+
+        An add with an idempotency key (the client's, or, when every message carries a
+        message id, its content) is accepted once per tenant and key within the replay
+        window: a replay gets the first answer. Its task id and generated message ids
+        derive from the key, so an accept retried after failing half-way (a crash, a
+        workflow that did not start) finds the same task and rewrites the same rows."""
+        self._check(drafts)
+        fingerprint = request_fingerprint(spec, drafts)
+        key = spec.idempotency_key or implicit_key(drafts, fingerprint)
+        if key is None:
+            return self._accept_new(tenant_id, spec, drafts, new_id())
+        task_id = str(uuid.uuid5(TASK_ID_NAMESPACE, f"{tenant_id}\n{key}\n{fingerprint}"))
+        if self.once is None:
+            return self._accept_new(tenant_id, spec, drafts, task_id)
+        return self.once.run(tenant_id, key, fingerprint,
+                             lambda: self._accept_new(tenant_id, spec, drafts, task_id))
+
+    def _check(self, drafts: list[MessageDraft]) -> None:
+        seen: dict[str, int] = {}
         for i, draft in enumerate(drafts):
             if len(draft.text) > self.limits.max_message_chars:
                 raise PayloadTooLarge(
                     f"messages[{i}].content has {len(draft.text)} characters; the limit is "
                     f"{self.limits.max_message_chars}")
-        task = Task(tenant_id=tenant_id, user_id=spec.user_id,
+            if draft.message_id is not None:
+                first = seen.setdefault(draft.message_id, i)
+                if first != i:  # one would silently replace the other
+                    raise Unprocessable(
+                        f"messages[{i}].message_id repeats messages[{first}].message_id "
+                        f"({draft.message_id!r}): a message id names one message")
+
+    def _accept_new(self, tenant_id: str, spec: AddSpec, drafts: list[MessageDraft],
+                    task_id: str) -> AddMessageData:
+        """Any non-text item makes an add asynchronous whatever `async_mode` says: parsing
+        files takes longer than a request may wait."""
+        task = Task(task_id=task_id, tenant_id=tenant_id, user_id=spec.user_id,
                     conversation_id=spec.conversation_id, kind=spec.kind,
                     message_count=len(drafts))
-        seq = self.messages.next_seq(tenant_id, spec.user_id, spec.conversation_id)
         records = [
             MessageRecord(
                 tenant_id=tenant_id, user_id=spec.user_id,
                 conversation_id=spec.conversation_id,
-                message_id=d.message_id or new_message_id(), seq=seq + i, role=d.role,
-                text=d.text, speaker=d.speaker, chat_time=d.chat_time, task_id=task.task_id,
-                agent_id=spec.agent_id, app_id=spec.app_id)
+                message_id=d.message_id or derived_message_id(task_id, i), seq=i,
+                role=d.role, text=d.text, speaker=d.speaker, chat_time=d.chat_time,
+                task_id=task.task_id, agent_id=spec.agent_id, app_id=spec.app_id)
             for i, d in enumerate(drafts)
         ]
         pending = [(r.message_id, item) for r, d in zip(records, drafts, strict=True)
@@ -147,39 +191,31 @@ class IngestService:
             self.objects.put_bytes(key, data)
         return self._accept(task, job, spec.async_mode or bool(accepted.items))
 
-    def add_feedback(self, tenant_id: str, req: FeedbackRequest) -> AddMessageData:
-        conversation = req.conversation_id or "feedback"
-        task = Task(tenant_id=tenant_id, user_id=req.user_id, conversation_id=conversation,
-                    kind="feedback", message_count=1)
-        record = MessageRecord(
-            tenant_id=tenant_id, user_id=req.user_id, conversation_id=conversation,
-            message_id=new_message_id(),
-            seq=self.messages.next_seq(tenant_id, req.user_id, conversation), role=Role.user,
-            text=req.feedback_content, chat_time=req.feedback_time, task_id=task.task_id,
-            agent_id=req.agent_id, app_id=req.app_id)
-        job = IngestJob(
-            task_id=task.task_id, tenant_id=tenant_id, user_id=req.user_id,
-            conversation_id=conversation, kind="feedback", agent_id=req.agent_id,
-            app_id=req.app_id, allow_public=req.allow_public,
-            knowledgebase_ids=req.allow_knowledgebase_ids or [], messages=[record])
-        return self._accept(task, job, async_mode=True)
-
     def _accept(self, task: Task, job: IngestJob, async_mode: bool) -> AddMessageData:
         # Order matters: the raw request and the task row first, so a crash after this
         # point leaves a waiting task that is resumed, never a half-accepted request.
+        # Every write here is keyed by ids derived from the task, so running it again
+        # (an accept retried under the same key) rewrites the same rows.
         turns = [m for m in job.messages if m.role in WORKING_ROLES and m.text.strip()]
         fast_path = async_mode and job.kind != "feedback"
         working = [working_memory(job, m) for m in turns] if fast_path else []
         job.working_ids = task.memory_views.working = [m.id for m in working]
         self.objects.put_bytes(request_key(task.tenant_id, task.user_id, task.task_id),
                                job.model_dump_json().encode())
-        self.tasks.create(task)
+        message_ids = [m.message_id for m in job.messages]
+        if not self.tasks.create(task):
+            existing = self.tasks.get(task.tenant_id, task.task_id)
+            if existing is not None and existing.status != TaskStatus.waiting:
+                # Accepted and started before: what it is now, without running it again.
+                return AddMessageData(success=existing.status != TaskStatus.failed,
+                                      task_id=existing.task_id, status=existing.status.value,
+                                      message_ids=message_ids,
+                                      memory_views=None if async_mode else task_views(existing))
         self.messages.add_many(job.messages)
         if working:
             self.memories.put_many(working)
             self.index.upsert(working, memory_vectors(self.embedder, working))
         ref = TaskRef(tenant_id=task.tenant_id, task_id=task.task_id, user_id=task.user_id)
-        message_ids = [m.message_id for m in job.messages]
         if async_mode:
             self.workflow.start(ref)
             return AddMessageData(task_id=task.task_id, status=TaskStatus.waiting.value,
@@ -188,6 +224,41 @@ class IngestService:
         return AddMessageData(success=done.status == TaskStatus.completed, task_id=done.task_id,
                               status=done.status.value, message_ids=message_ids,
                               memory_views=task_views(done))
+
+
+# Task ids of keyed adds: uuid5(this, tenant + key + request fingerprint).
+TASK_ID_NAMESPACE = uuid.UUID("6f1d3c2e-4b1a-5e0f-9a57-0c2d8e4b7a31")
+
+
+def derived_message_id(task_id: str, position: int) -> str:
+    """The id of a message sent without one: fixed by its task and place in the request,
+    so a retried accept writes the same message rows."""
+    return "msg_" + hashlib.sha256(f"{task_id}#{position}".encode()).hexdigest()[:20]
+
+
+def request_fingerprint(spec: AddSpec, drafts: list[MessageDraft]) -> str:
+    """A digest of everything an add says (the key itself and inline bytes aside, the
+    latter by their own digest): two adds with equal fingerprints are the same request."""
+    def item(i: ItemInput) -> dict:
+        data = hashlib.sha256(i.data).hexdigest() if i.data is not None else None
+        return {**i.model_dump(mode="json", exclude={"data"}), "data": data}
+
+    def plain(obj: object, leave: str) -> dict:
+        return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name != leave}
+
+    body = {"spec": plain(spec, "idempotency_key"),
+            "messages": [{**plain(d, "items"), "items": [item(i) for i in d.items]}
+                         for d in drafts]}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def implicit_key(drafts: list[MessageDraft], fingerprint: str) -> str | None:
+    """Without an Idempotency-Key, an add whose every message carries a message id is
+    known by its content: sent again unchanged it is the same add. Adds without message
+    ids have no such identity ("ok" said twice is two messages) and are never merged."""
+    if drafts and all(d.message_id for d in drafts):
+        return f"content:{fingerprint}"
+    return None
 
 
 def shown_text(text: str, calls: list[tuple[str, str, str]]) -> str:
@@ -211,6 +282,8 @@ def tool_call_records(records: list[MessageRecord], drafts: list[MessageDraft]
 def working_memory(job: IngestJob, message: MessageRecord) -> Memory:
     speaker = message.speaker or message.role.value
     return Memory(
+        # fixed by task and message, so a retried accept replaces rather than adds it
+        id=str(uuid.uuid5(TASK_ID_NAMESPACE, f"{job.task_id}#{message.message_id}")),
         tenant_id=job.tenant_id, user_id=job.user_id, conversation_id=job.conversation_id,
         agent_id=job.agent_id, app_id=job.app_id, memory_type=MemoryType.working,
         memory_key=f"{speaker} message", memory_value=message.text.strip(),

@@ -117,23 +117,25 @@ class SearchService:
                   req.preference_limit_number if req.include_preference else 0,
                   req.tool_memory_limit_number if req.include_tool_memory else 0)
         groups = (FACT_TYPES, (MemoryType.preference,), TOOL_TYPES)
-        # One call for the three lists: the index shares the scoring between them.
-        found = self.index.search_groups(
-            tenant_id, req.user_id, vector, req.query,
-            [IndexQuery(types, limit * 3) for types, limit in zip(groups, limits, strict=True)],
-            where)
+        queries = [IndexQuery(types, limit * 3)
+                   for types, limit in zip(groups, limits, strict=True)]
+        retired_turns = False
 
         def ranked(hits: list[IndexHit], limit: int) -> list[ScoredMemory]:
+            nonlocal retired_turns
             if limit == 0:
                 return []
             scores = fuse(hits)
             # Only the best few are loaded; the conversation boost may reorder those.
             best = sorted(scores, key=lambda i: -scores[i])[:limit * DIVERSITY_POOL
                                                              + RELOAD_MARGIN]
+            loaded = self.memories.get_many(tenant_id, best)
+            retired_turns |= any(m.memory_type == MemoryType.working and
+                                 m.status != MemoryStatus.activated for m in loaded)
             scored = [ScoredMemory(m, round(scores[m.id] + (
                 SAME_CONVERSATION_BOOST if req.conversation_id and
                 m.conversation_id == req.conversation_id else 0.0), 6))
-                for m in self.memories.get_many(tenant_id, best)
+                for m in loaded
                 # an eventually consistent index may still return a just-retired memory
                 if m.status == MemoryStatus.activated]
             if req.relativity is not None:
@@ -142,6 +144,17 @@ class SearchService:
             vectors = {h.id: h.vector for h in hits}
             return diversify(scored, [vectors.get(s.memory.id) for s in scored], limit)
 
+        # One call for the three lists: the index shares the scoring between them.
+        found = self.index.search_groups(tenant_id, req.user_id, vector, req.query, queries,
+                                         where)
         facts, preferences, tools = (ranked(hits, limit)
                                      for hits, limit in zip(found, limits, strict=True))
+        if retired_turns:
+            # A fast-path turn was retired between the index's answer and the read: its
+            # task completed, and what replaced it was indexed before it was retired, so
+            # the index asked again holds it (else neither would be found).
+            found = self.index.search_groups(tenant_id, req.user_id, vector, req.query,
+                                             queries, where)
+            facts, preferences, tools = (ranked(hits, limit)
+                                         for hits, limit in zip(found, limits, strict=True))
         return SearchResult(facts=facts, preferences=preferences, tools=tools)

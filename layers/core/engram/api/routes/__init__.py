@@ -3,9 +3,19 @@ resolver (and its routers) can be created per worker thread and per test."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Header
 
 from engram.errors import PayloadTooLarge, Unauthorized
+
+# An add sent again with the same Idempotency-Key within 24 h returns the first answer
+# (its task) instead of adding twice.
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+    description="Send an add again with the same key within 24 h and get the first answer "
+                "(its task) instead of a second add; visible ASCII, at most 255 characters")]
 
 
 def tenant_of(router: Router) -> str:

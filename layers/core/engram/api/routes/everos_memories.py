@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from engram.api import everos_presenters as present
-from engram.api.routes import check_body_size, tenant_of
+from engram.api.routes import IdempotencyKey, check_body_size, tenant_of
 from engram.models.api import AddMessageData
 from engram.models.everos import (
     AddResponse,
@@ -61,16 +61,19 @@ def everos_memories_router(services: Services) -> Router:
         return tenant_of(router)
 
     @router.post("/memories", summary="Add messages (text, images, documents) to a user's memory")
-    def add(req: Annotated[MemoryAddRequest, Body()]) -> Response[AddResponse]:
-        return added(services.everos.add(tenant(), req))
+    def add(req: Annotated[MemoryAddRequest, Body()],
+            idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
+        return added(services.everos.add(tenant(), req, idempotency_key))
 
     @router.post("/memories/group", summary="Add group messages (sender_id on each)")
-    def add_group(req: Annotated[GroupAddRequest, Body()]) -> Response[AddResponse]:
-        return added(services.everos.add_group(tenant(), req))
+    def add_group(req: Annotated[GroupAddRequest, Body()],
+                  idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
+        return added(services.everos.add_group(tenant(), req, idempotency_key))
 
     @router.post("/memories/agent", summary="Add an agent trajectory (tool calls and results)")
-    def add_agent(req: Annotated[AgentAddRequest, Body()]) -> Response[AddResponse]:
-        return added(services.everos.add_agent(tenant(), req))
+    def add_agent(req: Annotated[AgentAddRequest, Body()],
+                  idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
+        return added(services.everos.add_agent(tenant(), req, idempotency_key))
 
     def flushed() -> FlushResponse:
         tenant()

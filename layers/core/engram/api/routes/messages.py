@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from engram.api.presenters import message_detail
-from engram.api.routes import tenant_of
+from engram.api.routes import IdempotencyKey, tenant_of
 from engram.models.api import (
     AddMessageData,
     AddMessageRequest,
@@ -24,12 +24,16 @@ def messages_router(services: Services) -> Router:
     router = Router()
 
     @router.post("/add/message", summary="Add conversation messages (async by default)")
-    def add_message(req: Annotated[AddMessageRequest, Body()]) -> Envelope[AddMessageData]:
-        return Envelope(data=services.ingest.add_messages(tenant_of(router), req))
+    def add_message(req: Annotated[AddMessageRequest, Body()],
+                    idempotency_key: IdempotencyKey = None) -> Envelope[AddMessageData]:
+        return Envelope(data=services.ingest.add_messages(tenant_of(router), req,
+                                                          idempotency_key))
 
     @router.post("/add/feedback", summary="Correct a user's memories in natural language")
-    def add_feedback(req: Annotated[FeedbackRequest, Body()]) -> Envelope[AddMessageData]:
-        return Envelope(data=services.ingest.add_feedback(tenant_of(router), req))
+    def add_feedback(req: Annotated[FeedbackRequest, Body()],
+                     idempotency_key: IdempotencyKey = None) -> Envelope[AddMessageData]:
+        return Envelope(data=services.ingest.add_feedback(tenant_of(router), req,
+                                                          idempotency_key))
 
     @router.post("/get/message", summary="The raw messages of a conversation")
     def get_message(req: Annotated[GetMessageRequest, Body()]) -> Envelope[GetMessageData]:

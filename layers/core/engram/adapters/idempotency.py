@@ -1,0 +1,94 @@
+"""AcceptOnce on Powertools idempotency: the same rule on both profiles, its records in
+DynamoDB on AWS (DynamoDBPersistenceLayer) and in SQLite locally (SqliteIdempotencyLayer).
+
+The record's key is (tenant, idempotency key); its payload hash is the request's
+fingerprint, so the same key sent with another request is told apart from a replay."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    BasePersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
+    PydanticSerializer,
+)
+from pydantic import BaseModel
+
+from engram.errors import Conflict, Unprocessable
+from engram.models.api import AddMessageData
+
+REPLAY_WINDOW_SECONDS = 24 * 3600
+
+
+class AcceptClaim(BaseModel):
+    tenant_id: str
+    key: str
+    fingerprint: str
+
+
+def _accept(claim: AcceptClaim, accept: Callable[[], AddMessageData]) -> AddMessageData:
+    return accept()
+
+
+class FixedTimeLeft:
+    """A Lambda context's one method Powertools reads, for a process with no deadline of
+    its own (`engram serve`): an accept still in progress after this long is taken to
+    have died, and its key may be claimed again."""
+
+    def __init__(self, millis: int):
+        self._millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._millis
+
+
+class PowertoolsAcceptOnce:
+    """Implements AcceptOnce. One persistence layer per instance (Powertools configures
+    a layer once, from the first config it sees), made on the first accept: a Lambda
+    that never accepts an add never creates its client."""
+
+    def __init__(self, make_store: Callable[[], BasePersistenceLayer],
+                 expires_after_seconds: int = REPLAY_WINDOW_SECONDS):
+        self._config = IdempotencyConfig(
+            event_key_jmespath="[tenant_id, key]", payload_validation_jmespath="fingerprint",
+            raise_on_no_idempotency_key=True, expires_after_seconds=expires_after_seconds)
+        self._make_store = make_store
+        self._run: Callable[..., AddMessageData] | None = None
+        self._lock = threading.Lock()
+
+    def _runner(self) -> Callable[..., AddMessageData]:
+        with self._lock:
+            if self._run is None:
+                self._run = idempotent_function(
+                    _accept, data_keyword_argument="claim",
+                    persistence_store=self._make_store(), config=self._config,
+                    output_serializer=PydanticSerializer(AddMessageData))
+            return self._run
+
+    def register_lambda_context(self, context: Any) -> None:
+        """Lets an interrupted accept's claim expire with the invocation's time left."""
+        self._config.register_lambda_context(context)
+
+    def run(self, tenant_id: str, key: str, fingerprint: str,
+            accept: Callable[[], AddMessageData]) -> AddMessageData:
+        claim = AcceptClaim(tenant_id=tenant_id, key=key, fingerprint=fingerprint)
+        try:
+            return self._runner()(claim=claim, accept=accept)
+        except IdempotencyValidationError:
+            raise Unprocessable(
+                "Idempotency-Key: this key was used for a different request in the last "
+                f"{self._config.expires_after_seconds // 3600} h; send a new key for a new "
+                "request") from None
+        except IdempotencyAlreadyInProgressError:
+            raise Conflict("the same request (its Idempotency-Key, or its message ids and "
+                           "content) is still being accepted; retry in a moment") from None
