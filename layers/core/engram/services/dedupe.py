@@ -439,8 +439,9 @@ def name_different_things(first: str, second: str) -> bool:
     """Whether each text names something the other does not: "visited museum Louvre" and
     "visited museum Prado", "is 30" and "is 31", "妹妹叫小红" and "妹妹叫小明" are two
     facts, however close their sentences embed (distinct facts of one shape measured
-    0.90–0.97 cosine with MiniLM). Adding a name ("lives in Lisbon" → "…Lisbon, Portugal") is detail
-    on the same fact; lower-case words alone ("amazing" / "awesome") are rewording."""
+    0.90–0.97 cosine with MiniLM). Adding a name ("lives in Lisbon" → "…Lisbon,
+    Portugal") is detail on the same fact; lower-case words alone ("amazing" /
+    "awesome") are rewording."""
     return names_more(first, second) and names_more(second, first)
 
 
