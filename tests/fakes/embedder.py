@@ -26,3 +26,14 @@ class HashingEmbedder:
             if norm:
                 out[row] /= norm
         return out
+
+
+class SameVectorEmbedder:
+    """Every text at cosine 1 to every other: what is left to tell two memories apart is
+    what their texts say (dedupe's rules must not rest on cosine alone)."""
+
+    model_name = "same-vector-test-embedder"
+    dimension = 384
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.full((len(texts), self.dimension), self.dimension ** -0.5, dtype=np.float32)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.fakes.embedder import HashingEmbedder
+from tests.fakes.embedder import HashingEmbedder, SameVectorEmbedder
 from tests.fakes.extractor import ScriptedExtractor
 
 from engram.adapters.file_object_store import FileObjectStore
@@ -12,7 +12,13 @@ from engram.adapters.sqlite_store import SqliteStore
 from engram.config import Limits
 from engram.models.api import AddMessageRequest, FeedbackRequest
 from engram.models.domain import Candidate, MemoryStatus, MemoryType, MessageRecord, TaskRef
-from engram.services.dedupe import content_hash, corrected, refine
+from engram.services.dedupe import (
+    content_hash,
+    corrected,
+    name_different_things,
+    names_more,
+    refine,
+)
 from engram.services.ingest import IngestService
 from engram.services.pipeline import PipelineDeps, run_pipeline
 
@@ -30,12 +36,12 @@ def as_candidate(message: MessageRecord) -> list[Candidate]:
 
 
 class Harness:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, embedder=None):
         self.store = SqliteStore(tmp_path / "db.sqlite")
         self.index = LocalMemoryIndex(None)
         self.deps = PipelineDeps(objects=FileObjectStore(tmp_path / "objects"), tasks=self.store,
                                  memories=self.store, index=self.index,
-                                 embedder=HashingEmbedder(),
+                                 embedder=embedder or HashingEmbedder(),
                                  extractor=ScriptedExtractor(as_candidate))
         run = lambda ref: run_pipeline(self.deps, ref)  # noqa: E731
         self.ingest = IngestService(
@@ -62,6 +68,14 @@ class Harness:
 @pytest.fixture
 def h(tmp_path):
     harness = Harness(tmp_path)
+    yield harness
+    harness.store.close()
+
+
+@pytest.fixture
+def same(tmp_path):
+    """A harness whose embedder finds every memory a near duplicate of every other."""
+    harness = Harness(tmp_path / "same", embedder=SameVectorEmbedder())
     yield harness
     harness.store.close()
 
@@ -249,3 +263,148 @@ def test_the_turn_stays_findable_while_its_task_completes(h):
 
     assert len(seen) >= 4 and all(seen), seen  # never an empty result along the way
     assert seen[0] == ["WorkingMemory"] and seen[-1] == ["UserMemory"]
+
+
+# -- near duplicates that name different things (issue 12) --
+
+MUSEUM = "Distinct note {0:02d}: the user visited museum Smuseum{0:02d} on 14 November 2023."
+
+
+@pytest.mark.parametrize("first, second", [
+    (MUSEUM.format(1), MUSEUM.format(2)),  # a museum (and a note number)
+    ("The user visited the Louvre on 14 November 2023",
+     "The user visited the Prado on 14 November 2023"),
+    ("The user is 30 years old", "The user is 31 years old"),  # a number
+    ("The user has two cats", "The user has three cats"),  # a number in words
+    ("The user's flight is on 2024-05-01", "The user's flight is on 2024-06-12"),  # a date
+    ("The user flew to Faro on 3 May", "The user flew to Faro on 3 June"),
+    ("The user's sister Anna lives in Berlin", "The user's sister Maria lives in Berlin"),
+    ("The user works at Google", "The user works at Microsoft"),
+    ('The user\'s favourite book is "dune"', 'The user\'s favourite book is "emma"'),  # a title
+    ("用户的妹妹叫小红。", "用户的妹妹叫小明。"),  # a person
+    ("用户今年三十岁。", "用户今年三十一岁。"),  # a number in Chinese numerals
+    ("用户养了两只猫。", "用户养了三只猫。"),
+    ("用户参观了故宫博物院。", "用户参观了国家博物馆。"),  # a place
+    ("用户2023年5月1日去了北京。", "用户2023年6月1日去了北京。"),  # a date
+    ("用户最喜欢的书是《三体》。", "用户最喜欢的书是《活着》。"),  # a title
+])
+def test_texts_naming_different_things(first, second):
+    assert name_different_things(first, second) and name_different_things(second, first)
+
+
+@pytest.mark.parametrize("first, second", [
+    ("Melanie said that looks amazing.", "Melanie said that looks awesome."),  # rewording
+    ("Melanie said Glad you have support.", "Melanie said glad you got the support."),
+    ("The user lives in Lisbon", "The user lives in Lisbon, Portugal"),  # detail added
+    ("Distinct note 07: the user visited museum Prado",
+     "Distinct note 7: the user visited the museum Prado"),  # "07" is 7
+    ("The user likes spicy food", "The user doesn't like spicy food"),  # reversed
+    ("用户非常喜欢猫。", "用户特别喜欢猫。"),  # a degree word only
+    ("用户喜欢喝茶。", "用户很喜欢喝茶。"),
+    ("用户喜欢吃辣。", "用户不喜欢吃辣。"),  # negation inserted: reversed, not other
+    ("用户住在北京。", "用户住在北京朝阳区。"),  # detail added
+])
+def test_texts_saying_the_same_about_the_same_things(first, second):
+    assert not name_different_things(first, second)
+
+
+@pytest.mark.parametrize("opener", ["《", "“", '"', " 'a"])
+def test_unclosed_quotes_do_not_stall_the_rule(opener):
+    """A hostile text of unclosed quotes: ~10 s at this length when a quote's span was
+    unbounded (quadratic), well under a second now."""
+    import time
+
+    text = opener * (30_000 // len(opener))
+    started = time.perf_counter()
+    assert not name_different_things(text, text + " Z")
+    assert time.perf_counter() - started < 2
+
+
+def test_detail_added_names_more_one_way_only():
+    assert names_more("The user lives in Lisbon, Portugal", "The user lives in Lisbon")
+    assert not names_more("The user lives in Lisbon", "The user lives in Lisbon, Portugal")
+
+
+def test_distinct_facts_of_one_shape_stay_separate_at_any_cosine(same):
+    """The probe of issue 12: ten notes, one after another, each its own memory."""
+    for n in range(1, 11):
+        views = same.add(MUSEUM.format(n))
+        assert len(views["added"]) == 1 and views["updated"] == [], views["decisions"]
+    memories = same.active(MemoryType.user)
+    assert sorted(m.memory_value for m in memories) == [MUSEUM.format(n) for n in range(1, 11)]
+    assert all(m.version == 1 and m.history == [] for m in memories)
+
+
+def test_chinese_facts_naming_different_people_stay_separate(same):
+    same.add("用户的妹妹叫小红。")
+    views = same.add("用户的妹妹叫小明。")
+    assert len(views["added"]) == 1
+    assert sorted(m.memory_value for m in same.active(MemoryType.user)) == [
+        "用户的妹妹叫小明。", "用户的妹妹叫小红。"]
+
+
+def test_a_rewording_still_updates_the_fact_it_repeats(same):
+    """Past a distinct closest neighbour, to the memory that says the same thing."""
+    same.add(MUSEUM.format(1), MUSEUM.format(2))
+    target = next(m for m in same.active(MemoryType.user) if "Smuseum02" in m.memory_value)
+    views = same.add("Distinct note 02: the user really visited museum Smuseum02 "
+                     "on 14 November 2023.")
+    assert views["updated"] == [target.id] and views["added"] == []
+    (memory,) = same.store.get_many("t", [target.id])
+    assert "really visited" in memory.memory_value and memory.version == 2
+    assert memory.history[0].memory_value == MUSEUM.format(2)
+    assert len(same.active(MemoryType.user)) == 2
+
+
+def test_detail_on_the_same_fact_updates(same):
+    same.add("The user lives in Lisbon")
+    views = same.add("The user lives in Lisbon, Portugal")
+    (memory,) = same.active(MemoryType.user)
+    assert views["updated"] == [memory.id]
+    assert memory.memory_value == "The user lives in Lisbon, Portugal" and memory.version == 2
+    assert views["decisions"][0]["reason"] == "near duplicate (cosine 1.00); newer wording kept"
+
+
+def test_chinese_detail_and_degree_words_update(same):
+    same.add("用户住在北京。")
+    same.add("用户住在北京朝阳区。")
+    same.add("用户很喜欢住在北京朝阳区。")
+    (memory,) = same.active(MemoryType.user)
+    assert memory.memory_value == "用户很喜欢住在北京朝阳区。" and memory.version == 3
+
+
+def test_a_repeat_naming_less_keeps_the_stored_wording_and_adds_its_turn(same):
+    same.add("The user visited the Louvre with Anna on 14 November 2023")
+    (stored,) = same.active(MemoryType.user)
+    views = same.add("The user visited the museum on 14 November 2023")
+    assert views["added"] == views["updated"] == [] and views["noop"] == 1
+    assert views["decisions"][0]["memory_id"] == stored.id
+    assert "naming less" in views["decisions"][0]["reason"]
+    (memory,) = same.active(MemoryType.user)
+    assert memory.memory_value == stored.memory_value and memory.version == 1
+    assert len(memory.sources) == 2 and memory.sources[0] == stored.sources[0]
+    assert memory.history == []
+
+
+def test_opposite_preferences_naming_other_things_refine_rather_than_replace(same):
+    """At cosine 1 a reversed preference would replace the older one; about another
+    dish, the older still holds and is kept in the refined value."""
+    same.add("pref+: The user likes Thai food")
+    views = same.add("pref-: The user doesn't like Indian food")
+    (pref,) = same.active(MemoryType.preference)
+    assert views["updated"] == [pref.id]
+    assert pref.memory_value == "The user likes Thai food, but the user doesn't like Indian food"
+    assert pref.history[0].change == "supersede"
+
+
+def test_a_reversed_preference_still_replaces_at_any_cosine(same):
+    same.add("pref+: The user likes spicy food")
+    same.add("pref-: The user doesn't like spicy food")
+    (pref,) = same.active(MemoryType.preference)
+    assert pref.memory_value == "The user doesn't like spicy food"
+    assert [v.memory_value for v in pref.history] == ["The user likes spicy food"]
+
+
+def test_the_same_distinct_facts_in_one_request_stay_separate(same):
+    views = same.add(*[MUSEUM.format(n) for n in range(1, 6)])
+    assert len(views["added"]) == 5 and len(same.active(MemoryType.user)) == 5

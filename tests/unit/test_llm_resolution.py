@@ -4,7 +4,7 @@ stores: what the model is shown, and what its operations do to the memories."""
 from __future__ import annotations
 
 import pytest
-from tests.fakes.embedder import HashingEmbedder
+from tests.fakes.embedder import HashingEmbedder, SameVectorEmbedder
 from tests.fakes.language_model import ScriptedModel
 
 from engram.adapters.local_index import LocalMemoryIndex
@@ -212,6 +212,24 @@ def test_a_reply_invalid_twice_falls_back_to_the_rules(s):
     assert decision.by == "rules" and decision.action == "update"
     assert s.get(old.id).memory_value == ("The user likes spicy food, but the user doesn't "
                                           "really like spicy food with heavy oil")
+
+
+def test_the_rules_fallback_keeps_facts_naming_different_things_apart(s):
+    """The rules that decide when the reply is unusable merge only what names the same."""
+    s.embedder = SameVectorEmbedder()  # every memory a near duplicate by cosine
+    louvre = s.remember(fact("The user visited the Louvre on 14 November 2023"))
+    llm = ScriptedModel("not json", "still not json")
+    plan = s.plan([fact("The user visited the Prado on 14 November 2023"),
+                   fact("The user visited the Louvre with Anna on 14 November 2023")], llm)
+    s.apply(plan)
+
+    assert plan.warnings == [RESOLVER_FALLBACK]
+    assert [(d.action, d.by) for d in plan.decisions] == [("add", "rules"), ("update", "rules")]
+    (prado,) = plan.added
+    assert s.get(prado).memory_value == "The user visited the Prado on 14 November 2023"
+    assert plan.updated == [louvre.id]
+    assert s.get(louvre.id).memory_value == ("The user visited the Louvre with Anna on "
+                                             "14 November 2023")
 
 
 def test_an_unavailable_llm_fails_the_step(s):

@@ -4,8 +4,12 @@ For each candidate, in order (so a later message in the same request sees the ea
 1. the same normalised content already stored → nothing to do;
 2. feedback → it corrects (or, for "forget …", invalidates) the closest existing memory;
 3. a preference of opposite polarity on the same topic → the old one is superseded:
-   replaced when nearly the same statement, refined ("…, but …") when related;
-4. a near duplicate (cosine ≥ 0.9) → the existing memory takes the newer wording;
+   replaced when nearly the same statement about the same things, refined ("…, but …")
+   when related;
+4. a near duplicate (cosine ≥ 0.9) that names nothing the existing memory does not → the
+   existing memory takes the newer wording (one that names less only adds its turn to the
+   memory's sources); one that names something else (see `name_different_things`) is a
+   distinct fact;
 5. otherwise a new memory.
 A changed memory keeps its old value in `history` with the window it held in.
 
@@ -63,6 +67,26 @@ NAMED_IN_CORRECTION = 0.15  # "…, not X": a memory that mentions X is the one 
 # also below every threshold the rules act on (0.45 and up).
 RESOLVE_FLOOR = 0.35
 NEIGHBOURS = 5
+
+# What a text names, for `name_different_things`. Chinese has no capitals to tell a name
+# by, so all of its text counts but a few words that only grade or mark a statement.
+CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+                     "\U00020000-\U0003134f]+")  # Han, kana, Hangul: as services/lexical.py
+CJK_MARKERS = re.compile("非常|特别|十分|比较|真的|[的了很挺也都吗呢吧啊呀]")
+CJK_NUMERALS = re.compile("[零〇一二两三四五六七八九十百千万亿]+")
+# A title is short: bounding the span keeps a text of unclosed quotes ("《" × 100k: 107 s
+# unbounded) linear.
+QUOTED = re.compile(r'"([^"]{1,100})"|“([^”]{1,100})”|‘([^’]{1,100})’'
+                    r"|(?<!\w)'([^']{1,100})'(?!\w)"
+                    r"|《([^》]{1,100})》|「([^」]{1,100})」|«([^»]{1,100})»")
+POSSESSIVE = re.compile(r"['’]s\b")
+WORD = re.compile(r"[^\W_]+")
+NUMBER_WORDS = frozenset("""
+    zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen
+    fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy
+    eighty ninety hundred thousand million billion first second third fourth fifth sixth
+    seventh eighth ninth tenth once twice half dozen
+    """.split())
 
 SAME_CONTENT = "the same content is stored already"
 NOTHING_NEAR = "no stored memory is near it"
@@ -156,16 +180,26 @@ class _Planner:
                         and m.polarity != cand.polarity]
             if opposite and opposite[0][1] >= REFINE_PREFERENCE:
                 old, score = opposite[0]
-                replace = score >= REPLACE_PREFERENCE
+                # the same statement reversed; about other things, the old one still holds
+                replace = score >= REPLACE_PREFERENCE and not name_different_things(
+                    old.memory_value, cand.memory_value)
                 value = cand.memory_value if replace else refine(old.memory_value, cand)
                 reason = ("contradicted by a newer preference" if replace
                           else "refined by a newer, related preference")
                 self.revise(old, cand, value, "supersede", reason)
                 return
-        same = [(m, s) for m, s in near if m.polarity == cand.polarity]
-        if same and same[0][1] >= NEAR_DUPLICATE:
-            self.revise(same[0][0], cand, cand.memory_value, "update",
-                        f"near duplicate (cosine {same[0][1]:.2f}); newer wording kept")
+        for old, score in near:
+            if score < NEAR_DUPLICATE:
+                break
+            if old.polarity != cand.polarity or name_different_things(old.memory_value,
+                                                                       cand.memory_value):
+                continue  # a distinct fact of the same shape ("visited museum X")
+            if names_more(old.memory_value, cand.memory_value):  # the newer drops a name
+                self.attach(old, cand, f"near duplicate (cosine {score:.2f}) naming less; "
+                                       "stored wording kept, the turn added to its sources")
+            else:
+                self.revise(old, cand, cand.memory_value, "update",
+                            f"near duplicate (cosine {score:.2f}); newer wording kept")
             return
         self.add(cand, vector, digest, "new information")
 
@@ -331,6 +365,16 @@ class _Planner:
         self.plan.decisions.append(Decision(action="update", memory_id=memory.id,
                                             reason=reason, by=by))
 
+    def attach(self, old: Memory, cand: Candidate, reason: str) -> None:
+        """The same fact said again in fewer words: the memory keeps its value (so no new
+        version) and gains the turn as a source."""
+        memory = old.model_copy(deep=True)
+        memory.sources = _union(memory.sources, cand.sources)
+        memory.tags = _union(memory.tags, cand.tags)
+        memory.update_time = self.now
+        self.touched[memory.id] = memory  # re-indexed at the end of the plan (its sources)
+        self.noop(memory.id, reason)
+
     def invalidate(self, old: Memory, cand: Candidate, reason: str,
                    by: DecidedBy = "rules") -> None:
         when = cand.event_time or self.now
@@ -358,6 +402,47 @@ class _Planner:
             for m in self.touched.values()
         ]
         return self.plan
+
+
+def _norm(word: str) -> str:
+    return (word.lstrip("0") or "0") if word.isdigit() else word.casefold()  # "07" is 7
+
+
+def _names(text: str) -> tuple[set[str], set[str]]:
+    """(every term of `text`, the terms that name something), casefolded. A word names
+    something when it is written with a capital (a person, a place, a month, a museum),
+    holds a digit or is a number word (a count, a date), or is quoted (a title). In CJK
+    text, a run of numerals is one term ("三十" is not "三十一") and every other character
+    one term, but those of marker words: a character inserted ("不喜欢") names nothing new
+    of its own, one replaced ("小红" / "小明") does."""
+    text = POSSESSIVE.sub("", unicodedata.normalize("NFKC", text))
+    cjk = " ".join(CJK_RUN.findall(CJK_MARKERS.sub("", text)))
+    numerals = set(CJK_NUMERALS.findall(cjk))
+    characters = set(CJK_NUMERALS.sub(" ", cjk).replace(" ", ""))
+    latin = CJK_RUN.sub(" ", text)
+    words = WORD.findall(latin)
+    quoted = {_norm(w) for groups in QUOTED.findall(latin) for g in groups
+              for w in WORD.findall(g)}
+    named = {_norm(w) for w in words
+             if (w[0].isupper() and w != "I") or any(c.isdigit() for c in w)
+             or w.casefold() in NUMBER_WORDS}
+    return ({_norm(w) for w in words} | numerals | characters,
+            named | quoted | numerals | characters)
+
+
+def names_more(text: str, other: str) -> bool:
+    """Whether `text` names something `other` does not mention at all."""
+    return not _names(text)[1] <= _names(other)[0]
+
+
+def name_different_things(first: str, second: str) -> bool:
+    """Whether each text names something the other does not: "visited museum Louvre" and
+    "visited museum Prado", "is 30" and "is 31", "妹妹叫小红" and "妹妹叫小明" are two
+    facts, however close their sentences embed (distinct facts of one shape measured
+    0.90–0.97 cosine with MiniLM). Adding a name ("lives in Lisbon" → "…Lisbon,
+    Portugal") is detail on the same fact; lower-case words alone ("amazing" /
+    "awesome") are rewording."""
+    return names_more(first, second) and names_more(second, first)
 
 
 def refine(old_value: str, cand: Candidate) -> str:
