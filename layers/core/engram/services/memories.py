@@ -161,7 +161,11 @@ class MemoryService:
     def _erase(self, tenant_id: str, user_id: str) -> ErasureReceipt:
         receipt = ErasureReceipt()
         tasks = self.tasks.tasks_of_user(tenant_id, user_id)
-        uploads = {key for task in tasks for key in self._uploads_named(tenant_id, task)}
+        own = self._own_upload_folders(tenant_id, user_id)
+        # What only the task rows lead to goes before them, so that an erase cut short
+        # and tried again still finds it: uploads the adds named, and step outputs.
+        uploads = {key for prefix in self._named_uploads(tenant_id, tasks, own)
+                   for key in self.objects.delete_prefix(prefix)}
         work = self._forget_work(tenant_id, tasks)
         # Task rows go before anything they point to: a step still running then finds
         # its task gone and removes what it wrote (services/pipeline.py).
@@ -186,38 +190,37 @@ class MemoryService:
                 receipt.files += 1
             else:
                 receipt.requests += 1
-        removed: set[str] = set()
-        for prefix in self._upload_prefixes(tenant_id, user_id, uploads):
-            removed.update(self.objects.delete_prefix(prefix))
-        receipt.uploads = len(removed)
+        for folder in own:
+            uploads.update(self.objects.delete_prefix(folder))
+        receipt.uploads = len(uploads)
         return receipt
 
     @staticmethod
-    def _uploads_named(tenant_id: str, task: Task) -> set[str]:
-        """Upload keys a task's items read: an upload signed without userId (EverOS's SDK
-        sends none) sits in the tenant's shared folder, not the user's; named by the
-        user's add, it is theirs."""
-        mine = (upload_prefix(tenant_id), f"{INBOX_PREFIX}{tenant_id}/")
-        return {item.uri for item in task.items
-                if item.uri.startswith(mine) and ".." not in item.uri.split("/")}
-
-    @staticmethod
-    def _upload_prefixes(tenant_id: str, user_id: str, named: set[str]) -> list[str]:
-        """The user's upload folder, their AWS inbox folder, and each upload their adds
-        named (with the one-file folder object/sign made for it)."""
-        own = f"{upload_prefix(tenant_id)}{segment(user_id)}"
-        prefixes = [own]
+    def _own_upload_folders(tenant_id: str, user_id: str) -> list[str]:
+        """The folder of uploads signed for the user, and their AWS inbox folder."""
+        folders = [f"{upload_prefix(tenant_id)}{segment(user_id)}"]
         # Inbox folders are raw user ids: one with a "/" would name another user's subfolder.
         if "/" not in user_id and user_id not in (".", ".."):
-            prefixes.append(f"{INBOX_PREFIX}{tenant_id}/{user_id}")
-        for key in sorted(named):
-            if any(key.startswith(p + "/") for p in prefixes):
+            folders.append(f"{INBOX_PREFIX}{tenant_id}/{user_id}")
+        return folders
+
+    @staticmethod
+    def _named_uploads(tenant_id: str, tasks: list[Task], own: list[str]) -> list[str]:
+        """Uploads the user's adds read, outside their own folders: one signed without
+        userId (EverOS's SDK sends none) sits in the tenant's shared folder; named by the
+        user's add, it is theirs. Each with the one-file folder object/sign made for it."""
+        uploads, inbox = upload_prefix(tenant_id), f"{INBOX_PREFIX}{tenant_id}/"
+        keys = {item.uri for task in tasks for item in task.items
+                if item.uri.startswith((uploads, inbox)) and ".." not in item.uri.split("/")}
+        prefixes = []
+        for key in sorted(keys):
+            if any(key.startswith(folder + "/") for folder in own):
                 continue
-            owner, _, rest = key.removeprefix(upload_prefix(tenant_id)).partition("/")
+            owner, _, rest = key.removeprefix(uploads).partition("/")
             folder, _, name = rest.partition("/")
-            signed = key.startswith(upload_prefix(tenant_id)) and SIGNED_FOLDER.fullmatch(folder)
-            prefixes.append(f"{upload_prefix(tenant_id)}{owner}/{folder}"
-                            if signed and name and "/" not in name else key)
+            signed = key.startswith(uploads) and SIGNED_FOLDER.fullmatch(folder)
+            prefixes.append(f"{uploads}{owner}/{folder}" if signed and name and "/" not in name
+                            else key)
         return prefixes
 
     def _forget_work(self, tenant_id: str, tasks: list[Task]) -> set[str]:
