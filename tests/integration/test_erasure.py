@@ -326,3 +326,23 @@ def test_an_erase_between_a_steps_writes_and_its_save_is_undone(local):
         pipeline.index(replace(deps, tasks=EraseBeforeSave()), ref)
     assert written  # the step had stored its memories when the erase came
     nothing_left(local, deps, ref)
+
+
+def test_the_same_user_id_in_another_tenant_is_not_touched(local):
+    def add(tenant: str, text: str) -> str:
+        return local.services.ingest.add_messages(tenant, AddMessageRequest(
+            user_id="same/../user", conversation_id="c1", async_mode=False,
+            messages=[{"role": "user", "content": text}])).task_id
+
+    mine = add(TENANT, "I moved to Porto in 2021.")
+    theirs = add("tenant-b", "I moved to Oslo in 2019.")
+    receipt = local.services.memories.erase_user(TENANT, "same/../user")
+    assert receipt.tasks == 1 and receipt.messages == 1 and receipt.requests == 1
+    assert local.store.get(TENANT, mine) is None
+    assert local.store.get("tenant-b", theirs) is not None
+    kept = local.store.list_conversation("tenant-b", "same/../user", "c1", 10)
+    assert [m.text for m in kept] == ["I moved to Oslo in 2019."]
+    assert local.store.ids_for_user("tenant-b", "same/../user")
+    assert local.store.ids_for_user(TENANT, "same/../user") == []
+    objects = local.settings.data_dir / "objects" / "requests"
+    assert [p.parent.parent.name for p in objects.rglob("*.json")] == ["tenant-b"]
