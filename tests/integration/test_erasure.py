@@ -346,3 +346,33 @@ def test_the_same_user_id_in_another_tenant_is_not_touched(local):
     assert local.store.ids_for_user(TENANT, "same/../user") == []
     objects = local.settings.data_dir / "objects" / "requests"
     assert [p.parent.parent.name for p in objects.rglob("*.json")] == ["tenant-b"]
+
+
+def test_files_written_before_secure_delete_are_rewritten_once(tmp_path):
+    """A data directory from before: rows deleted without secure_delete left their text
+    in free space. Opening it with this version rewrites both files (VACUUM) once."""
+    from engram.adapters import local_index, sqlite_store
+
+    secret = word("old").encode()
+    for name, schema, insert in (
+            ("engram.db", sqlite_store.SCHEMA, "INSERT INTO tasks VALUES ('t', ?, ?)"),
+            ("index.db", local_index.SCHEMA,
+             "INSERT INTO entries VALUES ('t', ?, 'u', x'0000803f', '[]', ?)")):
+        db = sqlite3.connect(tmp_path / name, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA secure_delete=OFF")
+        db.executescript(schema)
+        db.executemany(insert, [(str(i), f"note {i} {secret.decode()} " * 20)
+                                for i in range(200)])
+        db.execute(f"DELETE FROM {'tasks' if name == 'engram.db' else 'entries'}")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        assert secret in (tmp_path / name).read_bytes()  # left behind by the delete
+
+    sqlite_store.SqliteStore(tmp_path / "engram.db").close()
+    local_index.LocalMemoryIndex(tmp_path / "index.db").close()
+    assert not [p.name for p in tmp_path.iterdir() if secret in p.read_bytes()]
+    # once: a second open finds the files marked and leaves them as they are
+    mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    local_index.LocalMemoryIndex(tmp_path / "index.db").close()
+    assert (tmp_path / "index.db").stat().st_mtime_ns == mtimes["index.db"]

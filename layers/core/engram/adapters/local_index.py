@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 """
 
+SCRUBBED_VERSION = 1  # user_version from which the file has been written with secure_delete
 BM25_K1 = 1.2
 COMMON_TERM_SHARE = 0.8
 COMMON_TERM_MIN_ROWS = 1000  # below this, reading every posting is cheap anyway
@@ -530,5 +531,13 @@ def _connect(path: Path | None) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA secure_delete=ON")  # deleted rows and freed pages are zeroed
+    existed = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries'").fetchone()
     db.executescript(SCHEMA)
+    if db.execute("PRAGMA user_version").fetchone()[0] < SCRUBBED_VERSION:
+        if existed:
+            # Written before secure_delete: rows deleted or replaced back then may linger
+            # in free space. Rewritten once, so an erasure leaves nothing behind.
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute(f"PRAGMA user_version = {SCRUBBED_VERSION}")
     return db

@@ -58,8 +58,14 @@ class SqliteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA secure_delete=ON")
+        names = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
         self._db.executescript(SCHEMA)
         self._db.execute(TASKS_BY_USER)
+        if "tasks" in names and "tasks_by_user" not in names:
+            # Written before secure_delete: rows deleted or replaced back then may linger
+            # in free space. Rewritten once, so an erasure leaves nothing behind.
+            self._db.execute("VACUUM")
+            self.checkpoint()
 
     def close(self) -> None:
         with self._lock:
