@@ -184,7 +184,7 @@ class MotoStack:
     def tasks_of(self, user_id: str) -> list[Task]:
         """Every task row of a user (a test-only scan)."""
         items = self.tables["tasks"].scan()["Items"]
-        tasks = [Task.model_validate_json(i["body"]) for i in items]
+        tasks = [Task.model_validate_json(i["body"]) for i in items if "body" in i]
         return [t for t in tasks if t.user_id == user_id]
 
     def executions(self) -> list[dict[str, Any]]:

@@ -101,10 +101,13 @@ def test_task_item_carries_status_and_a_30_day_ttl(tables):
     task = Task(tenant_id="t1", user_id="u1")
     store.create(task)
 
-    (item,) = tables["tasks"].scan()["Items"]
+    item, pointer = sorted(tables["tasks"].scan()["Items"], key=lambda i: i["pk"] != "TENANT#t1")
     assert item["pk"] == "TENANT#t1" and item["sk"] == f"TASK#{task.task_id}"
     assert item["status"] == "waiting"
     assert int(item["expires_at"]) == task.update_time // 1000 + TASK_TTL_SECONDS
+    # the user's pointer to it (erasure finds a user's tasks without a scan), outliving it
+    assert pointer["pk"] == "T#t1#U#u1" and pointer["sk"] == f"TASK#{task.task_id}"
+    assert int(pointer["expires_at"]) == task.create_time // 1000 + 2 * TASK_TTL_SECONDS
 
 
 def test_an_expired_task_reads_as_missing_before_ttl_deletes_it(tables):

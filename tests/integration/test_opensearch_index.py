@@ -335,3 +335,22 @@ def test_opensearch_client_signs_for_the_service(aws_credentials):  # noqa: F811
     assert "x-amz-content-sha256" in headers["Authorization"].lower()
     with pytest.raises(ValueError, match="'es' or 'aoss'"):
         opensearch_client("search-x.es.amazonaws.com", "us-east-1", "opensearch")
+
+
+@pytest.mark.parametrize("custom_ids", [True, False])
+def test_remove_user_takes_every_row_of_the_user_and_only_theirs(custom_ids):
+    """Erasure: the rows of the ids given and any other row of the user (one whose id
+    the stores no longer knew); another user's and another tenant's stay."""
+    with FakeOpenSearch(accept_custom_ids=custom_ids,
+                        required_filter_fields=("tenant_id", "user_id")) as fake:
+        index = Backend(client_for(fake), "memories", eventually=lambda check: check(),
+                        index_options={"use_custom_ids": custom_ids}).index()
+        mine = [memory(f"note {i}", "t1") for i in range(5)]
+        others = [memory("note", "t1", user="u2"), memory("note", "t2")]
+        index.upsert([*mine, *others], np.stack([unit(i) for i in range(7)]))
+
+        assert index.remove_user("t1", "u1", [m.id for m in mine[:3]]) == 5
+        left = fake.indices["memories"].docs.values()
+        assert sorted((d["tenant_id"], d["user_id"]) for d in left) == [("t1", "u2"),
+                                                                         ("t2", "u1")]
+        assert index.remove_user("t1", "u1", [m.id for m in mine]) == 0  # nothing left

@@ -125,6 +125,28 @@ def test_delete_by_id_and_by_user(call):
     assert body["data"]["total_count"] == 0
 
 
+def test_a_session_delete_is_soft_a_user_or_group_delete_erases(call):
+    add(call, "u9", "I work at Acme.", session_id="s1")
+    add(call, "u9", "I play the cello.", session_id="s2")
+    status, body = call("memories/delete", {"user_id": "u9", "session_id": "s1"})
+    assert status == 200 and body["data"]["deleted"] >= 1 and "receipt" not in body["data"]
+    soft = body["data"]["deleted"]
+    status, body = call("memories/delete", {"user_id": "u9"})
+    receipt = body["data"]["receipt"]
+    assert status == 200 and receipt["tasks"] == 2 and receipt["messages"] == 2, body
+    # every memory row went, the session's soft-deleted ones included
+    assert receipt["memories"] == body["data"]["deleted"] > soft
+
+    status, body = call("memories/group", {"group_id": "g9", "async_mode": False, "messages": [
+        {"role": "user", "timestamp": T0, "sender_id": "ann",
+         "content": "We booked the venue for Friday."}]})
+    assert status == 200, body
+    status, body = call("memories/delete", {"group_id": "g9"})
+    assert status == 200 and body["data"]["receipt"]["tasks"] == 1, body
+    status, body = call("memories/search", {"filters": {"group_id": "g9"}, "query": "venue"})
+    assert status == 200 and not body["data"]["episodes"], body
+
+
 def test_tasks_are_per_tenant(call):
     task_id = add(call, "u5", "I like tea.")["task_id"]
     status, body = call(f"tasks/{task_id}", method="GET")

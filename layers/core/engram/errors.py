@@ -29,6 +29,11 @@ class NotFound(EngramError):
     status_code = 404
 
 
+class TaskErased(NotFound):
+    """The task's row is gone: its user's data was erased (delete by user) while it
+    waited or ran. A pipeline step that finds this removes what it wrote and stops."""
+
+
 class Conflict(EngramError):
     status_code = 409
 

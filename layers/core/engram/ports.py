@@ -41,7 +41,10 @@ class ObjectStore(Protocol):
         """Size and content type of an object, or None when there is none under `key`."""
         ...
 
-    def delete_prefix(self, prefix: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """Delete the object named `prefix` and every object under `prefix/`; the keys
+        that were removed."""
+        ...
 
 
 class SignedUpload(NamedTuple):
@@ -83,7 +86,18 @@ class TaskStore(Protocol):
 
     def get(self, tenant_id: str, task_id: str) -> Task | None: ...
 
-    def save(self, task: Task) -> None: ...
+    def save(self, task: Task) -> None:
+        """Overwrite an existing task row; never recreates one that was erased (raises)."""
+        ...
+
+    def tasks_of_user(self, tenant_id: str, user_id: str) -> list[Task]:
+        """Every task row of a user (without a scan)."""
+        ...
+
+    def erase_tasks(self, tasks: Sequence[Task]) -> list[Task]:
+        """Remove these task rows for good; the rows as they were when removed (a task
+        still running may have moved on since it was read)."""
+        ...
 
 
 class MessageStore(Protocol):
@@ -158,6 +172,11 @@ class MemoryIndex(Protocol):
     def upsert(self, memories: Sequence[Memory], vectors: np.ndarray) -> None: ...
 
     def remove(self, tenant_id: str, ids: Sequence[str]) -> None: ...
+
+    def remove_user(self, tenant_id: str, user_id: str, ids: Sequence[str] = ()) -> int:
+        """Remove every row of a user (erasure): the rows of `ids`, and any other row the
+        index holds for the user. How many rows were removed."""
+        ...
 
     def search(
         self,

@@ -4,6 +4,7 @@ memories) that OpenSearch only indexes.
 Three tables, each built from `table_definitions()` (the SAM template copies them):
 
 tasks     pk TENANT#<tenant>  sk TASK#<task id>    body, status, update_time, expires_at (TTL)
+          pk T#<tenant>#U#<user>  sk TASK#<task id>  a pointer: the user's tasks, for erasure
 api_keys  pk <sha-256 of the key>                  tenant_id, label, create_time
 records   message  pk T#<tenant>#U#<user>  sk MSG#<conversation>#<message id>
           memory   pk T#<tenant>#M#<id>    sk MEMORY
@@ -35,12 +36,23 @@ from urllib.parse import quote
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from engram.errors import PermanentError, RetryableError
-from engram.models.domain import Memory, MemoryStatus, MemoryType, MessageRecord, Task, now_ms
+from engram.errors import PermanentError, RetryableError, TaskErased
+from engram.models.domain import (
+    Memory,
+    MemoryStatus,
+    MemoryType,
+    MessageRecord,
+    Task,
+    TaskStatus,
+    now_ms,
+)
 from engram.models.filters import FilterNode
 from engram.ports import MemoryPage
 
 TASK_TTL_SECONDS = 30 * 24 * 3600
+# A task's pointer outlives the row by a TTL, so a row whose expiry later saves moved
+# forward (a retry weeks later) still has one; such saves renew the pointer.
+POINTER_TTL_SECONDS = 2 * TASK_TTL_SECONDS
 MEMORY_SORT_KEY = "MEMORY"
 BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem maximum
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
@@ -106,6 +118,9 @@ class DynamoTaskStore:
         self._table = table  # a boto3 DynamoDB Table resource
 
     def create(self, task: Task) -> bool:
+        # The pointer first: a task row never exists without one (a pointer whose row
+        # was never written is skipped by tasks_of_user).
+        self._table.put_item(Item=_task_pointer(task))
         try:
             self._table.put_item(Item=self._item(task),
                                  ConditionExpression="attribute_not_exists(pk)")
@@ -138,10 +153,43 @@ class DynamoTaskStore:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
             current = exc.response.get("Item", {})
+            if not current:  # a missing row is never recreated: its user was erased
+                raise TaskErased(f"task {task.task_id} not found: it was erased") from None
             status = current.get("status", {}).get("S", "missing")
             raise TaskWriteConflict(
                 f"task {task.task_id} changed since it was read (now {status}); "
                 f"not saving it as {task.status.value}") from None
+        if _task_expiry(task) > _pointer_expiry(task):
+            self._table.put_item(Item=_task_pointer(task))
+
+    def tasks_of_user(self, tenant_id: str, user_id: str) -> list[Task]:
+        """The user's pointers (one consistent query), then their rows (BatchGetItem)."""
+        pointers = _query(self._table, ConsistentRead=True, ProjectionExpression="task_id",
+                          KeyConditionExpression=Key("pk").eq(_user_key(tenant_id, user_id))
+                          & Key("sk").begins_with("TASK#"))
+        items = _batch_get(self._table, [_task_key(tenant_id, p["task_id"]) for p in pointers])
+        tasks = [Task.model_validate_json(i["body"]) for i in items
+                 if int(i["expires_at"]) > time.time()]
+        return sorted(tasks, key=lambda t: (t.create_time, t.task_id))
+
+    def erase_tasks(self, tasks: Sequence[Task]) -> list[Task]:
+        """A task that was finished when read is deleted in a batch; one still waiting or
+        running is deleted alone, returning its row as it was then (a step may have
+        saved what it wrote since). Pointers go last: a failure halfway leaves every
+        remaining row findable for the next try."""
+        done = (TaskStatus.completed, TaskStatus.failed)
+        erased = [t for t in tasks if t.status in done]
+        _batch_write(self._table, [{"DeleteRequest": {"Key": _task_key(t.tenant_id, t.task_id)}}
+                                   for t in erased])
+        for task in [t for t in tasks if t.status not in done]:
+            old = self._table.delete_item(Key=_task_key(task.tenant_id, task.task_id),
+                                          ReturnValues="ALL_OLD").get("Attributes")
+            if old is not None:
+                erased.append(Task.model_validate_json(old["body"]))
+        _batch_write(self._table, [{"DeleteRequest": {"Key": {
+            "pk": _user_key(t.tenant_id, t.user_id), "sk": f"TASK#{_part(t.task_id)}"}}}
+            for t in tasks])
+        return erased
 
     @staticmethod
     def _item(task: Task) -> dict[str, Any]:
@@ -149,9 +197,23 @@ class DynamoTaskStore:
             **_task_key(task.tenant_id, task.task_id),
             "status": task.status.value,
             "update_time": task.update_time,
-            "expires_at": task.update_time // 1000 + TASK_TTL_SECONDS,
+            "expires_at": _task_expiry(task),
             "body": task.model_dump_json(),
         }
+
+
+def _task_expiry(task: Task) -> int:
+    return task.update_time // 1000 + TASK_TTL_SECONDS
+
+
+def _pointer_expiry(task: Task) -> int:
+    return task.create_time // 1000 + POINTER_TTL_SECONDS
+
+
+def _task_pointer(task: Task) -> dict[str, Any]:
+    return {"pk": _user_key(task.tenant_id, task.user_id), "sk": f"TASK#{_part(task.task_id)}",
+            "task_id": task.task_id,
+            "expires_at": max(_pointer_expiry(task), _task_expiry(task) + TASK_TTL_SECONDS)}
 
 
 class DynamoApiKeyStore:

@@ -66,9 +66,18 @@ class FileObjectStore:
             raise KeyError(key)
         return path.read_bytes()
 
-    def delete_prefix(self, prefix: str) -> None:
+    def delete_prefix(self, prefix: str) -> list[str]:
+        """The file `prefix`, or the directory `prefix/` with everything in it."""
         path = self._path(prefix)
+        if path == self._root:
+            raise ValueError("refusing to delete every object: the prefix is empty")
+        removed: list[Path] = []
         if path.is_dir():
+            removed = [p for p in path.rglob("*") if p.is_file()]
             shutil.rmtree(path)
         elif path.is_file():
+            removed = [path]
             path.unlink()
+        # Temp files of writes in progress (".upload-*.tmp") are not objects yet.
+        return sorted(p.relative_to(self._root).as_posix() for p in removed
+                      if not p.name.endswith(".tmp"))

@@ -7,8 +7,11 @@ a single matrix-vector product (3-7 ms for 100k × 384 on two cores), which is
 cheaper than maintaining an ANN graph at this size and never loses recall under filters.
 
 SQLite is the copy that survives a restart; on open everything is loaded back into
-memory. One connection and one lock serialise writes and searches alike: numpy already
-uses every core for one search, so running searches side by side would not be faster.
+memory. It keeps plain rows (no FTS tables, whose segments would keep a deleted row's
+terms), deleted with `secure_delete`, and `checkpoint()` truncates the WAL after an
+erasure, so no erased text stays in the file or its WAL. One connection and one lock
+serialise writes and searches alike: numpy already uses every core for one search, so
+running searches side by side would not be faster.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 """
 
+SCRUBBED_VERSION = 1  # user_version from which the file has been written with secure_delete
 BM25_K1 = 1.2
 COMMON_TERM_SHARE = 0.8
 COMMON_TERM_MIN_ROWS = 1000  # below this, reading every posting is cheap anyway
@@ -109,6 +113,23 @@ class LocalMemoryIndex:
             self._write(("DELETE FROM entries WHERE tenant_id = ? AND id = ?", keys))
             for key in keys:
                 self._drop(key)
+
+    def remove_user(self, tenant_id: str, user_id: str, ids: Sequence[str] = ()) -> int:
+        """The user's partition holds every row of theirs (`ids` adds nothing here)."""
+        with self._lock:
+            partition = self._partitions.get((tenant_id, user_id))
+            keys = [(tenant_id, memory_id) for memory_id in (partition.ids if partition else [])]
+            self._write(("DELETE FROM entries WHERE tenant_id = ? AND id = ?", keys))
+            for key in keys:
+                self._drop(key)
+            return len(keys)
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the file and truncate it to zero bytes."""
+        with self._lock:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise RuntimeError("the index's WAL checkpoint after an erasure did not complete")
 
     def search(
         self,
@@ -509,5 +530,14 @@ def _connect(path: Path | None) -> sqlite3.Connection:
     db.execute("PRAGMA page_size=16384")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA secure_delete=ON")  # deleted rows and freed pages are zeroed
+    existed = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries'").fetchone()
     db.executescript(SCHEMA)
+    if db.execute("PRAGMA user_version").fetchone()[0] < SCRUBBED_VERSION:
+        if existed:
+            # Written before secure_delete: rows deleted or replaced back then may linger
+            # in free space. Rewritten once, so an erasure leaves nothing behind.
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute(f"PRAGMA user_version = {SCRUBBED_VERSION}")
     return db

@@ -211,6 +211,28 @@ class OpenSearchMemoryIndex:
             documents = self._stored_documents(tenant_id, ids)
         self._bulk([self._delete_action(doc) for doc in documents])
 
+    def remove_user(self, tenant_id: str, user_id: str, ids: Sequence[str] = ()) -> int:
+        """The documents of `ids` (by id where ids are ours: found even before a refresh
+        makes a fresh write searchable), then whatever a search still finds for the user,
+        until a search finds nothing new. With generated ids a document written within
+        the last refresh interval cannot be found yet, so it can survive."""
+        documents: list[str] = []
+        if ids:
+            documents = ([document_id(tenant_id, memory_id) for memory_id in ids]
+                         if self._custom_ids else self._stored_documents(tenant_id, ids))
+        removed = self._bulk([self._delete_action(doc) for doc in documents])
+        gone = set(documents)
+        body = {"size": LOOKUP_SIZE, "_source": False, "query": {"bool": {"filter": [
+            {"term": {"tenant_id": tenant_id}}, {"term": {"user_id": user_id}}]}}}
+        while True:
+            with _classified():
+                hits = self._client.search(index=self._index, body=body)["hits"]["hits"]
+            fresh = [hit["_id"] for hit in hits if hit["_id"] not in gone]
+            if not fresh:
+                return removed
+            removed += self._bulk([self._delete_action(doc) for doc in fresh])
+            gone.update(fresh)
+
     def search(
         self,
         tenant_id: str,
@@ -348,11 +370,12 @@ class OpenSearchMemoryIndex:
     def _delete_action(self, doc_id: str) -> dict[str, Any]:
         return {"_op_type": "delete", "_index": self._index, "_id": doc_id}
 
-    def _bulk(self, actions: list[dict[str, Any]]) -> None:
+    def _bulk(self, actions: list[dict[str, Any]]) -> int:
+        """The actions that took effect (a delete of a missing document does not)."""
         if not actions:
-            return
+            return 0
         with _classified():
-            _, errors = helpers.bulk(
+            done, errors = helpers.bulk(
                 self._client, actions, chunk_size=BULK_CHUNK_DOCS,
                 max_chunk_bytes=BULK_CHUNK_BYTES, max_retries=BULK_RETRIES,
                 initial_backoff=BULK_BACKOFF_SECONDS,
@@ -365,6 +388,7 @@ class OpenSearchMemoryIndex:
             if all(_retryable(f.get("status", 500)) for f in failures):
                 raise RetryableError(message)
             raise PermanentError(message)
+        return done
 
     def _check_mapping(self) -> None:
         mappings = self._client.indices.get_mapping(index=self._index)

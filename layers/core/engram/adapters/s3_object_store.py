@@ -40,23 +40,29 @@ class S3ObjectStore:
             raise
         return ObjectInfo(int(out.get("ContentLength", 0)), out.get("ContentType"))
 
-    def delete_prefix(self, prefix: str) -> None:
+    def delete_prefix(self, prefix: str) -> list[str]:
         """Delete the object named `prefix` and everything below `prefix/`, as the file
-        store removes a file or a directory: `requests/t/u` never touches `requests/t/u2`."""
+        store removes a file or a directory: `requests/t/u` never touches `requests/t/u2`.
+        Returns the keys removed."""
         prefix = prefix.rstrip("/")
         if not prefix:
             raise ValueError("refusing to delete every object: the prefix is empty")
-        batch = [prefix]
+        # The object named `prefix` itself is looked up, not listed: listing `prefix`
+        # without the slash would page through every sibling (u2, u20, …) too.
+        removed = [prefix] if self.head(prefix) is not None else []
+        batch = list(removed)
         pages = self._s3.get_paginator("list_objects_v2").paginate(
             Bucket=self._bucket, Prefix=prefix + "/")
         for page in pages:
             for obj in page.get("Contents", []):
                 batch.append(obj["Key"])
+                removed.append(obj["Key"])
                 if len(batch) == DELETE_BATCH:
                     self._delete(batch)
                     batch = []
         if batch:
             self._delete(batch)
+        return removed
 
     def _delete(self, keys: list[str]) -> None:
         out = self._s3.delete_objects(

@@ -2,6 +2,10 @@
 
 One file, WAL mode, one connection guarded by a lock: writes are serialised (SQLite
 does that anyway) and every statement is scoped by tenant_id.
+
+Erasure leaves nothing readable on disk: `secure_delete` zeroes deleted rows and freed
+pages, and `checkpoint()` (run after a user is erased) copies the WAL back into the
+database and truncates it, so the WAL holds no page from before the delete.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
+from engram.errors import TaskErased
 from engram.models.domain import Memory, MemoryStatus, MemoryType, MessageRecord, Task, now_ms
 from engram.models.filters import FilterNode
 from engram.ports import MemoryPage
@@ -55,6 +60,10 @@ CREATE INDEX IF NOT EXISTS messages_in_order
 MESSAGES_TABLE = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS messages"):
                         SCHEMA.index("CREATE TABLE IF NOT EXISTS memories")]
 SCHEMA_VERSION = 1  # 1: messages keyed by message id (0 keyed them by a sequence number)
+# A user's tasks, for erasure: an index on the body's user_id, which also covers rows
+# written before it existed (no column to add, no migration).
+TASK_USER = "json_extract(body, '$.user_id')"
+TASKS_BY_USER = f"CREATE INDEX IF NOT EXISTS tasks_by_user ON tasks (tenant_id, {TASK_USER})"
 
 
 class SqliteStore:
@@ -67,9 +76,17 @@ class SqliteStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA secure_delete=ON")
         with self._lock:
+            names = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
             self._migrate()
             self._db.executescript(SCHEMA)
+            self._db.execute(TASKS_BY_USER)
+            if "tasks" in names and "tasks_by_user" not in names:
+                # Written before secure_delete: rows deleted or replaced back then may
+                # linger in free space. Rewritten once, so an erasure leaves nothing behind.
+                self._db.execute("VACUUM")
+                self.checkpoint()
 
     def _migrate(self) -> None:
         """Version 0 keyed messages by (conversation, seq): its rows move to the new table
@@ -92,6 +109,13 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it to zero bytes."""
+        with self._lock:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:  # only this connection writes, so nothing should hold the WAL
+            raise RuntimeError("the WAL checkpoint after an erasure did not complete")
 
     def _write(self, sql: str, rows: Sequence[tuple]) -> None:
         with self._lock:
@@ -134,9 +158,32 @@ class SqliteStore:
         return Task.model_validate_json(rows[0][0]) if rows else None
 
     def save(self, task: Task) -> None:
+        # An UPDATE, never an insert: a writer holding a task whose user was erased
+        # meanwhile must not bring the row back.
         task.update_time = now_ms()
-        self._write("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)",
-                    [(task.tenant_id, task.task_id, task.model_dump_json())])
+        with self._lock:
+            cur = self._db.execute("UPDATE tasks SET body = ? WHERE tenant_id = ? AND task_id = ?",
+                                   (task.model_dump_json(), task.tenant_id, task.task_id))
+        if cur.rowcount == 0:
+            raise TaskErased(f"task {task.task_id} not found: it was erased")
+
+    def tasks_of_user(self, tenant_id: str, user_id: str) -> list[Task]:
+        rows = self._read(f"SELECT body FROM tasks WHERE tenant_id = ? AND {TASK_USER} = ?",
+                          (tenant_id, user_id))
+        return [Task.model_validate_json(r[0]) for r in rows]
+
+    def erase_tasks(self, tasks: Sequence[Task]) -> list[Task]:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                bodies = [row[0] for t in tasks for row in self._db.execute(
+                    "DELETE FROM tasks WHERE tenant_id = ? AND task_id = ? RETURNING body",
+                    (t.tenant_id, t.task_id)).fetchall()]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return [Task.model_validate_json(b) for b in bodies]
 
     def unfinished(self) -> list[Task]:
         """Tasks a stopped server left waiting or running: resumed at start."""

@@ -131,6 +131,9 @@ class IndexOnFirstUse:
     def remove(self, tenant_id: str, ids: Sequence[str]) -> None:
         self._ready().remove(tenant_id, ids)
 
+    def remove_user(self, tenant_id: str, user_id: str, ids: Sequence[str] = ()) -> int:
+        return self._ready().remove_user(tenant_id, user_id, ids)
+
     def search(self, tenant_id: str, user_id: str, vector: np.ndarray, text: str, k: int,
                types: Sequence[MemoryType], where: FilterNode | None = None) -> list[IndexHit]:
         return self._ready().search(tenant_id, user_id, vector, text, k, types, where)
@@ -324,7 +327,7 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
         once=accept_once)
     search_service = SearchService(memories=records, index=index, embedder=embedder)
     memory_service = MemoryService(memories=records, messages=records, index=index,
-                                   embedder=embedder, objects=objects)
+                                   embedder=embedder, objects=objects, tasks=tasks)
     task_service = TaskService(tasks, workflow)
     services = Services(
         ingest=ingest, search=search_service, memories=memory_service, tasks=task_service,

@@ -116,8 +116,15 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
         attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)),
         once=once)
     search = SearchService(memories=store, index=index, embedder=embedder)
+
+    def checkpoint() -> None:
+        """After an erasure: no page from before it stays in either database's WAL."""
+        store.checkpoint()
+        index.checkpoint()
+
     memories = MemoryService(memories=store, messages=store, index=index, embedder=embedder,
-                             objects=objects)
+                             objects=objects, tasks=store, hold_user=workflow.hold,
+                             after_erase=checkpoint)
     tasks = TaskService(store, workflow)
     services = Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks, keys=keys,

@@ -38,10 +38,13 @@ class InProcessWorkflow:
                 self._started.discard(key)
 
     def run(self, ref: TaskRef) -> Task:
-        with self._guard:
-            lock = self._user_locks[(ref.tenant_id, ref.user_id)]
-        with lock:
+        with self.hold(ref.tenant_id, ref.user_id):
             return run_pipeline(self._deps, ref)
+
+    def hold(self, tenant_id: str, user_id: str) -> threading.Lock:
+        """The user's lock: while it is held no task of theirs runs (erasure holds it)."""
+        with self._guard:
+            return self._user_locks[(tenant_id, user_id)]
 
     def shutdown(self) -> None:
         """Finish what is running; tasks still queued are resumed on the next start."""

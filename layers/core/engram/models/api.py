@@ -12,7 +12,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from engram.models.content import ItemStatus
-from engram.models.domain import TokenUsage
+from engram.models.domain import ErasureReceipt, TokenUsage
 from engram.models.times import to_epoch_ms
 
 T = TypeVar("T")
@@ -324,6 +324,9 @@ class DeleteMemoryRequest(Request):
 class DeleteMemoryData(BaseModel):
     success: bool = True
     deleted: int
+    # Delete by user_id: what was erased, per kind (an extra field: MemOS's client keeps
+    # only `success`). Left out for a delete by memory_ids.
+    receipt: ErasureReceipt | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class GetMessageRequest(Request):

@@ -232,6 +232,11 @@ class MemoryViews(BaseModel):
     decisions: list[Decision] = Field(default_factory=list)
 
     @property
+    def memory_ids(self) -> list[str]:
+        """Every memory the task wrote or touched."""
+        return [*self.added, *self.updated, *self.deleted, *self.working]
+
+    @property
     def counts(self) -> dict[str, int]:
         return {
             "added": len(self.added),
@@ -268,3 +273,17 @@ class TaskRef(BaseModel):
     tenant_id: str
     task_id: str
     user_id: str  # lets a runner serialise the tasks of one user
+
+
+class ErasureReceipt(BaseModel):
+    """What deleting a user's data removed, counted per kind."""
+
+    memories: int = 0  # memory rows, whatever their status (current, archived, deleted)
+    versions: int = 0  # earlier values those memories kept in their history
+    messages: int = 0  # raw messages
+    requests: int = 0  # stored add requests
+    files: int = 0  # inline files (base64, data: URLs) stored beside those requests
+    uploads: int = 0  # uploaded objects: signed for the user, or named by their adds
+    work_objects: int = 0  # step outputs and content-job records of unfinished tasks
+    index_rows: int = 0  # search index rows
+    tasks: int = 0  # task rows (get/status of each now answers 404)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from engram.models.api import ToolCall
+from engram.models.domain import ErasureReceipt
 
 Identifier = Field(min_length=1, max_length=256)
 OptionalIdentifier = Field(default=None, min_length=1, max_length=256)
@@ -205,7 +206,9 @@ class MemoryDeleteRequest(Request):
 
 
 class DeleteResult(BaseModel):
-    deleted: int  # memories taken out of search
+    deleted: int  # memories taken out of search (by id or session), or erased (all of a user)
+    # A whole user's or group's delete: what was erased, per kind (the SDK reads no body).
+    receipt: ErasureReceipt | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class DeleteResponse(BaseModel):

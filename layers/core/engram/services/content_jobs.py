@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from engram.errors import PermanentError, RetryableError
+from engram.errors import PermanentError, RetryableError, TaskErased
 from engram.models.content import FAILED_PREFIX
 from engram.models.domain import TaskRef
 from engram.models.pipeline import (
@@ -49,6 +49,7 @@ from engram.services.pipeline import (
     _put,
     load_job,
     require_some_content,
+    unless_erased,
 )
 
 log = logging.getLogger(__name__)
@@ -268,11 +269,15 @@ def collect(deps: PipelineDeps, ref: TaskRef, outcomes: list[ContentJobOutcome])
         else:
             status.warnings += result.warnings
             status.seconds = result.seconds
-    deps.tasks.save(task)
-    require_some_content(job, task)
-    _put(deps, parsed_key, parsed)
-    for outcome in outcomes:
-        _forget_job(deps.objects, ref, outcome.job)
+    try:
+        with unless_erased(deps, ref):
+            deps.tasks.save(task)
+            require_some_content(job, task)
+            _put(deps, parsed_key, parsed)
+    except TaskErased:
+        _forget_jobs(deps.objects, ref, outcomes)
+        raise
+    _forget_jobs(deps.objects, ref, outcomes)
     return TaskRef(tenant_id=ref.tenant_id, task_id=ref.task_id, user_id=ref.user_id)
 
 
@@ -294,16 +299,26 @@ def _stored_result(objects: ObjectStore, ref: TaskRef, job: ContentJob) -> Conte
         return None
 
 
-def _forget_job(objects: ObjectStore, ref: TaskRef, job: ContentJob) -> None:
-    """The record is gone once collected: a late notice then finds nothing to answer."""
-    key = content_job_key(ref.tenant_id, ref.task_id, job.message_id, job.index)
+def _forget_jobs(objects: ObjectStore, ref: TaskRef, outcomes: list[ContentJobOutcome]) -> None:
+    for outcome in outcomes:
+        forget_job(objects, ref.tenant_id, ref.task_id, outcome.job.message_id,
+                   outcome.job.index)
+
+
+def forget_job(objects: ObjectStore, tenant_id: str, task_id: str, message_id: str,
+               index: int) -> list[str]:
+    """An item's job record (and Textract's JobId alias) removed, once collected or when
+    the task's user is erased: a late notice then finds nothing to answer. The keys
+    removed."""
+    key = content_job_key(tenant_id, task_id, message_id, index)
     try:
         record = ContentJobRecord.model_validate_json(objects.get_bytes(job_record_key(key)))
     except KeyError:
-        return
+        return []
+    removed = []
     if record.engine == "ocr" and record.job_id:
-        objects.delete_prefix(job_alias_key("ocr", record.job_id))
-    objects.delete_prefix(job_record_key(key))
+        removed += objects.delete_prefix(job_alias_key("ocr", record.job_id))
+    return removed + objects.delete_prefix(job_record_key(key))
 
 
 def _pages(numbers: list[int]) -> str:

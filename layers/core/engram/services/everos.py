@@ -46,7 +46,7 @@ from engram.models.times import to_epoch_ms
 from engram.ports import MemoryStore
 from engram.services.attachments import is_http_url
 from engram.services.ingest import AddSpec, IngestService, MessageDraft, shown_text
-from engram.services.memories import MemoryService
+from engram.services.memories import Deletion, MemoryService
 from engram.services.search import ScoredMemory, SearchService
 from engram.services.tasks import TaskService
 
@@ -326,9 +326,10 @@ class EverosService:
 
     # --- delete, tasks ---------------------------------------------------------------------
 
-    def delete(self, tenant_id: str, req: MemoryDeleteRequest) -> int:
-        """By id, or every active memory of a user or group (in a session): soft, as EverOS
-        deletes (the rows stay, out of search)."""
+    def delete(self, tenant_id: str, req: MemoryDeleteRequest) -> Deletion:
+        """By id, or every active memory of a user's or group's session: soft, as EverOS
+        deletes (the rows stay, out of search). A user_id or a group_id alone erases all
+        of that user's or group's data, as delete/memory by user_id does."""
         scoped = [f for f in ("user_id", "group_id", "session_id", "sender_id")
                   if getattr(req, f) not in (None, "")]
         if req.memory_id:
@@ -341,6 +342,9 @@ class EverosService:
         if req.sender_id:
             raise Unprocessable("deleting by sender_id is not supported")
         partition = group_partition(req.group_id) if req.group_id else req.user_id
+        if scoped in (["user_id"], ["group_id"]):
+            receipt = self.memory_service.erase_user(tenant_id, partition)
+            return Deletion(receipt.memories, receipt)
         where = FilterNode(all_of=[Condition(field="conversation_id", op="eq",
                                              value=req.session_id)]) if req.session_id else None
         types = (*EPISODIC_TYPES, MemoryType.working, MemoryType.preference,
@@ -350,8 +354,9 @@ class EverosService:
             page = self.memories.list_active(tenant_id, partition, types, 0, DELETE_BATCH, where)
             ids = [m.id for m in page.items if m.status == MemoryStatus.activated]
             if not ids:
-                return deleted
-            deleted += self.memory_service.delete(tenant_id, DeleteMemoryRequest(memory_ids=ids))
+                return Deletion(deleted)
+            deleted += self.memory_service.delete(
+                tenant_id, DeleteMemoryRequest(memory_ids=ids)).deleted
 
     def task(self, tenant_id: str, task_id: str) -> Task:
         try:

@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from engram.errors import NotFound, Unprocessable
 from engram.models.api import DeleteMemoryRequest, GetMemoryRequest, UpdateMemoryRequest
 from engram.models.domain import (
     FACT_TYPES,
     TOOL_TYPES,
+    ErasureReceipt,
     Memory,
     MemoryStatus,
     MemoryType,
     MemoryVersion,
     MessageRecord,
+    Task,
+    TaskStatus,
     now_ms,
 )
 from engram.models.filters import FilterError, split_sources
-from engram.models.pipeline import segment, upload_prefix, user_prefix
-from engram.ports import Embedder, MemoryIndex, MemoryPage, MemoryStore, MessageStore, ObjectStore
+from engram.models.pipeline import segment, upload_prefix, user_prefix, work_prefix
+from engram.ports import (
+    Embedder,
+    MemoryIndex,
+    MemoryPage,
+    MemoryStore,
+    MessageStore,
+    ObjectStore,
+    TaskStore,
+)
+from engram.services.content_jobs import forget_job
 from engram.services.dedupe import content_hash
+from engram.services.uploads import INBOX_PREFIX
 from engram.services.vectors import memory_vectors
 
 
@@ -30,6 +47,22 @@ class MemoryPages:
     tools: list[Memory]
 
 
+SIGNED_FOLDER = re.compile(r"[0-9a-f]{32}")  # the one-file folder object/sign makes per key
+
+
+class Deletion(NamedTuple):
+    deleted: int  # memories taken out of search (by id), or erased (by user)
+    receipt: ErasureReceipt | None = None  # by user: everything erased, per kind
+
+
+def _no_hold(tenant_id: str, user_id: str) -> AbstractContextManager[object]:
+    return nullcontext()
+
+
+def _nothing() -> None:
+    return None
+
+
 @dataclass
 class MemoryService:
     memories: MemoryStore
@@ -37,6 +70,14 @@ class MemoryService:
     index: MemoryIndex
     embedder: Embedder
     objects: ObjectStore
+    tasks: TaskStore
+    # Held while a user is erased so that no task of theirs runs meanwhile (locally the
+    # runner's per-user lock). On AWS there is none: each step checks its task instead.
+    hold_user: Callable[[str, str], AbstractContextManager[object]] = field(
+        default=_no_hold)
+    # Run after an erasure (locally: SQLite WAL checkpoints, so no deleted page stays
+    # in a -wal file).
+    after_erase: Callable[[], None] = field(default=_nothing)
 
     def page(self, tenant_id: str, req: GetMemoryRequest) -> MemoryPages:
         try:
@@ -92,9 +133,10 @@ class MemoryService:
             self.index.remove(tenant_id, [memory.id])
         return memory
 
-    def delete(self, tenant_id: str, req: DeleteMemoryRequest) -> int:
+    def delete(self, tenant_id: str, req: DeleteMemoryRequest) -> Deletion:
         if req.user_id:
-            return self.erase_user(tenant_id, req.user_id)
+            receipt = self.erase_user(tenant_id, req.user_id)
+            return Deletion(receipt.memories, receipt)
         found = [m for m in self.memories.get_many(tenant_id, req.memory_ids or [])
                  if m.status != MemoryStatus.deleted]
         if not found:
@@ -104,18 +146,95 @@ class MemoryService:
             memory.status, memory.valid_to, memory.update_time = MemoryStatus.deleted, now, now
         self.memories.put_many(found)
         self.index.remove(tenant_id, [m.id for m in found])
-        return len(found)
+        return Deletion(len(found))
 
-    def erase_user(self, tenant_id: str, user_id: str) -> int:
-        """Delete by user: memories, raw messages, raw requests (with their inline files)
-        and the files uploaded for the user (object/sign with userId) are erased."""
-        ids = self.memories.ids_for_user(tenant_id, user_id)
-        self.index.remove(tenant_id, ids)
-        self.memories.erase(tenant_id, ids)
-        self.messages.delete_user(tenant_id, user_id)
-        self.objects.delete_prefix(user_prefix(tenant_id, user_id))
-        self.objects.delete_prefix(f"{upload_prefix(tenant_id)}{segment(user_id)}")
-        return len(ids)
+    def erase_user(self, tenant_id: str, user_id: str) -> ErasureReceipt:
+        """Everything of a user, for good: memories in every status (their history with
+        them), raw messages, stored requests with their inline files, uploads (signed for
+        the user, or named by their adds), index rows, and their tasks (get/status then
+        answers 404) with the step outputs of those still unfinished."""
+        with self.hold_user(tenant_id, user_id):
+            receipt = self._erase(tenant_id, user_id)
+        self.after_erase()
+        return receipt
+
+    def _erase(self, tenant_id: str, user_id: str) -> ErasureReceipt:
+        receipt = ErasureReceipt()
+        tasks = self.tasks.tasks_of_user(tenant_id, user_id)
+        own = self._own_upload_folders(tenant_id, user_id)
+        # What only the task rows lead to goes before them, so that an erase cut short
+        # and tried again still finds it: uploads the adds named, and step outputs.
+        uploads = {key for prefix in self._named_uploads(tenant_id, tasks, own)
+                   for key in self.objects.delete_prefix(prefix)}
+        work = self._forget_work(tenant_id, tasks)
+        # Task rows go before anything they point to: a step still running then finds
+        # its task gone and removes what it wrote (services/pipeline.py).
+        erased = self.tasks.erase_tasks(tasks)
+        receipt.tasks = len(erased)
+        work |= self._forget_work(tenant_id, erased)  # what a step wrote meanwhile
+        receipt.work_objects = len(work)
+
+        # The tasks' views name memories a lagging user index (DynamoDB's GSI) may miss.
+        ids = dict.fromkeys([*self.memories.ids_for_user(tenant_id, user_id),
+                             *(i for task in erased for i in task.memory_views.memory_ids)])
+        memories = [m for m in self.memories.get_many(tenant_id, list(ids))
+                    if m.user_id == user_id]
+        receipt.memories = len(memories)
+        receipt.versions = sum(len(m.history) for m in memories)
+        receipt.index_rows = self.index.remove_user(tenant_id, user_id, [m.id for m in memories])
+        self.memories.erase(tenant_id, [m.id for m in memories])
+        receipt.messages = self.messages.delete_user(tenant_id, user_id)
+
+        for key in self.objects.delete_prefix(user_prefix(tenant_id, user_id)):
+            if "/items/" in key:
+                receipt.files += 1
+            else:
+                receipt.requests += 1
+        for folder in own:
+            uploads.update(self.objects.delete_prefix(folder))
+        receipt.uploads = len(uploads)
+        return receipt
+
+    @staticmethod
+    def _own_upload_folders(tenant_id: str, user_id: str) -> list[str]:
+        """The folder of uploads signed for the user, and their AWS inbox folder."""
+        folders = [f"{upload_prefix(tenant_id)}{segment(user_id)}"]
+        # Inbox folders are raw user ids: one with a "/" would name another user's subfolder.
+        if "/" not in user_id and user_id not in (".", ".."):
+            folders.append(f"{INBOX_PREFIX}{tenant_id}/{user_id}")
+        return folders
+
+    @staticmethod
+    def _named_uploads(tenant_id: str, tasks: list[Task], own: list[str]) -> list[str]:
+        """Uploads the user's adds read, outside their own folders: one signed without
+        userId (EverOS's SDK sends none) sits in the tenant's shared folder; named by the
+        user's add, it is theirs. Each with the one-file folder object/sign made for it."""
+        uploads, inbox = upload_prefix(tenant_id), f"{INBOX_PREFIX}{tenant_id}/"
+        keys = {item.uri for task in tasks for item in task.items
+                if item.uri.startswith((uploads, inbox)) and ".." not in item.uri.split("/")}
+        prefixes = []
+        for key in sorted(keys):
+            if any(key.startswith(folder + "/") for folder in own):
+                continue
+            owner, _, rest = key.removeprefix(uploads).partition("/")
+            folder, _, name = rest.partition("/")
+            signed = key.startswith(uploads) and SIGNED_FOLDER.fullmatch(folder)
+            prefixes.append(f"{uploads}{owner}/{folder}" if signed and name and "/" not in name
+                            else key)
+        return prefixes
+
+    def _forget_work(self, tenant_id: str, tasks: list[Task]) -> set[str]:
+        """Step outputs and content-job records of tasks not completed (a completed task
+        removed its own)."""
+        removed: set[str] = set()
+        for task in tasks:
+            if task.status == TaskStatus.completed:
+                continue
+            removed.update(self.objects.delete_prefix(work_prefix(tenant_id, task.task_id)))
+            for item in task.items:
+                removed.update(forget_job(self.objects, tenant_id, task.task_id,
+                                          item.message_id, item.index))
+        return removed
 
     def conversation(self, tenant_id: str, user_id: str, conversation_id: str,
                      limit: int | None) -> list[MessageRecord]:

@@ -3,18 +3,23 @@
 Each step takes a TaskRef (a pointer), reads what the previous step wrote to the object
 store and writes its own output there, so the same functions run in-process locally and
 as Lambda tasks of a Step Functions state machine.
+
+Erasing a user removes their task rows first. Every step checks, after its writes, that
+its task still exists; if not, it removes what it wrote and stops (TaskErased), so a task
+still running while its user is erased brings nothing back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from pydantic import BaseModel
 
-from engram.errors import NotFound, PermanentError
+from engram.errors import PermanentError, TaskErased
 from engram.models.content import FAILED_PREFIX
 from engram.models.domain import MemoryStatus, Task, TaskRef, TaskStatus, now_ms
 from engram.models.pipeline import (
@@ -100,7 +105,7 @@ def _put(deps: PipelineDeps, key: str, value: BaseModel) -> None:
 def _task(deps: PipelineDeps, ref: TaskRef) -> Task:
     task = deps.tasks.get(ref.tenant_id, ref.task_id)
     if task is None:
-        raise NotFound(f"task {ref.task_id} not found")
+        raise TaskErased(f"task {ref.task_id} not found: it was erased")
     return task
 
 
@@ -109,6 +114,36 @@ def _enter(deps: PipelineDeps, ref: TaskRef, step: str) -> Task:
     task.status, task.step = TaskStatus.running, step
     deps.tasks.save(task)
     return task
+
+
+def discard(deps: PipelineDeps, ref: TaskRef, memory_ids: Sequence[str] = ()) -> None:
+    """Remove what a task wrote after its user was erased: its step outputs and the
+    memories it stored."""
+    deps.objects.delete_prefix(work_prefix(ref.tenant_id, ref.task_id))
+    if memory_ids:
+        deps.index.remove(ref.tenant_id, memory_ids)
+        deps.memories.erase(ref.tenant_id, memory_ids)
+
+
+@contextmanager
+def unless_erased(deps: PipelineDeps, ref: TaskRef,
+                  memory_ids: Sequence[str] = ()) -> Iterator[None]:
+    """Wraps a step's writes. When the task turns out to be gone (at the end, or when a
+    write failed because of it), what the step wrote is discarded and TaskErased ends
+    the run. One task read per step."""
+    try:
+        yield
+    except TaskErased:
+        discard(deps, ref, memory_ids)
+        raise
+    except Exception:
+        if deps.tasks.get(ref.tenant_id, ref.task_id) is not None:
+            raise
+        discard(deps, ref, memory_ids)
+        raise TaskErased(f"task {ref.task_id} was erased while it ran") from None
+    if deps.tasks.get(ref.tenant_id, ref.task_id) is None:
+        discard(deps, ref, memory_ids)
+        raise TaskErased(f"task {ref.task_id} was erased while it ran")
 
 
 def load_job(deps: PipelineDeps, task: Task) -> IngestJob:
@@ -126,20 +161,21 @@ def parse(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     task = _enter(deps, ref, "parse")
     job = load_job(deps, task)
     blocks, deferred, descriptions = [], [], {}
-    if job.items:
-        reader = deps.content or ContentReader()
-        parsed_items = parse_items(reader, deps.objects, deps.tasks, task, job.items,
-                                   deps.transient)
-        blocks, deferred = parsed_items.blocks, parsed_items.deferred
-        descriptions = parsed_items.descriptions
-        if not deferred:
-            require_some_content(job, task)
-    for item in deferred:
-        _put(deps, content_key(ref.tenant_id, ref.task_id, item.message_id, item.index,
-                               "deferred.json"), item)
-    parsed = image_turns(job.messages, blocks, task.items, descriptions)
-    _put(deps, work_key(ref.tenant_id, ref.task_id, "parsed"),
-         ParsedMessages(messages=parsed, blocks=blocks))
+    with unless_erased(deps, ref):
+        if job.items:
+            reader = deps.content or ContentReader()
+            parsed_items = parse_items(reader, deps.objects, deps.tasks, task, job.items,
+                                       deps.transient)
+            blocks, deferred = parsed_items.blocks, parsed_items.deferred
+            descriptions = parsed_items.descriptions
+            if not deferred:
+                require_some_content(job, task)
+        for item in deferred:
+            _put(deps, content_key(ref.tenant_id, ref.task_id, item.message_id, item.index,
+                                   "deferred.json"), item)
+        parsed = image_turns(job.messages, blocks, task.items, descriptions)
+        _put(deps, work_key(ref.tenant_id, ref.task_id, "parsed"),
+             ParsedMessages(messages=parsed, blocks=blocks))
     if deferred:
         return ContentJobsRef(**ref.model_dump(), content_jobs=[
             ContentJob(message_id=d.message_id, index=d.index, engine=d.engine)
@@ -167,11 +203,12 @@ def extract(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
         candidates += document_candidates(task, job.messages, parsed.blocks)
         add_locations(candidates, parsed.blocks, task.items)
     out = ExtractedCandidates(extractor=deps.extractor.name, candidates=candidates)
-    _put(deps, work_key(ref.tenant_id, ref.task_id, "candidates"), out)
-    if extraction.usage.calls or extraction.warnings:
-        task.usage += extraction.usage
-        task.warnings += [f"extract: {w}" for w in extraction.warnings]
-        deps.tasks.save(task)
+    with unless_erased(deps, ref):
+        _put(deps, work_key(ref.tenant_id, ref.task_id, "candidates"), out)
+        if extraction.usage.calls or extraction.warnings:
+            task.usage += extraction.usage
+            task.warnings += [f"extract: {w}" for w in extraction.warnings]
+            deps.tasks.save(task)
     return ref
 
 
@@ -182,11 +219,12 @@ def dedupe(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
                       ExtractedCandidates)
     plan = plan_changes(job, extracted.candidates, deps.memories, deps.index, deps.embedder,
                         resolver=deps.resolver)
-    _put(deps, work_key(ref.tenant_id, ref.task_id, "plan"), plan)
-    if plan.usage.calls or plan.warnings:
-        task.usage += plan.usage
-        task.warnings += [f"dedupe: {w}" for w in plan.warnings]
-        deps.tasks.save(task)
+    with unless_erased(deps, ref):
+        _put(deps, work_key(ref.tenant_id, ref.task_id, "plan"), plan)
+        if plan.usage.calls or plan.warnings:
+            task.usage += plan.usage
+            task.warnings += [f"dedupe: {w}" for w in plan.warnings]
+            deps.tasks.save(task)
     return ref
 
 
@@ -196,33 +234,34 @@ def index(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     job = load_job(deps, task)
     plan = _load(deps, work_key(ref.tenant_id, ref.task_id, "plan"), DedupePlan)
 
-    # In this order a search always finds either the fast-path turns or what replaced
-    # them: the new memories are stored, then indexed, and only then are the turns retired.
     memories = [w.memory for w in plan.writes]
-    deps.memories.put_many(memories)
-    fresh = [w for w in plan.writes if w.vector is not None and
-             w.memory.status == MemoryStatus.activated]
-    if fresh:
-        vectors = np.asarray([w.vector for w in fresh], dtype=np.float32)
-        deps.index.upsert([w.memory for w in fresh], vectors)
-    retired = deps.memories.get_many(ref.tenant_id, job.working_ids)
-    for memory in retired:
-        memory.status, memory.valid_to, memory.update_time = (
-            MemoryStatus.archived, now_ms(), now_ms())
-    deps.memories.put_many(retired)
-    inactive = [m.id for m in memories if m.status != MemoryStatus.activated]
-    deps.index.remove(ref.tenant_id, inactive + [m.id for m in retired])
+    with unless_erased(deps, ref, [m.id for m in memories] + job.working_ids):
+        # In this order a search always finds either the fast-path turns or what replaced
+        # them: the new memories are stored, then indexed, and only then are the turns retired.
+        deps.memories.put_many(memories)
+        fresh = [w for w in plan.writes if w.vector is not None and
+                 w.memory.status == MemoryStatus.activated]
+        if fresh:
+            vectors = np.asarray([w.vector for w in fresh], dtype=np.float32)
+            deps.index.upsert([w.memory for w in fresh], vectors)
+        retired = deps.memories.get_many(ref.tenant_id, job.working_ids)
+        for memory in retired:
+            memory.status, memory.valid_to, memory.update_time = (
+                MemoryStatus.archived, now_ms(), now_ms())
+        deps.memories.put_many(retired)
+        inactive = [m.id for m in memories if m.status != MemoryStatus.activated]
+        deps.index.remove(ref.tenant_id, inactive + [m.id for m in retired])
 
-    task.status, task.step = TaskStatus.completed, "index"
-    views = task.memory_views
-    views.added, views.updated, views.deleted, views.noop = (
-        plan.added, plan.updated, plan.deleted, plan.noop)
-    # A task row must stay small (DynamoDB items cap at 400 KB); the ids above list all.
-    views.decisions = plan.decisions[:MAX_DECISIONS_SHOWN]
-    if len(plan.decisions) > MAX_DECISIONS_SHOWN:
-        task.warnings.append(f"index: {len(plan.decisions) - MAX_DECISIONS_SHOWN} more "
-                             "decisions not listed in memory_views")
-    deps.tasks.save(task)
+        task.status, task.step = TaskStatus.completed, "index"
+        views = task.memory_views
+        views.added, views.updated, views.deleted, views.noop = (
+            plan.added, plan.updated, plan.deleted, plan.noop)
+        # A task row must stay small (DynamoDB items cap at 400 KB); the ids above list all.
+        views.decisions = plan.decisions[:MAX_DECISIONS_SHOWN]
+        if len(plan.decisions) > MAX_DECISIONS_SHOWN:
+            task.warnings.append(f"index: {len(plan.decisions) - MAX_DECISIONS_SHOWN} more "
+                                 "decisions not listed in memory_views")
+        deps.tasks.save(task)
     deps.objects.delete_prefix(work_prefix(ref.tenant_id, ref.task_id))
     return ref
 
@@ -231,21 +270,30 @@ STEPS: tuple[Callable[[PipelineDeps, TaskRef], TaskRef], ...] = (parse, extract,
 
 
 def mark_failed(deps: PipelineDeps, ref: TaskRef, error: Exception) -> None:
-    """A failed task keeps its raw request, so it can be retried; the reason is shown."""
-    task = _task(deps, ref)
-    task.status = TaskStatus.failed
-    task.error = f"{task.step or 'pipeline'}: {type(error).__name__}: {error}"
-    deps.tasks.save(task)
+    """A failed task keeps its raw request, so it can be retried; the reason is shown.
+    A task that was erased has nothing left to mark: what its steps wrote is removed."""
+    try:
+        task = _task(deps, ref)
+        task.status = TaskStatus.failed
+        task.error = f"{task.step or 'pipeline'}: {type(error).__name__}: {error}"
+        deps.tasks.save(task)
+    except TaskErased:
+        log.info("task %s was erased; nothing to mark failed", ref.task_id)
+        discard(deps, ref)
 
 
 def run_pipeline(deps: PipelineDeps, ref: TaskRef) -> Task:
-    """Run every step in order (the local stand-in for the state machine)."""
+    """Run every step in order (the local stand-in for the state machine). Raises
+    TaskErased when the task's user was erased before or while it ran."""
     try:
         for step in STEPS:
             out = step(deps, ref)
             if isinstance(out, ContentJobsRef) and out.content_jobs:
                 raise PermanentError("items wait for asynchronous jobs, which only the "
                                      "state machine can wait for")
+    except TaskErased:
+        log.info("task %s stopped: its user's data was erased", ref.task_id)
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure must end in a failed task row
         log.exception("task %s failed", ref.task_id)
         mark_failed(deps, ref, exc)

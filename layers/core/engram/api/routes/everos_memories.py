@@ -131,8 +131,11 @@ def everos_memories_router(services: Services) -> Router:
                                   for s in every}
         return SearchResponse(data=data)
 
-    @router.post("/memories/delete", summary="Soft-delete a memory, or a user's or group's")
+    @router.post("/memories/delete",
+                 summary="Soft-delete a memory or a session's; erase a user's or group's data")
     def delete(req: Annotated[MemoryDeleteRequest, Body()]) -> DeleteResponse:
-        return DeleteResponse(data=DeleteResult(deleted=services.everos.delete(tenant(), req)))
+        deleted = services.everos.delete(tenant(), req)
+        return DeleteResponse(data=DeleteResult(deleted=deleted.deleted,
+                                                receipt=deleted.receipt))
 
     return router

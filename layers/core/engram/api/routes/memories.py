@@ -46,9 +46,9 @@ def memories_router(services: Services) -> Router:
         memory = services.memories.update(tenant_of(router), req)
         return Envelope(data=UpdateMemoryData(memory=memory_detail(memory)))
 
-    @router.post("/delete/memory", summary="Delete memories by id, or all of a user's data")
+    @router.post("/delete/memory", summary="Delete memories by id, or erase all of a user's data")
     def delete_memory(req: Annotated[DeleteMemoryRequest, Body()]) -> Envelope[DeleteMemoryData]:
         deleted = services.memories.delete(tenant_of(router), req)
-        return Envelope(data=DeleteMemoryData(deleted=deleted))
+        return Envelope(data=DeleteMemoryData(deleted=deleted.deleted, receipt=deleted.receipt))
 
     return router
