@@ -283,3 +283,44 @@ def test_a_search_racing_the_task_that_retires_its_turn_still_finds_the_fact(cal
     status, body = call("search/memory", {"query": "dog Rex", "user_id": "racer"})
     values = [m["memory_value"] for m in body["data"]["memory_detail_list"]]
     assert any("Rex" in v for v in values), values
+
+
+def test_an_add_replayed_after_its_user_was_erased_is_taken_anew(call, runtime):
+    body = add("erased", "My locker code is 4411", ids=["e1"])
+    _, first = call("add/message", body)
+    runtime.services.memories.erase_user("tenant-a", "erased")
+    status, again = call("add/message", body)
+    assert status == 200 and again["data"]["task_id"] == first["data"]["task_id"]
+    status, task = call("get/status", {"task_id": again["data"]["task_id"]})
+    assert status == 200, task  # a task again, not the erased one's 404
+    assert [m["content"] for m in messages_of(call, "erased")] == ["My locker code is 4411"]
+
+
+def test_an_add_written_while_its_user_is_erased_leaves_nothing(call, runtime, tmp_path):
+    """Erasure removes task rows first, then what they lead to; an add whose task row
+    vanished under it removes the rest of itself and says so."""
+    store = runtime.store
+    write = store.add_many
+
+    def erase_meanwhile(messages):
+        write(messages)
+        runtime.services.memories.erase_user("tenant-a", "vanishing")
+
+    store.add_many = erase_meanwhile
+    status, body = call("add/message", add("vanishing", "I hide my spare key under the mat"))
+    store.add_many = write
+    assert status == 409 and "erased" in body["message"], body
+    assert messages_of(call, "vanishing") == []
+    assert store.ids_for_user("tenant-a", "vanishing") == []
+    assert not any(p.is_file() for p in (tmp_path / "objects").rglob("*")
+                   if "vanishing" in str(p))
+
+
+def test_a_replay_whose_recorded_task_is_gone_is_taken_anew(call, runtime):
+    """As on AWS, where the idempotency record outlives an erased task (24 h TTL)."""
+    body = add("gone", "I park on level 3", ids=["g1"])
+    _, first = call("add/message", body)
+    runtime.store._write("DELETE FROM tasks WHERE task_id = ?", [(first["data"]["task_id"],)])
+    status, again = call("add/message", body)
+    assert status == 200
+    assert call("get/status", {"task_id": again["data"]["task_id"]})[0] == 200

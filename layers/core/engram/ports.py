@@ -116,6 +116,10 @@ class MessageStore(Protocol):
 
     def delete_user(self, tenant_id: str, user_id: str) -> int: ...
 
+    def remove(self, messages: Sequence[MessageRecord]) -> None:
+        """These messages' rows, by key (an add withdrawn half-way)."""
+        ...
+
 
 class MemoryPage(BaseModel):
     items: list[Memory]
@@ -313,6 +317,10 @@ class AcceptOnce(Protocol):
 
     def run(self, tenant_id: str, key: str, fingerprint: str,
             accept: Callable[[], AddMessageData]) -> AddMessageData: ...
+
+    def forget(self, tenant_id: str, key: str, fingerprint: str) -> None:
+        """Drop the record of an accept, so the key may be used again (its task is gone)."""
+        ...
 
 
 class WorkflowStarter(Protocol):

@@ -279,6 +279,11 @@ class DynamoRecordStore:
         _batch_write(self._table, [{"DeleteRequest": {"Key": k}} for k in keys])
         return len(keys)
 
+    def remove(self, messages: Sequence[MessageRecord]) -> None:
+        _batch_write(self._table, [{"DeleteRequest": {"Key": {
+            "pk": _user_key(m.tenant_id, m.user_id),
+            "sk": _message_sort_key(m.conversation_id, m.message_id)}}} for m in messages])
+
     # --- memories -------------------------------------------------------------------
     def put_many(self, memories: Sequence[Memory]) -> None:
         _batch_write(self._table, [{"PutRequest": {"Item": _memory_item(m)}} for m in memories])

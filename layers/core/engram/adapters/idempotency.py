@@ -63,17 +63,24 @@ class PowertoolsAcceptOnce:
             event_key_jmespath="[tenant_id, key]", payload_validation_jmespath="fingerprint",
             raise_on_no_idempotency_key=True, expires_after_seconds=expires_after_seconds)
         self._make_store = make_store
+        self._store: BasePersistenceLayer | None = None
         self._run: Callable[..., AddMessageData] | None = None
         self._lock = threading.Lock()
 
     def _runner(self) -> Callable[..., AddMessageData]:
         with self._lock:
             if self._run is None:
+                self._store = self._make_store()
                 self._run = idempotent_function(
-                    _accept, data_keyword_argument="claim",
-                    persistence_store=self._make_store(), config=self._config,
-                    output_serializer=PydanticSerializer(AddMessageData))
+                    _accept, data_keyword_argument="claim", persistence_store=self._store,
+                    config=self._config, output_serializer=PydanticSerializer(AddMessageData))
             return self._run
+
+    def forget(self, tenant_id: str, key: str, fingerprint: str) -> None:
+        if self._store is None or not self._store.configured:
+            return  # nothing was recorded by this process's layer yet
+        claim = AcceptClaim(tenant_id=tenant_id, key=key, fingerprint=fingerprint)
+        self._store.delete_record(claim.model_dump(), RuntimeError("its task is gone"))
 
     def register_lambda_context(self, context: Any) -> None:
         """Lets an interrupted accept's claim expire with the invocation's time left."""

@@ -179,6 +179,10 @@ class SqliteStore:
                 bodies = [row[0] for t in tasks for row in self._db.execute(
                     "DELETE FROM tasks WHERE tenant_id = ? AND task_id = ? RETURNING body",
                     (t.tenant_id, t.task_id)).fetchall()]
+                # and the record of the add that made each (a replay then adds anew)
+                self._db.executemany(
+                    "DELETE FROM idempotency WHERE json_extract(response, '$.task_id') = ?",
+                    [(t.task_id,) for t in tasks])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -212,6 +216,12 @@ class SqliteStore:
             cur = self._db.execute("DELETE FROM messages WHERE tenant_id = ? AND user_id = ?",
                                    (tenant_id, user_id))
             return cur.rowcount
+
+    def remove(self, messages: Sequence[MessageRecord]) -> None:
+        self._write("DELETE FROM messages WHERE tenant_id = ? AND user_id = ? AND "
+                    "conversation_id = ? AND message_id = ?",
+                    [(m.tenant_id, m.user_id, m.conversation_id, m.message_id)
+                     for m in messages])
 
     # --- memories -------------------------------------------------------------------
     def put_many(self, memories: Sequence[Memory]) -> None:

@@ -88,15 +88,19 @@ def user_prefix(tenant_id: str, user_id: str) -> str:
     return f"requests/{segment(tenant_id)}/{segment(user_id)}"
 
 
+def task_prefix(tenant_id: str, user_id: str, task_id: str) -> str:
+    """What an add stored under its user: its request and its inline files."""
+    return f"{user_prefix(tenant_id, user_id)}/{segment(task_id)}"
+
+
 def request_key(tenant_id: str, user_id: str, task_id: str) -> str:
-    return f"{user_prefix(tenant_id, user_id)}/{segment(task_id)}.json"
+    return f"{task_prefix(tenant_id, user_id, task_id)}.json"
 
 
 def item_key(tenant_id: str, user_id: str, task_id: str, message_id: str, index: int) -> str:
     """Where inline content (base64, data: URLs) of an add request is kept: beside the
     request, so deleting the user's data removes it too."""
-    return (f"{user_prefix(tenant_id, user_id)}/{segment(task_id)}/items/"
-            f"{segment(message_id)}-{index}")
+    return f"{task_prefix(tenant_id, user_id, task_id)}/items/{segment(message_id)}-{index}"
 
 
 def upload_prefix(tenant_id: str) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from engram.config import Limits
-from engram.errors import PayloadTooLarge, Unprocessable
+from engram.errors import Conflict, PayloadTooLarge, Unprocessable
 from engram.models.api import AddMessageData, AddMessageRequest, FeedbackRequest
 from engram.models.content import ItemInput
 from engram.models.domain import (
@@ -29,7 +29,7 @@ from engram.models.domain import (
     TaskStatus,
     new_id,
 )
-from engram.models.pipeline import IngestJob, ToolCallRecord, request_key
+from engram.models.pipeline import IngestJob, ToolCallRecord, request_key, task_prefix
 from engram.ports import (
     AcceptOnce,
     Embedder,
@@ -138,8 +138,20 @@ class IngestService:
         task_id = str(uuid.uuid5(TASK_ID_NAMESPACE, f"{tenant_id}\n{key}\n{fingerprint}"))
         if self.once is None:
             return self._accept_new(tenant_id, spec, drafts, task_id)
-        return self.once.run(tenant_id, key, fingerprint,
-                             lambda: self._accept_new(tenant_id, spec, drafts, task_id))
+        ran = False
+
+        def accept_new() -> AddMessageData:
+            nonlocal ran
+            ran = True
+            return self._accept_new(tenant_id, spec, drafts, task_id)
+
+        answer = self.once.run(tenant_id, key, fingerprint, accept_new)
+        if not ran and self.tasks.get(tenant_id, answer.task_id) is None:
+            # A replay of an add whose task is gone (its user was erased since): the first
+            # answer names nothing any more, so the add is taken anew.
+            self.once.forget(tenant_id, key, fingerprint)
+            answer = self.once.run(tenant_id, key, fingerprint, accept_new)
+        return answer
 
     def _check(self, drafts: list[MessageDraft]) -> None:
         seen: dict[str, int] = {}
@@ -215,6 +227,8 @@ class IngestService:
         if working:
             self.memories.put_many(working)
             self.index.upsert(working, memory_vectors(self.embedder, working))
+        if self.tasks.get(task.tenant_id, task.task_id) is None:
+            self._withdraw(task, job, working)
         ref = TaskRef(tenant_id=task.tenant_id, task_id=task.task_id, user_id=task.user_id)
         if async_mode:
             self.workflow.start(ref)
@@ -224,6 +238,19 @@ class IngestService:
         return AddMessageData(success=done.status == TaskStatus.completed, task_id=done.task_id,
                               status=done.status.value, message_ids=message_ids,
                               memory_views=task_views(done))
+
+    def _withdraw(self, task: Task, job: IngestJob, working: list[Memory]) -> None:
+        """The user was erased while this add was being written (erasure removes task rows
+        first, then what they lead to): whatever of the add the erasure did not see is
+        removed too, and the client is told so."""
+        self.index.remove(task.tenant_id, [m.id for m in working])
+        self.memories.erase(task.tenant_id, [m.id for m in working])
+        self.messages.remove(job.messages)
+        for stored in (request_key(task.tenant_id, task.user_id, task.task_id),  # the request
+                       task_prefix(task.tenant_id, task.user_id, task.task_id)):  # its files
+            self.objects.delete_prefix(stored)
+        raise Conflict(f"user {task.user_id!r} was erased while this add was being accepted; "
+                       "nothing of it was kept: send it again to add it anew")
 
 
 # Task ids of keyed adds: uuid5(this, tenant + key + request fingerprint).
