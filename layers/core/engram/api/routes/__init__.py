@@ -3,9 +3,19 @@ resolver (and its routers) can be created per worker thread and per test."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import AfterValidator
 
 from engram.errors import PayloadTooLarge, Unauthorized
+from engram.models.identifiers import ID_PATTERN, MAX_ID_LENGTH, plain_identifier
+
+# An identifier in the path or the query string follows the body's identifier rule.
+_ID = {"min_length": 1, "max_length": MAX_ID_LENGTH, "json_schema_extra": {"pattern": ID_PATTERN}}
+PathId = Annotated[str, Path(**_ID), AfterValidator(plain_identifier)]
+QueryId = Annotated[str, Query(**_ID), AfterValidator(plain_identifier)]
 
 
 def tenant_of(router: Router) -> str:
