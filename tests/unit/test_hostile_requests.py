@@ -350,3 +350,37 @@ def test_405_on_object_sign_is_in_mms_format(send):
 def test_an_unknown_path_is_404_whatever_the_method(send, method):
     status, headers, body = send(method, "/v1/no/such/route", {})
     assert status == 404 and body["code"] == 404 and "Allow" not in headers
+
+
+# --- identifiers at their longest ------------------------------------------------------------
+
+@pytest.mark.parametrize("char", ["0", "用", "\U0001F375"])
+def test_the_longest_identifiers_are_stored_and_erased(send, char):
+    """256 characters, up to 36 bytes each once percent-encoded: still within file-name and
+    object-key limits (was a 500, 'File name too long')."""
+    user, conversation = char * 256, "c" + char * 255
+    body = {"user_id": user, "conversation_id": conversation, "async_mode": False,
+            "messages": [{"role": "user", "message_id": char * 256, "content": [
+                {"type": "text", "text": "my notes"},
+                {"type": "file", "file": {"file_data": "aGVsbG8=", "filename": "n.txt"}}]}]}
+    status, _, answer = send("POST", "/v1/add/message", body)
+    assert status == 200, answer
+    status, _, answer = send("POST", "/api/v1/memories", {**EVEROS_ADD, "user_id": user})
+    assert status in (200, 202), answer
+    status, _, answer = send("POST", "/api/v1/object/sign", {**SIGN, "userId": user})
+    assert status == 200, answer
+    status, _, answer = send("POST", "/v1/get/message",
+                             {"user_id": user, "conversation_id": conversation})
+    assert [m["content"] for m in answer["data"]["message_detail_list"]][0].startswith("my")
+    status, _, answer = send("POST", "/v1/delete/memory", {"user_id": user})
+    assert status == 200, answer
+
+
+def test_long_segments_stay_short_and_distinct():
+    from engram.models.pipeline import MAX_SEGMENT, segment
+
+    ids = ["用" * 256, "用" * 255 + "户", "0" * 256, "0" * 150, "0" * 151, "a%~b"]
+    segments = [segment(i) for i in ids]
+    assert all(len(s.encode()) <= MAX_SEGMENT for s in segments)
+    assert len(set(segments)) == len(ids)
+    assert segment("0" * 150) == "0" * 150 and segment("a/../b") == "a%2F%2E%2E%2Fb"
