@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, m
 from engram.models.content import ItemStatus
 from engram.models.domain import TokenUsage
 from engram.models.identifiers import Id
-from engram.models.times import RANGE, to_epoch_ms
+from engram.models.times import MAX_EPOCH_MS, RANGE, SECONDS_BELOW, to_epoch_ms
 
 T = TypeVar("T")
 
@@ -52,8 +52,20 @@ class ToolCall(BaseModel):
     function: ToolCallFunction
 
 
+def only_for_role(field: str, role: str, filled: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema: when `field` is given (`filled`), `role` must be `role`."""
+    return {"if": {"required": [field], "properties": {field: filled}},
+            "then": {"properties": {"role": {"const": role}}}}
+
+
+NON_EMPTY_LIST = {"type": "array", "minItems": 1}
+NON_EMPTY_STRING = {"type": "string", "minLength": 1}
+
+
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"allOf": [
+        only_for_role("tool_calls", "assistant", NON_EMPTY_LIST),
+        only_for_role("tool_call_id", "tool", NON_EMPTY_STRING)]})
 
     role: Literal["user", "assistant", "system", "tool"]
     content: str | list[dict[str, Any]] | None = Field(
@@ -62,7 +74,11 @@ class ChatMessage(BaseModel):
         "(http(s) URL or base64)")
     chat_time: str | int | float | None = Field(
         default=None, description="When it was said: an ISO 8601 date or datetime, epoch "
-        f"seconds (below 1e10) or epoch milliseconds; {RANGE}")
+        f"seconds (below 1e10) or epoch milliseconds; {RANGE}",
+        json_schema_extra={"anyOf": [
+            {"type": "string"}, {"type": "null"},
+            {"type": "number", "minimum": 0, "maximum": MAX_EPOCH_MS // 1000},  # seconds
+            {"type": "number", "minimum": SECONDS_BELOW, "maximum": MAX_EPOCH_MS}]})
     message_id: Id | None = None
     name: str | None = Field(default=None, max_length=256)  # who spoke, OpenAI style
     tool_calls: list[ToolCall] | None = Field(default=None, max_length=128)  # assistant
@@ -297,6 +313,10 @@ class GetMemoryData(BaseModel):
 
 
 class UpdateMemoryRequest(Request):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ("content", "title", "status")]})
+
     memory_id: Id
     content: str | None = Field(default=None, min_length=1, max_length=20_000)
     title: str | None = Field(default=None, min_length=1, max_length=256)
@@ -315,6 +335,13 @@ class UpdateMemoryData(BaseModel):
 
 
 class DeleteMemoryRequest(Request):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"oneOf": [
+        {"required": ["memory_ids"], "properties": {"memory_ids": NON_EMPTY_LIST,
+                                                    "user_id": {"type": "null"}}},
+        {"required": ["user_id"], "properties": {
+            "user_id": {"type": "string"},
+            "memory_ids": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}}}]})
+
     memory_ids: list[Id] | None = Field(default=None, max_length=1000)
     user_id: Id | None = None
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from engram.models.api import ToolCall
+from engram.models.api import NON_EMPTY_LIST, NON_EMPTY_STRING, ToolCall, only_for_role
 from engram.models.identifiers import Id, plain_identifier
 from engram.models.times import EpochMs
 
@@ -71,7 +71,12 @@ class ObjectSignResponse(BaseModel):
 # --- memories: add -------------------------------------------------------------------
 
 class ContentItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # A text item carries `text`; any other, a uri (object key or http(s) URL), base64 or text.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"if": {
+        "required": ["type"], "properties": {"type": {"const": "text"}}},
+        "then": {"required": ["text"], "properties": {"text": {"type": "string"}}},
+        "else": {"anyOf": [{"required": [name], "properties": {name: NON_EMPTY_STRING}}
+                           for name in ("uri", "base64", "text")]}})
 
     type: Literal["text", "image", "audio", "video", "doc", "pdf", "html", "email"]
     text: str | None = None
@@ -100,7 +105,11 @@ class GroupMessageItem(MessageItem):
 
 
 class AgentMessageItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"allOf": [
+        {"if": {"required": ["role"], "properties": {"role": {"const": "tool"}}},
+         "then": {"required": ["tool_call_id"],
+                  "properties": {"tool_call_id": NON_EMPTY_STRING}}},
+        only_for_role("tool_calls", "assistant", NON_EMPTY_LIST)]})
 
     role: Literal["user", "assistant", "tool"]
     timestamp: EpochMs
@@ -226,6 +235,14 @@ class MemorySearchRequest(Request):
 
 
 class MemoryDeleteRequest(Request):
+    # memory_id alone, or a user and/or a group (with a session); never by sender.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "allOf": [{"properties": {"sender_id": {"type": "null"}}}], "oneOf": [
+            {"required": ["memory_id"], "properties": {
+                name: {"type": "null"} for name in ("user_id", "group_id", "session_id")}},
+            {"properties": {"memory_id": {"type": "null"}},
+             "anyOf": [{"required": [name], "properties": {name: {"type": "string"}}}
+                       for name in ("user_id", "group_id")]}]})
     memory_id: Id | None = None
     user_id: Id | None = None
     group_id: Id | None = None
