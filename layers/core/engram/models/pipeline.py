@@ -79,7 +79,7 @@ class DedupePlan(BaseModel):
     warnings: list[str] = Field(default_factory=list)  # e.g. an LLM reply the rules replaced
 
 
-MAX_SEGMENT = 150  # bytes: a file name holds 255, an S3 key 1024 (a few segments each)
+MAX_SEGMENT = 200  # bytes: a file name holds 255, an S3 key 1024 (a few segments each)
 
 
 def segment(value: str) -> str:
