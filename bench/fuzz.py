@@ -221,7 +221,8 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=120,
                         help="cases per operation and phase (default 120: >= 5,000 requests)")
     parser.add_argument("--phases", default="examples,coverage,fuzzing")
-    parser.add_argument("--workers", type=int, default=2)
+    # 1: hypothesis in threads hits a CPython 3.11 AST bug in the coverage phase
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--checks", default=",".join(CHECKS))
     parser.add_argument("--min-requests", type=int, default=5000,

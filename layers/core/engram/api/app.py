@@ -46,8 +46,8 @@ DESCRIPTION = ("Memory layer with the MemOS cloud API shapes (/v1) and the EverO
 
 def error_response(status: int, message: str, path: str = "", request_id: str = "",
                    headers: dict[str, str] | None = None) -> Response:
-    # A 401 is the envelope everywhere: the authorizer (or `engram serve`) sends it so
-    # before any route runs.
+    # A 401 is the envelope on every path: the authorizer (or `engram serve`) answers it
+    # in that form before any route runs.
     if path.startswith(MMS_PATHS) and status != 401:
         body = ObjectSignResponse(
             status=MMS_VALIDATION_ERROR if status in (400, 413, 422) else status,
@@ -72,6 +72,10 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str]:
     return 422, "; ".join(parts)
 
 
+GENERIC_422 = "#/components/schemas/HTTPValidationError"
+GENERIC_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+
+
 class EngramResolver(APIGatewayRestResolver):
     """The resolver, with a document that declares only what Engram sends: Powertools adds
     its generic 422 (`{"detail": [...]}`) to every validated route; a route that declares
@@ -91,10 +95,6 @@ class EngramResolver(APIGatewayRestResolver):
                     and f"/{name}\"" not in used:
                 schema.components.schemas.pop(name, None)
         return schema
-
-
-GENERIC_422 = "#/components/schemas/HTTPValidationError"
-GENERIC_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 
 
 def _json(value: Any) -> str:
