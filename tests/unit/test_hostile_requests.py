@@ -213,6 +213,19 @@ def test_control_characters_in_query_identifiers_are_refused(send):
             "control characters")
 
 
+def test_lone_surrogates_outside_json_are_refused_or_echoed_safely(send, runtime):
+    """A query string or a path is not JSON: an API Gateway event can carry a lone
+    surrogate there (`engram serve` decodes them strictly)."""
+    app = create_app(runtime.services)
+    event = proxy_event("GET", "/v1/get/status", {}, None, "tenant-a", "127.0.0.1")
+    event["queryStringParameters"] = {"task_id": "t\udfff"}
+    event["multiValueQueryStringParameters"] = {"task_id": ["t\udfff"]}
+    response = app.resolve(event, LambdaContext())
+    assert response["statusCode"] == 422 and "lone surrogate" in response["body"]
+    status, _, body = send("GET", "/v1/no/\udfff/route", None, {})
+    assert status == 404 and "\\udfff" in body["message"]
+
+
 def test_unicode_identifiers_stay_accepted(send):
     status, _, body = send("POST", "/v1/get/message",
                            {"user_id": "用户-ü", "conversation_id": "会话 1"})

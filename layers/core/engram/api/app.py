@@ -46,6 +46,8 @@ DESCRIPTION = ("Memory layer with the MemOS cloud API shapes (/v1) and the EverO
 
 def error_response(status: int, message: str, path: str = "", request_id: str = "",
                    headers: dict[str, str] | None = None) -> Response:
+    # What a client sent may be echoed: a lone surrogate in it would fail serialisation.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     # A 401 is the envelope on every path: the authorizer (or `engram serve`) answers it
     # in that form before any route runs.
     if path.startswith(MMS_PATHS) and status != 401:

@@ -18,12 +18,20 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"  # the same rule, for the OpenAPI document
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 def plain_identifier(value: str) -> str:
-    """`value` unchanged, or ValueError naming the first control character."""
+    """`value` unchanged, or ValueError naming the first control character (or lone
+    surrogate: one can reach here from a query string or a path, which are not JSON)."""
     found = CONTROL.search(value)
     if found:
         raise ValueError(f"must not contain control characters (found U+{ord(found.group()):04X} "
                          f"at position {found.start()})")
+    found = _SURROGATE.search(value)
+    if found:
+        raise ValueError(f"holds a lone surrogate (U+{ord(found.group()):04X} at position "
+                         f"{found.start()}), which is not valid Unicode")
     return value
 
 
