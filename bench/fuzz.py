@@ -218,8 +218,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running server's root (default: start a fresh one)")
     parser.add_argument("--api-key", help="its API key (with --url)")
-    parser.add_argument("--examples", type=int, default=120,
-                        help="cases per operation and phase (default 120: >= 5,000 requests)")
+    parser.add_argument("--examples", type=int, default=150,
+                        help="cases per operation and phase (default 150: ~6,000 requests)")
     parser.add_argument("--phases", default="examples,coverage,fuzzing")
     # 1: hypothesis in threads hits a CPython 3.11 AST bug in the coverage phase
     parser.add_argument("--workers", type=int, default=1)
