@@ -297,7 +297,8 @@ def test_a_base64_body_that_is_not_utf8_is_400(send):
 # --- times outside 1970-01-01 .. 2100-01-01 ---------------------------------------------------
 
 @pytest.mark.parametrize("chat_time", [1e300, -1e20, -1, YEAR_10000_MS, "2100-01-02",
-                                       "1969-12-31T23:59:59Z", "0001-01-01"])
+                                       "1969-12-31T23:59:59Z", "0001-01-01", -1e308, 1e308,
+                                       -(10 ** 400), 10 ** 400, 4_102_444_801])
 def test_chat_time_out_of_range_names_the_message(send, chat_time):
     messages = [{"role": "user", "content": f"m{i}"} for i in range(4)]
     messages[3]["chat_time"] = chat_time
@@ -316,6 +317,9 @@ def test_chat_time_in_range_is_accepted(send, chat_time):
     ("/v1/add/feedback", {"user_id": "u", "feedback_content": "x", "feedback_time": 10 ** 16},
      "feedback_time"),
     ("/v1/search/memory", {**SEARCH, "filter": {"create_time": {"gte": 1e300}}}, "create_time"),
+    ("/v1/search/memory", {**SEARCH, "filter": {"create_time": {"lt": -1e308}}}, "create_time"),
+    ("/v1/add/feedback", {"user_id": "u", "feedback_content": "x", "feedback_time": -10 ** 400},
+     "feedback_time"),
     ("/v1/get/memory", {"user_id": "u", "filter": {"update_time": {"lt": "9999-12-31"}}},
      "update_time"),
     ("/api/v1/memories", {**EVEROS_ADD, "messages": [

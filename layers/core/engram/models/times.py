@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -30,10 +29,11 @@ def to_epoch_ms(value: Any, field: str) -> int:
     if isinstance(value, bool):
         raise ValueError(f"'{field}' must be a date, a datetime or epoch milliseconds")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
+        ms = value * 1000 if value < SECONDS_BELOW else value
+        # compared before int(): -1e308 * 1000 is -inf, and NaN compares false
+        if not MIN_EPOCH_MS <= ms <= MAX_EPOCH_MS:
             raise ValueError(f"'{field}' {value!r} is not {RANGE}")
-        ms = int(value * 1000) if value < SECONDS_BELOW else int(value)
-        return in_range(ms, field, value)
+        return int(ms)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
