@@ -9,7 +9,7 @@ PORT   ?= 8000
 DATA   ?= .engram
 SAM_VENV := .venv-sam
 
-.PHONY: setup serve test test-fast bench bench-scale lint clean sam-venv validate system-packages
+.PHONY: setup serve test test-fast bench bench-scale bench-fuzz lint clean sam-venv validate system-packages
 
 setup: system-packages $(STAMP)
 
@@ -48,6 +48,11 @@ bench: setup
 bench-scale: setup
 	$(BIN)/python -m bench.scale --memories 10000,100000 --out bench/results/
 
+# >= 5,000 schema-generated requests (schemathesis, in .venv-fuzz) against a fresh
+# `engram serve`: counts by status, 0 responses >= 500, only statuses the document declares.
+bench-fuzz: setup
+	$(BIN)/python -m bench.fuzz
+
 validate: setup sam-venv
 	$(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint
@@ -56,4 +61,4 @@ lint: setup
 	$(BIN)/ruff check layers tests functions scripts bench
 
 clean:
-	rm -rf $(VENV) .venv-compat .venv-everos $(SAM_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) .venv-compat .venv-everos .venv-fuzz $(SAM_VENV) .aws-sam .pytest_cache

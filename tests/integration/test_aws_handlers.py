@@ -4,6 +4,7 @@ not executed here (test_state_machine.py does that): starting it is only recorde
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 
@@ -153,6 +154,57 @@ def test_api_names_the_invalid_field(stack):
     status, body = api("add_message_invalid")
     assert status == 422 and body["code"] == 422
     assert "messages.0.role" in body["message"]
+
+
+def hostile(method: str = "POST", path: str = "/v1/add/message", body: str | None = None,
+            content_type: str | None = "application/json", encoded: bool = False):
+    """The API function with a request API Gateway passed on as it came."""
+    event = load_event("api", "add_message_async")
+    headers = {k: v for k, v in event["headers"].items() if k.lower() != "content-type"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    event.update(httpMethod=method, path=path, headers=headers, isBase64Encoded=encoded,
+                 multiValueHeaders={k: [v] for k, v in headers.items()},
+                 body=body if body is not None else event["body"])
+    response = invoke("api", event)
+    headers_out = {**{k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()},
+                   **(response.get("headers") or {})}
+    return response["statusCode"], headers_out, json.loads(response["body"])
+
+
+def test_api_refuses_malformed_requests_in_the_envelope_on_lambda_too(stack):
+    deep = '{"user_id": "u", "conversation_id": "c", "messages": ' + "[" * 10_000 \
+        + "]" * 10_000 + "}"
+    status, _, body = hostile(body=deep)
+    assert (status, body["code"]) == (422, 422) and "deeper than 64" in body["message"]
+    status, _, body = hostile(content_type="text/plain")
+    assert (status, body["code"]) == (415, 415) and "application/json" in body["message"]
+    status, _, body = hostile(body="[" + load_event("api", "add_message_async")["body"] + "]")
+    assert status == 422 and "must be a JSON object" in body["message"]
+    status, _, body = hostile(body='{"user_id": "u\\udfff", "conversation_id": "c", '
+                                   '"messages": [{"role": "user", "content": "x"}]}')
+    assert status == 422 and "user_id" in body["message"] and "surrogate" in body["message"]
+    status, headers, body = hostile(method="PATCH")
+    assert (status, headers["Allow"]) == (405, "POST") and body["code"] == 405
+    status, _, body = hostile(path="/api/v1/object/sign", content_type="text/plain")
+    assert status == 415 and body["status"] == 415  # MMS format there
+    raw = '{"user_id": "u", "conversation_id": "c", "messages": [{"role": "user", ' \
+          '"content": "x", "chat_time": 1e300}]}'
+    status, _, body = hostile(body=base64.b64encode(raw.encode()).decode(), encoded=True)
+    assert status == 422 and "messages.0.chat_time" in body["message"]
+
+
+def test_api_stores_the_longest_identifiers_within_s3_and_dynamodb_key_limits(stack):
+    user = "用" * 256
+    body = json.dumps({"user_id": user, "conversation_id": "会" * 256, "messages": [
+        {"role": "user", "message_id": "消" * 256, "content": "I keep bees"}]})
+    status, _, answer = hostile(body=body)
+    assert status == 200, answer
+    keys = [o["Key"] for o in stack.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+    assert keys and all(len(k.encode()) <= 1024 for k in keys)
+    status, _, answer = hostile(path="/v1/get/message", body=json.dumps(
+        {"user_id": user, "conversation_id": "会" * 256}))
+    assert [m["content"] for m in answer["data"]["message_detail_list"]] == ["I keep bees"]
 
 
 def test_api_refuses_a_request_without_the_authorizer_context(stack):

@@ -203,3 +203,36 @@ def test_openapi_document_lists_the_routes(call):
     for path in ("/v1/add/message", "/v1/search/memory", "/v1/get/status", "/v1/get/memory",
                  "/v1/update/memory", "/v1/delete/memory", "/v1/get/message", "/v1/add/feedback"):
         assert path in doc["paths"], path
+
+
+def test_openapi_document_declares_the_api_key_and_every_error(call):
+    doc = call("openapi.json", None, tenant=None, method="GET")[1]
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["Token"] == {"type": "apiKey", "in": "header", "name": "Authorization",
+                                "description": schemes["Token"]["description"]}
+    assert "Token <api key>" in schemes["Token"]["description"]
+    assert schemes["Bearer"]["type"] == "http" and schemes["Bearer"]["scheme"] == "bearer"
+    assert doc["security"] == [{"Token": []}, {"Bearer": []}]
+    envelope = "#/components/schemas/ErrorEnvelope"
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            answers = operation["responses"]
+            errors = {int(s): a for s, a in answers.items() if int(s) >= 400}
+            assert {401, 422} <= set(errors) or path == "/api/v1/object/sign", where
+            if "requestBody" in operation:
+                assert {400, 401, 413, 415} <= set(errors), where
+                assert list(operation["requestBody"]["content"]) == ["application/json"], where
+            for status, answer in errors.items():
+                ref = answer["content"]["application/json"]["schema"]["$ref"]
+                expected = ("#/components/schemas/ObjectSignResponse"
+                            if path == "/api/v1/object/sign" and status != 401 else envelope)
+                assert ref == expected, (where, status)
+    assert "HTTPValidationError" not in json.dumps(doc["paths"])
+    paths = doc["paths"]
+    assert "404" in paths["/v1/get/status"]["post"]["responses"]
+    assert "409" in paths["/v1/retry/task"]["post"]["responses"]
+    assert "202" in paths["/api/v1/memories"]["post"]["responses"]
+    assert "422" not in paths["/api/v1/object/sign"]["post"]["responses"]  # MMS answers 400
+    identifier = doc["components"]["schemas"]["AddMessageRequest"]["properties"]["user_id"]
+    assert identifier["pattern"] == "^[^\\x00-\\x1f\\x7f-\\x9f]+$"

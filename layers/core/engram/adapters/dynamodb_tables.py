@@ -27,6 +27,7 @@ can never make two keys collide. Nothing here scans, except counting API keys.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import zlib
 from collections.abc import Sequence
@@ -337,8 +338,18 @@ class DynamoRecordStore:
 
 
 # --- keys ---------------------------------------------------------------------------
+MAX_KEY_PART = 500  # bytes: two parts and a prefix fit a sort key (1024); four a hash key
+
+
 def _part(value: str) -> str:
-    return quote(value, safe="")
+    """An id as a key part. One whose encoding passes MAX_KEY_PART (ids reach 256
+    characters, 9 bytes each once encoded) keeps its start and ends in `%~` and its SHA-256:
+    still one part per id (quote() never writes `%~`), within DynamoDB's key sizes."""
+    quoted = quote(value, safe="")
+    if len(quoted) <= MAX_KEY_PART:
+        return quoted
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{quoted[:MAX_KEY_PART - len(digest) - 2]}%~{digest}"
 
 
 def _task_key(tenant_id: str, task_id: str) -> dict[str, str]:

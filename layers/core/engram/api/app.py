@@ -3,13 +3,25 @@ in Lambda and, through the local HTTP adapter, `engram serve`."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from engram import __version__
+from engram.api.guard import (
+    JsonBodyValidation,
+    allowed_methods,
+    check_content_type,
+    parse_json_object,
+)
+from engram.api.openapi import ERRORS, SECURITY, SECURITY_SCHEMES
 from engram.api.resolver import RequestScopedRestResolver
 from engram.api.routes import body_size
 from engram.api.routes.everos_memories import everos_memories_router
@@ -19,7 +31,7 @@ from engram.api.routes.memories import memories_router
 from engram.api.routes.messages import messages_router
 from engram.api.routes.search import search_router
 from engram.api.routes.tasks import tasks_router
-from engram.errors import EngramError
+from engram.errors import EngramError, PayloadTooLarge
 from engram.models.api import ErrorEnvelope
 from engram.models.everos import ObjectSignResponse, ObjectSignResult
 from engram.services.container import Services
@@ -30,19 +42,25 @@ EVEROS_PREFIX = "/api/v1"  # the EverOS routes
 MMS_PATHS = (f"{EVEROS_PREFIX}/object/",)  # answer errors in MMS's format, as EverOS does
 MMS_VALIDATION_ERROR = 2018
 DESCRIPTION = ("Memory layer with the MemOS cloud API shapes (/v1) and the EverOS API "
-               "shapes (/api/v1).")
+               f"shapes (/api/v1).\n\n{ERRORS}")
 
 
-def error_response(status: int, message: str, path: str = "", request_id: str = "") -> Response:
-    if path.startswith(MMS_PATHS):
+def error_response(status: int, message: str, path: str = "", request_id: str = "",
+                   headers: dict[str, str] | None = None) -> Response:
+    # What a client sent may be echoed: a lone surrogate in it would fail serialisation.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    # A 401 is the envelope on every path: the authorizer (or `engram serve`) answers it
+    # in that form before any route runs.
+    if path.startswith(MMS_PATHS) and status != 401:
         body = ObjectSignResponse(
             status=MMS_VALIDATION_ERROR if status in (400, 413, 422) else status,
             error=message, request_id=request_id, result=ObjectSignResult(data=message))
         return Response(status_code=400 if status == 422 else status,
                         content_type=content_types.APPLICATION_JSON,
-                        body=body.model_dump_json())
+                        body=body.model_dump_json(), headers=headers)
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=ErrorEnvelope(code=status, message=message).model_dump_json())
+                    body=ErrorEnvelope(code=status, message=message).model_dump_json(),
+                    headers=headers)
 
 
 def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str]:
@@ -57,38 +75,79 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[int, str]:
     return 422, "; ".join(parts)
 
 
-def create_app(services: Services) -> APIGatewayRestResolver:
-    app = RequestScopedRestResolver(enable_validation=True)
+GENERIC_422 = "#/components/schemas/HTTPValidationError"
+GENERIC_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+
+
+class EngramResolver(RequestScopedRestResolver):
+    """The resolver, with a document that declares only what Engram sends: Powertools adds
+    its generic 422 (`{"detail": [...]}`) to every validated route; a route that declares
+    its own 422 replaces it, and object/sign, which answers 400 instead, drops it."""
+
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(**kwargs)
+        for item in schema.paths.values():
+            for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+                operation = getattr(item, method)
+                answers = operation.responses if operation is not None else None
+                if answers and GENERIC_422 in _json(answers.get(422)):
+                    del answers[422]
+        used = _json(schema.paths)
+        for name in GENERIC_SCHEMAS:
+            if schema.components and schema.components.schemas \
+                    and f"/{name}\"" not in used:
+                schema.components.schemas.pop(name, None)
+        return schema
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=lambda v: v.model_dump(mode="json", by_alias=True))
+
+
+def create_app(services: Services) -> EngramResolver:
+    everos_body_limit = services.ingest.limits.max_everos_body_bytes
+
+    def precheck(event: BaseProxyEvent) -> None:
+        """Before the body is read: its size (EverOS's limit first, as EverOS does) and
+        its Content-Type."""
+        size = body_size(event.body)
+        if event.path.startswith(EVEROS_PREFIX) and size > everos_body_limit:
+            raise PayloadTooLarge(
+                f"request body is {size} bytes; the limit for /api/v1 routes is "
+                f"{everos_body_limit} bytes ({everos_body_limit // 1024} KB)")
+        check_content_type(event.headers.get("content-type"))
+
+    app = EngramResolver(enable_validation=True, json_body_deserializer=parse_json_object)
+    # Powertools' validation middleware runs first; this one checks before it reads the body.
+    app._request_validation_middleware = JsonBodyValidation(precheck)
     for router in (messages_router(services), tasks_router(services),
                    search_router(services), memories_router(services)):
         app.include_router(router, prefix=PREFIX)
     for router in (everos_objects_router(services), everos_memories_router(services),
                    everos_tasks_router(services)):
         app.include_router(router, prefix=EVEROS_PREFIX)
-    app.enable_swagger(path=f"{PREFIX}/docs", title="Engram", version=__version__,
-                       description=DESCRIPTION)
-    everos_body_limit = services.ingest.limits.max_everos_body_bytes
+    app.configure_openapi(title="Engram", version=__version__, description=DESCRIPTION,
+                          security_schemes=SECURITY_SCHEMES, security=SECURITY)
+    app.enable_swagger(path=f"{PREFIX}/docs", title="Engram", version=__version__)
 
     @app.get(f"{PREFIX}/openapi.json", include_in_schema=False)
     def openapi_document():  # no annotation: Response is not a schema type
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
-                        body=app.get_openapi_json_schema(
-                            title="Engram", version=__version__, description=DESCRIPTION))
+                        body=app.get_openapi_json_schema())
 
-    def failed(status: int, message: str) -> Response:
+    def failed(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
         event = app.current_event
         return error_response(status, message, event.path,
-                              event.request_context.request_id or "")
+                              event.request_context.request_id or "", headers)
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response:
-        event = app.current_event
-        size = body_size(event.body)
-        if event.path.startswith(EVEROS_PREFIX) and size > everos_body_limit:
-            # Over the EverOS body limit is a 413 whether or not the body was also invalid.
-            return failed(413, f"request body is {size} bytes; the limit for /api/v1 routes "
-                               f"is {everos_body_limit} bytes ({everos_body_limit // 1024} KB)")
         return failed(*describe_validation_errors(error.errors()))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_content_type(_: RequestUnsupportedContentType) -> Response:
+        # precheck refuses these first; kept so a Powertools change cannot make them 500s
+        return failed(415, f"send the body as {content_types.APPLICATION_JSON}")
 
     @app.exception_handler(EngramError)
     def engram_error(error: EngramError) -> Response:
@@ -97,6 +156,10 @@ def create_app(services: Services) -> APIGatewayRestResolver:
     @app.not_found
     def not_found(_: Exception) -> Response:
         event = app.current_event
+        allowed = allowed_methods(app, event.path)
+        if allowed:
+            return failed(405, f"method {event.http_method} is not allowed on {event.path} "
+                               f"(allowed: {', '.join(allowed)})", {"Allow": ", ".join(allowed)})
         return failed(404, f"no route {event.http_method} {event.path}")
 
     @app.exception_handler(Exception)

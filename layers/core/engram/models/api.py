@@ -13,12 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, m
 
 from engram.models.content import ItemStatus
 from engram.models.domain import ErasureReceipt, TokenUsage
-from engram.models.times import to_epoch_ms
+from engram.models.identifiers import Id
+from engram.models.times import MAX_EPOCH_MS, RANGE, SECONDS_BELOW, to_epoch_ms
 
 T = TypeVar("T")
-
-Identifier = Field(min_length=1, max_length=256)
-OptionalIdentifier = Field(default=None, min_length=1, max_length=256)
 
 
 class Request(BaseModel):
@@ -49,21 +47,42 @@ class ToolCall(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(min_length=1, max_length=256)
+    id: Id
     type: str = "function"
     function: ToolCallFunction
 
 
+def only_for_role(field: str, role: str, filled: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema: when `field` is given (`filled`), `role` must be `role`."""
+    return {"if": {"required": [field], "properties": {field: filled}},
+            "then": {"properties": {"role": {"const": role}}}}
+
+
+NON_EMPTY_LIST = {"type": "array", "minItems": 1}
+NON_EMPTY_STRING = {"type": "string", "minLength": 1}
+
+
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"allOf": [
+        only_for_role("tool_calls", "assistant", NON_EMPTY_LIST),
+        only_for_role("tool_call_id", "tool", NON_EMPTY_STRING)]})
 
     role: Literal["user", "assistant", "system", "tool"]
-    content: str | list[dict[str, Any]] | None = None
-    chat_time: str | int | float | None = None
-    message_id: str | None = Field(default=None, min_length=1, max_length=256)
+    content: str | list[dict[str, Any]] | None = Field(
+        default=None, description="Text, or a list of parts: {type: text, text}, {type: "
+        "image_url, image_url: {url}} (http(s) or data: URL), {type: file, file: {file_data}} "
+        "(http(s) URL or base64)")
+    chat_time: str | int | float | None = Field(
+        default=None, description="When it was said: an ISO 8601 date or datetime, epoch "
+        f"seconds (below 1e10) or epoch milliseconds; {RANGE}",
+        json_schema_extra={"anyOf": [
+            {"type": "string"}, {"type": "null"},
+            {"type": "number", "minimum": 0, "maximum": MAX_EPOCH_MS // 1000},  # seconds
+            {"type": "number", "minimum": SECONDS_BELOW, "maximum": MAX_EPOCH_MS}]})
+    message_id: Id | None = None
     name: str | None = Field(default=None, max_length=256)  # who spoke, OpenAI style
     tool_calls: list[ToolCall] | None = Field(default=None, max_length=128)  # assistant
-    tool_call_id: str | None = Field(default=None, min_length=1, max_length=256)  # tool
+    tool_call_id: Id | None = None  # tool
 
     @model_validator(mode="after")
     def _tool_fields_fit_the_role(self) -> ChatMessage:
@@ -119,16 +138,16 @@ class ChatMessage(BaseModel):
 
 
 class AddMessageRequest(Request):
-    user_id: str = Identifier
-    conversation_id: str = Identifier
+    user_id: Id
+    conversation_id: Id
     messages: list[ChatMessage] = Field(min_length=1, max_length=500)
-    agent_id: str | None = OptionalIdentifier
-    app_id: str | None = OptionalIdentifier
+    agent_id: Id | None = None
+    app_id: Id | None = None
     tags: list[StrictStr] | None = Field(default=None, max_length=50)
     info: dict[str, StrictStr] | None = None
     async_mode: bool = True
     allow_public: bool = False
-    allow_knowledgebase_ids: list[StrictStr] | None = None
+    allow_knowledgebase_ids: list[Id] | None = None
 
 
 class AddMessageData(BaseModel):
@@ -140,14 +159,15 @@ class AddMessageData(BaseModel):
 
 
 class FeedbackRequest(Request):
-    user_id: str = Identifier
+    user_id: Id
     feedback_content: str = Field(min_length=1, max_length=20_000)
-    conversation_id: str | None = OptionalIdentifier
-    agent_id: str | None = OptionalIdentifier
-    app_id: str | None = OptionalIdentifier
-    feedback_time: str | int | None = None
+    conversation_id: Id | None = None
+    agent_id: Id | None = None
+    app_id: Id | None = None
+    feedback_time: str | int | None = Field(
+        default=None, description=f"An ISO 8601 date or datetime, or epoch seconds or ms; {RANGE}")
     allow_public: bool = False
-    allow_knowledgebase_ids: list[StrictStr] | None = None
+    allow_knowledgebase_ids: list[Id] | None = None
 
     @field_validator("feedback_time")
     @classmethod
@@ -158,7 +178,7 @@ class FeedbackRequest(Request):
 # --- get/status ----------------------------------------------------------------------
 
 class TaskStatusRequest(Request):
-    task_id: str = Identifier
+    task_id: Id
 
 
 class TaskStatusData(BaseModel):
@@ -185,10 +205,10 @@ class TaskStatusData(BaseModel):
 
 class SearchRequest(Request):
     query: str = Field(min_length=1, max_length=4_000)
-    user_id: str = Identifier
-    conversation_id: str | None = OptionalIdentifier
-    agent_id: str | None = OptionalIdentifier
-    app_id: str | None = OptionalIdentifier
+    user_id: Id
+    conversation_id: Id | None = None
+    agent_id: Id | None = None
+    app_id: Id | None = None
     tags: list[StrictStr] | None = None
     filter: dict[str, Any] | None = None
     memory_limit_number: int = Field(default=6, ge=1, le=25)
@@ -197,7 +217,7 @@ class SearchRequest(Request):
     include_tool_memory: bool = False
     tool_memory_limit_number: int = Field(default=6, ge=0, le=25)
     relativity: float | None = Field(default=None, ge=0, le=1)
-    knowledgebase_ids: list[StrictStr] | None = None
+    knowledgebase_ids: list[Id] | None = None
     include_public: bool = False
 
 
@@ -274,7 +294,7 @@ class SearchData(BaseModel):
 # --- get/memory, update/memory, delete/memory, get/message -----------------------------
 
 class GetMemoryRequest(Request):
-    user_id: str = Identifier
+    user_id: Id
     page: int = Field(default=1, ge=1)
     size: int = Field(default=10, ge=1, le=50)
     include_preference: bool = True
@@ -293,7 +313,11 @@ class GetMemoryData(BaseModel):
 
 
 class UpdateMemoryRequest(Request):
-    memory_id: str = Identifier
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ("content", "title", "status")]})
+
+    memory_id: Id
     content: str | None = Field(default=None, min_length=1, max_length=20_000)
     title: str | None = Field(default=None, min_length=1, max_length=256)
     status: Literal["activated", "archived"] | None = None
@@ -311,8 +335,15 @@ class UpdateMemoryData(BaseModel):
 
 
 class DeleteMemoryRequest(Request):
-    memory_ids: list[StrictStr] | None = Field(default=None, max_length=1000)
-    user_id: str | None = OptionalIdentifier
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"oneOf": [
+        {"required": ["memory_ids"], "properties": {"memory_ids": NON_EMPTY_LIST,
+                                                    "user_id": {"type": "null"}}},
+        {"required": ["user_id"], "properties": {
+            "user_id": {"type": "string"},
+            "memory_ids": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}}}]})
+
+    memory_ids: list[Id] | None = Field(default=None, max_length=1000)
+    user_id: Id | None = None
 
     @model_validator(mode="after")
     def _exactly_one_mode(self) -> DeleteMemoryRequest:
@@ -330,8 +361,8 @@ class DeleteMemoryData(BaseModel):
 
 
 class GetMessageRequest(Request):
-    user_id: str = Identifier
-    conversation_id: str = Identifier
+    user_id: Id
+    conversation_id: Id
     message_limit_number: int | None = Field(default=None, ge=1, le=1000)
 
 

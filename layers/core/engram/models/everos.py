@@ -10,15 +10,14 @@ with status 2018 for a validation error).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from engram.models.api import ToolCall
+from engram.models.api import NON_EMPTY_LIST, NON_EMPTY_STRING, ToolCall, only_for_role
 from engram.models.domain import ErasureReceipt
-
-Identifier = Field(min_length=1, max_length=256)
-OptionalIdentifier = Field(default=None, min_length=1, max_length=256)
+from engram.models.identifiers import Id, plain_identifier
+from engram.models.times import EpochMs
 
 
 class Request(BaseModel):
@@ -28,7 +27,7 @@ class Request(BaseModel):
 # --- object/sign ---------------------------------------------------------------------
 
 class ObjectSignItemRequest(Request):
-    fileId: str = Field(min_length=1, max_length=256)
+    fileId: Id
     fileName: str = Field(min_length=1, max_length=1024)
     fileType: Literal["image", "file", "video"]
 
@@ -38,7 +37,7 @@ class ObjectSignRequest(Request):
     objectList: list[ObjectSignItemRequest] = Field(min_length=1)
     # Not in the SDK: puts the uploads under this user's folder, so deleting the user's
     # data removes them too. Without it they go under "anon".
-    userId: str | None = OptionalIdentifier
+    userId: Id | None = None
 
 
 class ObjectSignedInfo(BaseModel):
@@ -73,7 +72,12 @@ class ObjectSignResponse(BaseModel):
 # --- memories: add -------------------------------------------------------------------
 
 class ContentItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # A text item carries `text`; any other, a uri (object key or http(s) URL), base64 or text.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"if": {
+        "required": ["type"], "properties": {"type": {"const": "text"}}},
+        "then": {"required": ["text"], "properties": {"text": {"type": "string"}}},
+        "else": {"anyOf": [{"required": [name], "properties": {name: NON_EMPTY_STRING}}
+                           for name in ("uri", "base64", "text")]}})
 
     type: Literal["text", "image", "audio", "video", "doc", "pdf", "html", "email"]
     text: str | None = None
@@ -90,47 +94,51 @@ class MessageItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["user", "assistant"]
-    timestamp: int = Field(ge=0)
+    timestamp: EpochMs
     content: str | list[ContentItem]
-    sender_id: str | None = OptionalIdentifier
+    sender_id: Id | None = None
     sender_name: str | None = Field(default=None, max_length=256)
-    message_id: str | None = OptionalIdentifier
+    message_id: Id | None = None
 
 
 class GroupMessageItem(MessageItem):
-    sender_id: str = Identifier
+    sender_id: Id
 
 
 class AgentMessageItem(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"allOf": [
+        {"if": {"required": ["role"], "properties": {"role": {"const": "tool"}}},
+         "then": {"required": ["tool_call_id"],
+                  "properties": {"tool_call_id": NON_EMPTY_STRING}}},
+        only_for_role("tool_calls", "assistant", NON_EMPTY_LIST)]})
 
     role: Literal["user", "assistant", "tool"]
-    timestamp: int = Field(ge=0)
+    timestamp: EpochMs
     content: str | list[ContentItem] | None = None
-    sender_id: str | None = OptionalIdentifier
-    tool_call_id: str | None = Field(default=None, max_length=256)
+    sender_id: Id | None = None
+    tool_call_id: Id | None = None
     tool_calls: list[ToolCall] | None = None
 
 
 class MemoryAddRequest(Request):
-    user_id: str = Identifier
+    user_id: Id
     messages: list[MessageItem] = Field(min_length=1, max_length=500)
     async_mode: bool = True
-    session_id: str | None = OptionalIdentifier
+    session_id: Id | None = None
 
 
 class GroupAddRequest(Request):
-    group_id: str = Identifier
+    group_id: Id
     messages: list[GroupMessageItem] = Field(min_length=1, max_length=500)
     async_mode: bool = True
     group_meta: dict[str, Any] | None = None
 
 
 class AgentAddRequest(Request):
-    user_id: str = Identifier
+    user_id: Id
     messages: list[AgentMessageItem] = Field(min_length=1, max_length=500)
     async_mode: bool = True
-    session_id: str | None = OptionalIdentifier
+    session_id: Id | None = None
 
 
 class AddResult(BaseModel):
@@ -147,12 +155,12 @@ class AddResponse(BaseModel):
 # --- memories: flush -----------------------------------------------------------------
 
 class FlushRequest(Request):
-    user_id: str = Identifier
-    session_id: str | None = OptionalIdentifier
+    user_id: Id
+    session_id: Id | None = None
 
 
 class GroupFlushRequest(Request):
-    group_id: str = Identifier
+    group_id: Id
 
 
 class FlushResult(BaseModel):
@@ -167,12 +175,42 @@ class FlushResponse(BaseModel):
 
 # --- memories: get / search / delete -------------------------------------------------
 
+FILTER_IDS = ("user_id", "group_id", "session_id", "sender_id")
+
+
+def _plain_filter_ids(filters: dict[str, Any]) -> dict[str, Any]:
+    """The ids a filter names follow the identifier rule; the rest of the filter is
+    compiled (and refused field by field) by the service."""
+    stack: list[tuple[str, Any]] = [("", filters)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, list):
+            stack.extend((f"{where}.{i}", v) for i, v in enumerate(node))
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                path = f"{where}.{key}".lstrip(".")
+                if key in FILTER_IDS:
+                    values = value.values() if isinstance(value, dict) else [value]
+                    for v in values:
+                        for one in (v if isinstance(v, list) else [v]):
+                            if isinstance(one, str):
+                                try:
+                                    plain_identifier(one)
+                                except ValueError as exc:
+                                    raise ValueError(f"{path} {exc}") from None
+                else:
+                    stack.append((path, value))
+    return filters
+
+
+Filters = Annotated[dict[str, Any], AfterValidator(_plain_filter_ids)]
+
 MemoryKind = Literal["episodic_memory", "profile", "agent_case", "agent_skill"]
 SearchKind = Literal["episodic_memory", "profile", "raw_message", "agent_memory"]
 
 
 class MemoryGetRequest(Request):
-    filters: dict[str, Any]
+    filters: Filters
     memory_type: MemoryKind
     page: int = Field(default=1, ge=1)
     page_size: int = Field(default=20, ge=1, le=100)
@@ -181,7 +219,7 @@ class MemoryGetRequest(Request):
 
 
 class MemorySearchRequest(Request):
-    filters: dict[str, Any]
+    filters: Filters
     query: str = Field(min_length=1, max_length=4_000)
     include_original_data: bool = False
     memory_types: list[SearchKind] = Field(default_factory=lambda: ["episodic_memory"])
@@ -198,11 +236,19 @@ class MemorySearchRequest(Request):
 
 
 class MemoryDeleteRequest(Request):
-    memory_id: StrictStr | None = Field(default=None, min_length=1, max_length=256)
-    user_id: str | None = None
-    group_id: str | None = None
-    session_id: str | None = None
-    sender_id: str | None = None
+    # memory_id alone, or a user and/or a group (with a session); never by sender.
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "allOf": [{"properties": {"sender_id": {"type": "null"}}}], "oneOf": [
+            {"required": ["memory_id"], "properties": {
+                name: {"type": "null"} for name in ("user_id", "group_id", "session_id")}},
+            {"properties": {"memory_id": {"type": "null"}},
+             "anyOf": [{"required": [name], "properties": {name: {"type": "string"}}}
+                       for name in ("user_id", "group_id")]}]})
+    memory_id: Id | None = None
+    user_id: Id | None = None
+    group_id: Id | None = None
+    session_id: Id | None = None
+    sender_id: Id | None = None
 
 
 class DeleteResult(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from engram.models.domain import Memory
+from engram.models.identifiers import plain_identifier
 from engram.models.times import to_epoch_ms
 
 SCALAR_FIELDS = ("agent_id", "app_id", "memory_type", "conversation_id")
@@ -146,8 +147,14 @@ def _compile_condition(field: str, value: Any) -> Condition:
         if not field[5:]:
             raise FilterError("filter field 'info.' needs a key name")
         return _equality(field, value, str)
-    if field in SCALAR_FIELDS:
-        return _equality(field, value, str)
+    if field in SCALAR_FIELDS:  # identifiers: the identifier rule applies to what they name
+        condition = _equality(field, value, str)
+        for one in condition.value if condition.op == "in" else [condition.value]:
+            try:
+                plain_identifier(one)
+            except ValueError as exc:
+                raise FilterError(f"filter field '{field}' {exc}") from None
+        return condition
     if field == "tags":
         if isinstance(value, dict):
             if set(value) != {"contains"} or not isinstance(value["contains"], str):

@@ -79,9 +79,19 @@ class DedupePlan(BaseModel):
     warnings: list[str] = Field(default_factory=list)  # e.g. an LLM reply the rules replaced
 
 
+MAX_SEGMENT = 200  # bytes: a file name holds 255, an S3 key 1024 (a few segments each)
+
+
 def segment(value: str) -> str:
-    """An id made safe as one object-key segment ("/" and ".." cannot walk the tree)."""
-    return quote(value, safe="").replace(".", "%2E")
+    """An id made safe as one object-key segment ("/" and ".." cannot walk the tree). An id
+    whose encoding is longer than MAX_SEGMENT (ids reach 256 characters, up to 9 bytes each
+    once encoded) keeps its start and ends in `%~` and its SHA-256: still one segment per
+    id, since quote() never writes `%~`."""
+    quoted = quote(value, safe="").replace(".", "%2E")
+    if len(quoted) <= MAX_SEGMENT:
+        return quoted
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{quoted[:MAX_SEGMENT - len(digest) - 2]}%~{digest}"
 
 
 def user_prefix(tenant_id: str, user_id: str) -> str:

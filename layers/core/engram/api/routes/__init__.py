@@ -6,9 +6,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Header
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from pydantic import AfterValidator
 
 from engram.errors import PayloadTooLarge, Unauthorized
+from engram.models.identifiers import ID_PATTERN, MAX_ID_LENGTH, plain_identifier
+
+# An identifier in the path or the query string follows the body's identifier rule.
+_ID = {"min_length": 1, "max_length": MAX_ID_LENGTH, "json_schema_extra": {"pattern": ID_PATTERN}}
+PathId = Annotated[str, Path(**_ID), AfterValidator(plain_identifier)]
+QueryId = Annotated[str, Query(**_ID), AfterValidator(plain_identifier)]
 
 # An add sent again with the same Idempotency-Key within 24 h returns the first answer
 # (its task) instead of adding twice.
@@ -39,4 +46,5 @@ def check_body_size(router: Router, limit: int) -> None:
 
 
 def body_size(body: str | None) -> int:
-    return len(body.encode("utf-8")) if body else 0
+    # surrogatepass: a lone surrogate is refused later, naming its field, not here
+    return len(body.encode("utf-8", "surrogatepass")) if body else 0

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from engram.api import everos_presenters as present
+from engram.api.openapi import BODY, responses
 from engram.api.routes import IdempotencyKey, check_body_size, tenant_of
 from engram.models.api import AddMessageData
 from engram.models.everos import (
@@ -35,6 +36,9 @@ from engram.models.everos import (
 )
 from engram.services.container import Services
 
+# An add answers 200 when done (sync), 202 while it runs; an object key of another tenant
+# is a 403, one never uploaded a 404.
+ADDED = responses(*BODY, 403, 404, 409, accepted=AddResponse)  # 409: a replay in flight
 NOTHING_TO_FLUSH = ("Engram extracts memories from every add as it arrives; nothing is "
                     "held back for a flush (follow an add with GET /api/v1/tasks/{task_id})")
 
@@ -60,17 +64,20 @@ def everos_memories_router(services: Services) -> Router:
         check_body_size(router, limit)
         return tenant_of(router)
 
-    @router.post("/memories", summary="Add messages (text, images, documents) to a user's memory")
+    @router.post("/memories", summary="Add messages (text, images, documents) to a user's memory",
+                 responses=ADDED)
     def add(req: Annotated[MemoryAddRequest, Body()],
             idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
         return added(services.everos.add(tenant(), req, idempotency_key))
 
-    @router.post("/memories/group", summary="Add group messages (sender_id on each)")
+    @router.post("/memories/group", summary="Add group messages (sender_id on each)",
+                 responses=ADDED)
     def add_group(req: Annotated[GroupAddRequest, Body()],
                   idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
         return added(services.everos.add_group(tenant(), req, idempotency_key))
 
-    @router.post("/memories/agent", summary="Add an agent trajectory (tool calls and results)")
+    @router.post("/memories/agent", summary="Add an agent trajectory (tool calls and results)",
+                 responses=ADDED)
     def add_agent(req: Annotated[AgentAddRequest, Body()],
                   idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
         return added(services.everos.add_agent(tenant(), req, idempotency_key))
@@ -81,19 +88,23 @@ def everos_memories_router(services: Services) -> Router:
             status="no_extraction", message=NOTHING_TO_FLUSH,
             request_id=router.current_event.request_context.request_id))
 
-    @router.post("/memories/flush", summary="Flush a user's pending messages (a no-op here)")
+    @router.post("/memories/flush", summary="Flush a user's pending messages (a no-op here)",
+                 responses=responses(*BODY))
     def flush(req: Annotated[FlushRequest, Body()]) -> FlushResponse:
         return flushed()
 
-    @router.post("/memories/group/flush", summary="Flush a group's pending messages (no-op)")
+    @router.post("/memories/group/flush", summary="Flush a group's pending messages (no-op)",
+                 responses=responses(*BODY))
     def flush_group(req: Annotated[GroupFlushRequest, Body()]) -> FlushResponse:
         return flushed()
 
-    @router.post("/memories/agent/flush", summary="Flush an agent's pending messages (no-op)")
+    @router.post("/memories/agent/flush", summary="Flush an agent's pending messages (no-op)",
+                 responses=responses(*BODY))
     def flush_agent(req: Annotated[FlushRequest, Body()]) -> FlushResponse:
         return flushed()
 
-    @router.post("/memories/get", summary="A user's (or group's) memories of one type, paged")
+    @router.post("/memories/get", summary="A user's (or group's) memories of one type, paged",
+                 responses=responses(*BODY))
     def get(req: Annotated[MemoryGetRequest, Body()]) -> GetMemoriesResponse:
         _, memories, total = services.everos.get(tenant(), req)
         kind = req.memory_type
@@ -108,7 +119,8 @@ def everos_memories_router(services: Services) -> Router:
             data.agent_skills = [present.agent_skill(m) for m in memories]
         return GetMemoriesResponse(data=data)
 
-    @router.post("/memories/search", summary="Memories relevant to a query")
+    @router.post("/memories/search", summary="Memories relevant to a query",
+                 responses=responses(*BODY))
     def search(req: Annotated[MemorySearchRequest, Body()]) -> SearchResponse:
         _, found = services.everos.search(tenant(), req)
         kinds = set(req.memory_types)
@@ -132,7 +144,8 @@ def everos_memories_router(services: Services) -> Router:
         return SearchResponse(data=data)
 
     @router.post("/memories/delete",
-                 summary="Soft-delete a memory or a session's; erase a user's or group's data")
+                 summary="Soft-delete a memory or a session's; erase a user's or group's data",
+                 responses=responses(*BODY, 404))
     def delete(req: Annotated[MemoryDeleteRequest, Body()]) -> DeleteResponse:
         deleted = services.everos.delete(tenant(), req)
         return DeleteResponse(data=DeleteResult(deleted=deleted.deleted,

@@ -7,6 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from engram.api.openapi import BODY, mms_responses
 from engram.api.routes import check_body_size, tenant_of
 from engram.models.everos import (
     ObjectSignData,
@@ -20,7 +21,8 @@ from engram.services.container import Services
 def everos_objects_router(services: Services) -> Router:
     router = Router()
 
-    @router.post("/object/sign", summary="Pre-signed POST forms to upload files directly")
+    @router.post("/object/sign", summary="Pre-signed POST forms to upload files directly",
+                 responses=mms_responses(*BODY))
     def sign(req: Annotated[ObjectSignRequest, Body()]) -> ObjectSignResponse:
         check_body_size(router, services.ingest.limits.max_everos_body_bytes)
         signed = services.uploads.sign(tenant_of(router), req)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from engram.api.everos_presenters import task_status
-from engram.api.routes import tenant_of
+from engram.api.openapi import PARAMS, responses
+from engram.api.routes import PathId, tenant_of
 from engram.models.everos import TaskStatusResponse
 from engram.services.container import Services
 
@@ -13,8 +14,9 @@ from engram.services.container import Services
 def everos_tasks_router(services: Services) -> Router:
     router = Router()
 
-    @router.get("/tasks/<task_id>", summary="Status of an add task")
-    def get_task(task_id: str) -> TaskStatusResponse:
+    @router.get("/tasks/<task_id>", summary="Status of an add task",
+                responses=responses(*PARAMS, 404))
+    def get_task(task_id: PathId) -> TaskStatusResponse:
         task = services.everos.task(tenant_of(router), task_id)
         return TaskStatusResponse(data=task_status(task))
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from engram.api.openapi import BODY, responses
 from engram.api.presenters import memory_detail, preference_detail, tool_detail
 from engram.api.routes import tenant_of
 from engram.models.api import Envelope, SearchData, SearchRequest
@@ -16,7 +17,8 @@ from engram.services.container import Services
 def search_router(services: Services) -> Router:
     router = Router()
 
-    @router.post("/search/memory", summary="The memories that matter for a query")
+    @router.post("/search/memory", summary="The memories that matter for a query",
+                 responses=responses(*BODY))
     def search_memory(req: Annotated[SearchRequest, Body()]) -> Envelope[SearchData]:
         result = services.search.search(tenant_of(router), req)
         return Envelope(data=SearchData(

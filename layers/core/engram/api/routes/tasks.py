@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from engram.api.routes import tenant_of
+from engram.api.openapi import BODY, PARAMS, responses
+from engram.api.routes import QueryId, tenant_of
 from engram.models.api import Envelope, TaskStatusData, TaskStatusRequest
 from engram.models.domain import Task
 from engram.services.container import Services
@@ -26,17 +27,18 @@ def status_data(task: Task) -> TaskStatusData:
 def tasks_router(services: Services) -> Router:
     router = Router()
 
-    @router.post("/get/status", summary="Progress and result of an add task")
+    @router.post("/get/status", summary="Progress and result of an add task",
+                 responses=responses(*BODY, 404))
     def get_status(req: Annotated[TaskStatusRequest, Body()]) -> Envelope[TaskStatusData]:
         return Envelope(data=status_data(services.tasks.get(tenant_of(router), req.task_id)))
 
-    @router.get("/get/status", summary="Progress and result of an add task")
-    def get_status_query(
-        task_id: Annotated[str, Query(min_length=1, max_length=256)],
-    ) -> Envelope[TaskStatusData]:
+    @router.get("/get/status", summary="Progress and result of an add task",
+                responses=responses(*PARAMS, 404))
+    def get_status_query(task_id: QueryId) -> Envelope[TaskStatusData]:
         return Envelope(data=status_data(services.tasks.get(tenant_of(router), task_id)))
 
-    @router.post("/retry/task", summary="Run a failed add task again from its raw request")
+    @router.post("/retry/task", summary="Run a failed add task again from its raw request",
+                 responses=responses(*BODY, 404, 409))
     def retry_task(req: Annotated[TaskStatusRequest, Body()]) -> Envelope[TaskStatusData]:
         return Envelope(data=status_data(services.tasks.retry(tenant_of(router), req.task_id)))
 
