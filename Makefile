@@ -9,7 +9,8 @@ PORT   ?= 8000
 DATA   ?= .engram
 SAM_VENV := .venv-sam
 
-.PHONY: setup serve test test-fast bench bench-scale lint clean sam-venv validate system-packages
+.PHONY: setup serve test test-fast bench bench-scale bench-load lint clean sam-venv validate \
+	system-packages
 
 setup: system-packages $(STAMP)
 
@@ -47,6 +48,14 @@ bench: setup
 
 bench-scale: setup
 	$(BIN)/python -m bench.scale --memories 10000,100000 --out bench/results/
+
+# A real `engram serve` under mixed load: CLIENTS threads for DURATION s, 70 % search,
+# 30 % async adds of LoCoMo turns → bench/results/{load.json,load.md}
+DURATION ?= 60
+CLIENTS  ?= 8
+bench-load: setup
+	$(BIN)/python -m bench.load --data $(DATA_FILE) --duration $(DURATION) --clients $(CLIENTS) \
+		--out bench/results/
 
 validate: setup sam-venv
 	$(BIN)/cfn-lint template.yaml
