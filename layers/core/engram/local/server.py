@@ -1,30 +1,59 @@
-"""`engram serve`: a threaded HTTP server in front of the same REST resolver the API
-Lambda runs. Each request becomes an API Gateway REST (proxy) event; the API key is
-checked here, as the Lambda authorizer does on AWS, and the tenant travels in
-`requestContext.authorizer`, where the routes read it."""
+"""`engram serve`: waitress in front of the same REST resolver the API Lambda runs. Each
+request becomes an API Gateway REST (proxy) event; the API key is checked here, as the
+Lambda authorizer does on AWS, and the tenant travels in `requestContext.authorizer`,
+where the routes read it.
+
+Why waitress: the core is synchronous (the Powertools resolver, SQLite, onnxruntime), so
+a WSGI server with a bounded thread pool runs it as it is, with no async bridge. Waitress
+is pure Python and maintained; it validates Content-Length, de-chunks bodies, reads each
+request whole in its I/O thread before a worker sees it (a slow or stalled client never
+holds a worker), closes connections on which nothing moved for `timeout` seconds, keeps
+connections alive, and refuses a body over its cap from the headers, before reading it.
+
+Three small hooks on waitress's classes keep the answers this server gave before: the
+body caps are per route (10 MB for the API, the media cap for `/uploads`) and refusals
+the I/O thread makes itself (bad framing, a body over its cap) come as the JSON envelope,
+or S3's XML on `/uploads`, instead of waitress's text page."""
 
 from __future__ import annotations
 
-import json
+import base64
 import logging
 import queue
+import time
 import uuid
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
+from waitress.utilities import Error, RequestEntityTooLarge
 
-from engram.adapters.local_uploads import LocalUploadReceiver, UploadRefused
-from engram.api.app import EVEROS_PREFIX, PREFIX
-from engram.errors import BadRequest, EngramError, PayloadTooLarge
-from engram.models.api import ErrorEnvelope
+from engram.adapters.local_uploads import FORM_OVERHEAD_BYTES, LocalUploadReceiver, UploadRefused
+from engram.api.app import EVEROS_PREFIX, PREFIX, error_response
+from engram.errors import EngramError
 from engram.services.keys import ApiKeyService
 
 log = logging.getLogger(__name__)
 PUBLIC_PATHS = (f"{PREFIX}/docs", f"{PREFIX}/openapi.json")
 UPLOAD_PATH = "/uploads"  # where object/sign's forms post files (S3's role locally)
+HEALTH_PATH = "/health"
+HEALTH_METHODS = ("GET", "HEAD")
+# Hop-by-hop headers are the server's to set (PEP 3333); the resolver's are dropped.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                        "te", "trailers", "transfer-encoding", "upgrade", "content-length"})
+# A request waiting for a worker is the bounded pool doing its job, not a warning each time.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+Response = tuple[int, list[tuple[str, str]], bytes]
 
 
 class LambdaContext:
@@ -85,109 +114,258 @@ def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: str |
     }
 
 
-def make_handler(pool: ResolverPool, keys: ApiKeyService, max_body_bytes: int,
+def json_error(status: int, message: str, path: str = "") -> Response:
+    """The API's own error shape for `path` (the envelope, MMS's on the object routes)."""
+    response = error_response(status, message, path)
+    body = response.body if isinstance(response.body, bytes) else str(response.body).encode()
+    return status, [("Content-Type", "application/json")], body
+
+
+def xml_error(refused: UploadRefused) -> Response:
+    return refused.status, [("Content-Type", "application/xml")], refused.xml().encode()
+
+
+def request_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers under their usual names (WSGI upper-cases them)."""
+    headers = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:]
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = key
+        else:
+            continue
+        headers["-".join(part.capitalize() for part in name.split("_"))] = value
+    return headers
+
+
+class EngramApp:
+    """The WSGI application: `/health`, `/uploads`, and every other request, whatever its
+    method, as a proxy event to the resolver (which answers unknown routes and methods)."""
+
+    def __init__(self, pool: ResolverPool, keys: ApiKeyService, max_body_bytes: int,
                  uploads: LocalUploadReceiver | None = None):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "engram"
+        self._pool, self._keys, self._uploads = pool, keys, uploads
+        self._max_body = max_body_bytes
 
-        def do_GET(self) -> None:
-            self._handle()
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        # The resolver gets the path as sent (as before); the server's own routes are
+        # matched on the decoded path, as waitress's parser applied the body caps to it.
+        raw_path = environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
+        path = environ.get("PATH_INFO", "/")
+        try:
+            status, headers, body = self._handle(method, raw_path, path, environ)
+        except Exception:
+            log.exception("%s %s failed", method, path)
+            status, headers, body = json_error(500, "internal error", path)
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        if status not in (204, 304):
+            headers.append(("Content-Length", str(len(body))))
+        start_response(f"{status} {phrase or 'Status'}", headers)
+        return [] if method == "HEAD" or status in (204, 304) else [body]
 
-        def do_POST(self) -> None:
-            self._handle()
-
-        def do_PUT(self) -> None:
-            self._handle()
-
-        def do_DELETE(self) -> None:
-            self._handle()
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            log.info("%s %s", self.address_string(), fmt % args)
-
-        def _handle(self) -> None:
-            path = urlsplit(self.path).path
-            if path == "/health":
-                return self._send(200, {"Content-Type": "application/json"},
-                                  json.dumps({"status": "ok"}))
-            if path == UPLOAD_PATH and uploads is not None:
-                return self._upload()
+    def _handle(self, method: str, raw_path: str, path: str,
+                environ: dict[str, Any]) -> Response:
+        if path == HEALTH_PATH:
+            if method not in HEALTH_METHODS:
+                allowed = ", ".join(HEALTH_METHODS)
+                status, headers, body = json_error(405, f"{path} allows {allowed}", path)
+                return status, [*headers, ("Allow", allowed)], body
+            return 200, [("Content-Type", "application/json")], b'{"status": "ok"}'
+        if path == UPLOAD_PATH and self._uploads is not None:
+            return self._upload(method, environ)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > self._max_body:  # the parser refuses these first; kept as the rule
+            return json_error(413, f"request body is {length} bytes; the limit is "
+                                   f"{self._max_body}", path)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            body = raw.decode("utf-8") if raw else None
+        except UnicodeDecodeError:
+            return json_error(400, "request body is not UTF-8", path)
+        headers = request_headers(environ)
+        tenant = None
+        api_path = urlsplit(raw_path).path
+        if api_path.startswith((PREFIX, EVEROS_PREFIX)) and \
+                not api_path.startswith(PUBLIC_PATHS):
             try:
-                body = self._read_body()
-                tenant = None
-                if path.startswith((PREFIX, EVEROS_PREFIX)) and not path.startswith(PUBLIC_PATHS):
-                    tenant = keys.tenant_for_header(self.headers.get("Authorization"))
+                tenant = self._keys.tenant_for_header(headers.get("Authorization"))
             except EngramError as error:
-                return self._send_error(error.status_code, error.message)
-            headers = {k: v for k, v in self.headers.items()}
-            event = proxy_event(self.command, self.path, headers, body, tenant,
-                                self.client_address[0])
-            response = pool.resolve(event)
-            out_headers = {k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items()}
-            out_headers.update(response.get("headers") or {})
-            self._send(response["statusCode"], out_headers, response.get("body") or "")
+                return json_error(error.status_code, error.message, path)
+        event = proxy_event(method, raw_path, headers, body, tenant,
+                            environ.get("REMOTE_ADDR", ""))
+        return self._response(self._pool.resolve(event))
 
-        def _upload(self) -> None:
-            """A signed form's file: no API key (the policy's signature is the grant)."""
-            if self.command != "POST":
-                return self._send(405, {"Content-Type": "application/xml", "Allow": "POST"},
-                                  UploadRefused(405, "MethodNotAllowed",
-                                                "uploads are POSTed").xml())
-            length = self.headers.get("Content-Length")
-            try:
-                key = uploads.receive(self.headers.get("Content-Type", ""),
-                                      int(length) if length and length.isdigit() else None,
-                                      self.rfile)
-            except UploadRefused as refused:
-                if not refused.body_read:  # the client may still be sending: hang up after
-                    self.close_connection = True
-                log.info("upload refused: %s", refused)
-                return self._send(refused.status, {"Content-Type": "application/xml"},
-                                  refused.xml())
-            log.info("uploaded %s", key)
-            self._send(204, {}, "")
+    @staticmethod
+    def _response(response: dict[str, Any]) -> Response:
+        merged: dict[str, list[str]] = {k: list(v) for k, v in
+                                        (response.get("multiValueHeaders") or {}).items()}
+        merged.update({k: [v] for k, v in (response.get("headers") or {}).items()})
+        headers = [(k, str(v)) for k, values in merged.items() for v in values
+                   if k.lower() not in HOP_BY_HOP]
+        body = response.get("body") or ""
+        data = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+        return int(response["statusCode"]), headers, data
 
-        def _read_body(self) -> str | None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > max_body_bytes:
-                self.close_connection = True
-                raise PayloadTooLarge(
-                    f"request body is {length} bytes; the limit is {max_body_bytes}")
-            if not length:
-                return None
-            raw = self.rfile.read(length)
-            try:
-                return raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise BadRequest("request body is not UTF-8") from None
-
-        def _send_error(self, status: int, message: str) -> None:
-            self._send(status, {"Content-Type": "application/json"},
-                       ErrorEnvelope(code=status, message=message).model_dump_json())
-
-        def _send(self, status: int, headers: dict[str, str], body: str) -> None:
-            data = body.encode("utf-8")
-            self.send_response(status)
-            for name, value in headers.items():
-                if name.lower() not in ("content-length", "connection"):
-                    self.send_header(name, value)
-            if status != 204:  # a 204 has no body and no Content-Length
-                self.send_header("Content-Length", str(len(data)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
+    def _upload(self, method: str, environ: dict[str, Any]) -> Response:
+        """A signed form's file: no API key (the policy's signature is the grant)."""
+        if method != "POST":
+            status, headers, body = xml_error(
+                UploadRefused(405, "MethodNotAllowed", "uploads are POSTed"))
+            return status, [*headers, ("Allow", "POST")], body
+        length = environ.get("CONTENT_LENGTH")
+        try:
+            key = self._uploads.receive(environ.get("CONTENT_TYPE", ""),
+                                        int(length) if length and length.isdigit() else None,
+                                        environ["wsgi.input"])
+        except UploadRefused as refused:
+            log.info("upload refused: %s", refused)
+            return xml_error(refused)
+        log.info("uploaded %s", key)
+        return 204, [], b""
 
 
-class EngramHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str
+    port: int
+    threads: int = 8  # requests run at once; more wait in waitress's queue
+    timeout: int = 30  # seconds without a byte moving before a connection is closed
+    max_body_bytes: int = 10 * 1024 * 1024  # the API's cap
+    max_upload_bytes: int = 500 * 1024 * 1024  # the largest file a signed form allows
+    connection_limit: int = 100
 
 
-def make_server(host: str, port: int, pool: ResolverPool, keys: ApiKeyService,
-                max_body_bytes: int, uploads: LocalUploadReceiver | None = None
-                ) -> EngramHTTPServer:
-    return EngramHTTPServer((host, port), make_handler(pool, keys, max_body_bytes, uploads))
+class RequestTimeout(Error):
+    code = 408
+    reason = "Request Timeout"
+
+
+class EngramErrorTask(ErrorTask):
+    """What waitress answers itself (framing it cannot parse, a body over its cap, an
+    error past the app) in the API's shape: the envelope, or S3's XML on `/uploads`."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        path = getattr(self.request, "path", "")
+        if path == UPLOAD_PATH:
+            refused = (UploadRefused(400, "EntityTooLarge",
+                                     "Your proposed upload exceeds the maximum allowed size")
+                       if isinstance(error, RequestEntityTooLarge) else
+                       UploadRefused(error.code, error.reason.replace(" ", ""), error.body))
+            _, headers, body = xml_error(refused)
+            status = refused.status
+        else:
+            status, headers, body = json_error(error.code, f"{error.reason}: {error.body}",
+                                               path)
+        self.status = f"{status} {HTTPStatus(status).phrase}"
+        self.response_headers.extend(headers)
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        if getattr(self.request, "command", "") != "HEAD":
+            self.write(body)
+
+
+def server_class(options: ServerOptions) -> type[TcpWSGIServer]:
+    """waitress's TCP server with the per-route body caps and the envelope errors."""
+    upload_cap = options.max_upload_bytes + FORM_OVERHEAD_BYTES
+
+    class Parser(HTTPRequestParser):
+        def received(self, data: bytes) -> int:
+            consumed = super().received(data)
+            if self.error is None and self.headers_finished and not self.empty:
+                limit = upload_cap if self.path == UPLOAD_PATH else options.max_body_bytes
+                size = self.body_bytes_received if self.chunked else self.content_length
+                if size > limit:
+                    told = "is over" if self.chunked else f"is {size} bytes;"
+                    self.error = RequestEntityTooLarge(
+                        f"request body {told} the limit is {limit}")
+                    self.completed = True
+                    self.expect_continue = False  # answer now, do not invite the body
+            return consumed
+
+    class Channel(HTTPChannel):
+        parser_class = Parser
+        error_task_class = EngramErrorTask
+
+    class Server(TcpWSGIServer):
+        channel_class = Channel
+
+        def maintenance(self, now: float) -> None:
+            """A request whose body stopped arriving is answered 408 (then closed), not
+            just dropped; waitress closes every other connection idle this long."""
+            cutoff = now - self.adj.channel_timeout
+            for channel in list(self.active_channels.values()):
+                request = channel.request
+                if (channel.requests or channel.last_activity >= cutoff or request is None
+                        or not request.headers_finished or request.completed):
+                    continue
+                expected = "" if request.chunked else f" of {request.content_length}"
+                request.error = RequestTimeout(
+                    f"the request body stopped arriving ({request.body_bytes_received}"
+                    f"{expected} bytes, then nothing for {self.adj.channel_timeout} s)")
+                request.completed = True
+                # The loop's own thread, and no task holds this channel (requests is
+                # empty): hand the request over as waitress's channel.received() does.
+                with channel.requests_lock:
+                    channel.requests.append(request)
+                    channel.request = None
+                channel.last_activity = now
+                self.add_task(channel)
+            super().maintenance(now)
+
+    return Server
+
+
+class EngramServer:
+    """waitress's loop with a graceful stop: stop() (a signal handler may call it) closes
+    the listening sockets; requests already read are answered, idle connections closed,
+    and run() returns once none is left or `grace` seconds have passed."""
+
+    def __init__(self, app: Callable, options: ServerOptions):
+        self.adj = Adjustments(
+            host=options.host, port=options.port, threads=options.threads,
+            channel_timeout=options.timeout, cleanup_interval=1,
+            connection_limit=options.connection_limit, ident="engram",
+            max_request_body_size=max(options.max_body_bytes, options.max_upload_bytes
+                                      + FORM_OVERHEAD_BYTES) + 1,
+            clear_untrusted_proxy_headers=False, expose_tracebacks=False)
+        self.map: dict = {}
+        self.dispatcher = ThreadedTaskDispatcher()
+        self.dispatcher.set_thread_count(self.adj.threads)
+        cls = server_class(options)
+        self.servers = [cls(app, self.map, dispatcher=self.dispatcher, adj=self.adj,
+                            sockinfo=info) for info in self.adj.listen]
+        self._stopping = False
+
+    @property
+    def port(self) -> int:
+        return int(self.servers[0].effective_port)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def run(self, grace: float = 20.0) -> None:
+        loop = {"timeout": 0.2, "map": self.map, "use_poll": True, "count": 1}
+        while not self._stopping:
+            wasyncore.loop(**loop)
+        for server in self.servers:  # no new connections; the wake-up trigger stays open
+            server.accepting = False
+            wasyncore.dispatcher.close(server)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            channels = [c for s in self.servers for c in list(s.active_channels.values())]
+            if not channels:
+                break
+            for channel in channels:
+                if not channel.requests and not channel.total_outbufs_len:
+                    channel.will_close = True  # idle, or between requests
+            wasyncore.loop(**loop)
+        self.dispatcher.shutdown(timeout=max(1.0, deadline - time.monotonic()))
+        wasyncore.close_all(self.map)
+
+
+def make_server(options: ServerOptions, pool: ResolverPool, keys: ApiKeyService,
+                uploads: LocalUploadReceiver | None = None) -> EngramServer:
+    return EngramServer(EngramApp(pool, keys, options.max_body_bytes, uploads), options)
