@@ -22,6 +22,7 @@ import logging
 import queue
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -54,6 +55,14 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 Response = tuple[int, list[tuple[str, str]], bytes]
+# Requests that start ingestion: they wait behind every other request (see LaneDispatcher).
+INGEST_ROUTES = frozenset({f"{PREFIX}/add/message", f"{PREFIX}/add/feedback",
+                           f"{EVEROS_PREFIX}/memories", f"{EVEROS_PREFIX}/memories/group",
+                           f"{EVEROS_PREFIX}/memories/agent"})
+
+
+def is_ingest(method: str, path: str) -> bool:
+    return method == "POST" and path.rstrip("/") in INGEST_ROUTES
 
 
 class LambdaContext:
@@ -231,6 +240,7 @@ class ServerOptions:
     host: str
     port: int
     threads: int = 8  # requests run at once; more wait in waitress's queue
+    ingest_slots: int = 1  # of which adds (see LaneDispatcher)
     timeout: int = 30  # seconds without a byte moving before a connection is closed
     max_body_bytes: int = 10 * 1024 * 1024  # the API's cap
     max_upload_bytes: int = 500 * 1024 * 1024  # the largest file a signed form allows
@@ -242,6 +252,11 @@ class RequestTimeout(Error):
     reason = "Request Timeout"
 
 
+class LengthRequired(Error):
+    code = 411
+    reason = "Length Required"
+
+
 class EngramErrorTask(ErrorTask):
     """What waitress answers itself (framing it cannot parse, a body over its cap, an
     error past the app) in the API's shape: the envelope, or S3's XML on `/uploads`."""
@@ -250,10 +265,14 @@ class EngramErrorTask(ErrorTask):
         error = self.request.error
         path = getattr(self.request, "path", "")
         if path == UPLOAD_PATH:
-            refused = (UploadRefused(400, "EntityTooLarge",
-                                     "Your proposed upload exceeds the maximum allowed size")
-                       if isinstance(error, RequestEntityTooLarge) else
-                       UploadRefused(error.code, error.reason.replace(" ", ""), error.body))
+            if isinstance(error, RequestEntityTooLarge):
+                refused = UploadRefused(400, "EntityTooLarge",
+                                        "Your proposed upload exceeds the maximum allowed size")
+            elif isinstance(error, LengthRequired):
+                refused = UploadRefused(411, "MissingContentLength",
+                                        "You must provide the Content-Length HTTP header.")
+            else:
+                refused = UploadRefused(error.code, error.reason.replace(" ", ""), error.body)
             _, headers, body = xml_error(refused)
             status = refused.status
         else:
@@ -267,6 +286,73 @@ class EngramErrorTask(ErrorTask):
             self.write(body)
 
 
+class LaneDispatcher(ThreadedTaskDispatcher):
+    """waitress's worker pool with two lanes. Requests that start ingestion (adds) are
+    taken only when no other request waits, and at most `ingest_slots` of them run at
+    once; every other request (searches, reads) is taken first come, first served. Under
+    load the wait falls on the adds (acknowledged in the background anyway), not on the
+    searches: with adds free to run side by side, 8 clients' search p95 was about twice
+    as long (bench/load.py). An add running longer than `hold` seconds (a large sync add)
+    stops counting against the slots, so it cannot hold the lane shut."""
+
+    def __init__(self, ingest_slots: int = 1, hold: float = 1.0):
+        super().__init__()
+        self.ingest_slots, self.hold = ingest_slots, hold
+        self.ingest_queue: deque = deque()
+        self.ingest_started: dict[int, float] = {}  # worker → when its add started
+
+    def add_task(self, task: Any) -> None:
+        try:
+            request = task.requests[0]
+            ingest = request.error is None and is_ingest(request.command, request.path)
+        except (AttributeError, IndexError):
+            ingest = False
+        with self.lock:
+            (self.ingest_queue if ingest else self.queue).append(task)
+            self.queue_cv.notify()
+
+    def _ingest_open(self) -> bool:
+        since = time.monotonic() - self.hold
+        return sum(t > since for t in self.ingest_started.values()) < self.ingest_slots
+
+    def handler_thread(self, thread_no: int) -> None:  # waitress's loop, with the lanes
+        while True:
+            with self.lock:
+                while not (self.queue or (self.ingest_queue and self._ingest_open())) \
+                        and self.stop_count == 0:
+                    self.active_count -= 1
+                    # a held lane opens by itself after `hold`: look again then
+                    self.queue_cv.wait(self.hold if self.ingest_queue else None)
+                    self.active_count += 1
+                if self.stop_count > 0:
+                    self.active_count -= 1
+                    self.stop_count -= 1
+                    self.threads.discard(thread_no)
+                    self.thread_exit_cv.notify()
+                    break
+                ingest = not self.queue
+                if ingest:
+                    self.ingest_started[thread_no] = time.monotonic()
+                    task = self.ingest_queue.popleft()
+                else:
+                    task = self.queue.popleft()
+            try:
+                task.service()
+            except BaseException:
+                self.logger.exception("Exception when servicing %r", task)
+            finally:
+                if ingest:
+                    with self.lock:
+                        del self.ingest_started[thread_no]
+                        self.queue_cv.notify()
+
+    def shutdown(self, cancel_pending: bool = True, timeout: float = 5) -> bool:
+        with self.lock:  # waitress cancels what is left in `queue`
+            self.queue.extend(self.ingest_queue)
+            self.ingest_queue.clear()
+        return super().shutdown(cancel_pending, timeout)
+
+
 def server_class(options: ServerOptions) -> type[TcpWSGIServer]:
     """waitress's TCP server with the per-route body caps and the envelope errors."""
     upload_cap = options.max_upload_bytes + FORM_OVERHEAD_BYTES
@@ -275,15 +361,24 @@ def server_class(options: ServerOptions) -> type[TcpWSGIServer]:
         def received(self, data: bytes) -> int:
             consumed = super().received(data)
             if self.error is None and self.headers_finished and not self.empty:
-                limit = upload_cap if self.path == UPLOAD_PATH else options.max_body_bytes
+                upload = self.path == UPLOAD_PATH
+                limit = upload_cap if upload else options.max_body_bytes
                 size = self.body_bytes_received if self.chunked else self.content_length
-                if size > limit:
+                if upload and self.chunked:  # S3 wants the length up front; so do we
+                    self._refuse(LengthRequired("uploads need a Content-Length"))
+                elif size > limit:
                     told = "is over" if self.chunked else f"is {size} bytes;"
-                    self.error = RequestEntityTooLarge(
-                        f"request body {told} the limit is {limit}")
-                    self.completed = True
-                    self.expect_continue = False  # answer now, do not invite the body
+                    self._refuse(RequestEntityTooLarge(
+                        f"request body {told} the limit is {limit}"))
+            if self.error is not None:
+                # Answer now, without inviting the body (waitress would send 100 Continue
+                # and then read on).
+                self.expect_continue = False
             return consumed
+
+        def _refuse(self, error: Error) -> None:
+            self.error = error
+            self.completed = True
 
     class Channel(HTTPChannel):
         parser_class = Parser
@@ -332,7 +427,7 @@ class EngramServer:
                                       + FORM_OVERHEAD_BYTES) + 1,
             clear_untrusted_proxy_headers=False, expose_tracebacks=False)
         self.map: dict = {}
-        self.dispatcher = ThreadedTaskDispatcher()
+        self.dispatcher = LaneDispatcher(options.ingest_slots)
         self.dispatcher.set_thread_count(self.adj.threads)
         cls = server_class(options)
         self.servers = [cls(app, self.map, dispatcher=self.dispatcher, adj=self.adj,
