@@ -8,14 +8,20 @@ import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+from engram.adapters.cpu_priority import background_work, lower_thread_priority
 from engram.models.domain import Task, TaskRef
 from engram.services.pipeline import PipelineDeps, run_pipeline
 
+# The pipeline's threads give way to requests when both want a core (Linux nice values).
+PIPELINE_NICENESS = 10
+
 
 class InProcessWorkflow:
-    def __init__(self, deps: PipelineDeps, workers: int):
+    def __init__(self, deps: PipelineDeps, workers: int, niceness: int = PIPELINE_NICENESS):
         self._deps = deps
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pipeline",
+                                        initializer=lower_thread_priority,
+                                        initargs=(niceness,))
         self._guard = threading.Lock()
         self._user_locks: dict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
@@ -25,7 +31,7 @@ class InProcessWorkflow:
     def run(self, ref: TaskRef) -> Task:
         with self._guard:
             lock = self._user_locks[(ref.tenant_id, ref.user_id)]
-        with lock:
+        with lock, background_work():  # also a sync add's, run in the request's thread
             return run_pipeline(self._deps, ref)
 
     def shutdown(self) -> None:
