@@ -13,7 +13,10 @@ from engram.models.domain import Task, TaskRef
 from engram.services.pipeline import PipelineDeps, run_pipeline
 
 # The pipeline's threads give way to requests when both want a core (Linux nice values).
-PIPELINE_NICENESS = 10
+# Under bench/load.py (8 clients, 30 % adds) +5 took search p95 from ~40 to ~37 ms and
+# requests from ~115 to ~128/s for ~12 % fewer tasks done meanwhile; +10 cost ingest more
+# and searches gained nothing more.
+PIPELINE_NICENESS = 5
 
 
 class InProcessWorkflow:
