@@ -289,7 +289,10 @@ def report(result: dict) -> str:
              f"server code: `{result['core']}`"
              + (f" at {result['commit']}" if result.get("commit") else ""),
              f"load average before/after: {result['loadavg_before']} / "
-             f"{result['loadavg_after']}", "",
+             f"{result['loadavg_after']}",
+             *([f"CPU during the load: server {cpu['server']:.0%}, this client "
+                f"{cpu['client']:.0%}, other processes {cpu['others']:.0%}"]
+               if (cpu := result.get("cpu_share")) else []), "",
              "| op | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |",
              "|---|---|---|---|---|---|---|---|"]
     for op in ("search", "add"):
@@ -307,6 +310,36 @@ def report(result: dict) -> str:
     if result["error_samples"]:
         lines += ["", "first errors:", *[f"- {e}" for e in result["error_samples"]]]
     return "\n".join(lines) + "\n"
+
+
+def busy_seconds() -> float | None:
+    """CPU time the whole machine spent busy so far (Linux /proc/stat), in seconds."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def process_seconds(pid: int | None = None) -> float | None:
+    """CPU time (user + system) of a process and its waited-for children so far."""
+    try:
+        fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_shares(before: tuple, after: tuple, seconds: float) -> dict | None:
+    """Of the machine's CPU during the load: what the server used, what this client
+    used, and what other processes took (other jobs on a shared machine skew latency)."""
+    if None in before or None in after:
+        return None
+    capacity = seconds * (os.cpu_count() or 1)
+    busy, server, client = (a - b for a, b in zip(after, before, strict=True))
+    return {"server": round(server / capacity, 3), "client": round(client / capacity, 3),
+            "others": round(max(0.0, busy - server - client) / capacity, 3)}
 
 
 def git_commit(path: Path) -> str | None:
@@ -347,9 +380,12 @@ def main(argv: list[str] | None = None) -> int:
             idle = idle_search(server.url, ordered_asks)
             feed = Feed(conversations, args.seed_sessions, args.turns_per_add)
             loadavg_before = [round(x, 2) for x in os.getloadavg()]
+            pid = server.process.pid if server.process else None
+            cpu_before = (busy_seconds(), process_seconds(pid), process_seconds())
             samples, task_ids, hits, seconds = run_load(
                 server.url, feed, asks, args.clients, args.duration, args.search_share,
                 args.seed)
+            cpu_after = (busy_seconds(), process_seconds(pid), process_seconds())
             loadavg_after = [round(x, 2) for x in os.getloadavg()]
             tasks = completed_share(server.url, task_ids)
         finally:
@@ -366,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
                    "server_env": extra, "data": str(args.data)},
         "hardware": {"cores": os.cpu_count(), "python": platform.python_version()},
         "loadavg_before": loadavg_before, "loadavg_after": loadavg_after,
+        "cpu_share": cpu_shares(cpu_before, cpu_after, seconds),
         "idle_search": idle,
         "ops": ops,
         "search_hit_share": round(hits / searches, 3) if searches else 0.0,
