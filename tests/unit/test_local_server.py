@@ -4,6 +4,7 @@ priority of the pipeline's threads."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -165,3 +166,51 @@ def test_pipeline_threads_run_at_a_lower_priority_and_as_background_work():
     with background_work():
         assert is_background()
     assert not is_background()
+
+
+def test_concurrent_requests_each_see_their_own_event():
+    """Powertools keeps the event being resolved on a class attribute shared by every
+    resolver in the process; two requests resolved at once must still each read their
+    own body and tenant (request A is held inside its route until B has started)."""
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+    from aws_lambda_powertools.event_handler.api_gateway import Router
+
+    from engram.api.routes import tenant_of
+    from engram.local.server import ResolverPool, proxy_event
+
+    b_started = threading.Event()
+
+    def factory() -> APIGatewayRestResolver:
+        app = APIGatewayRestResolver()
+        router = Router()
+
+        @router.post("/echo")
+        def echo() -> dict:
+            body = router.current_event.json_body
+            if body["who"] == "a":
+                assert b_started.wait(10)
+                time.sleep(0.05)  # B is inside resolve() now
+            return {"who": router.current_event.json_body["who"], "tenant": tenant_of(router)}
+
+        app.include_router(router)
+        return app
+
+    pool = ResolverPool(factory)
+    answers: dict = {}
+
+    def call(who: str, tenant: str) -> None:
+        event = proxy_event("POST", "/echo", {"Content-Type": "application/json"},
+                            json.dumps({"who": who}), tenant, "127.0.0.1")
+        if who == "b":
+            b_started.set()
+        answers[who] = json.loads(pool.resolve(event)["body"])
+
+    a = threading.Thread(target=call, args=("a", "tenant-a"))
+    a.start()
+    time.sleep(0.1)  # A is waiting inside its route
+    b = threading.Thread(target=call, args=("b", "tenant-b"))
+    b.start()
+    a.join(10)
+    b.join(10)
+    assert answers == {"a": {"who": "a", "tenant": "tenant-a"},
+                       "b": {"who": "b", "tenant": "tenant-b"}}

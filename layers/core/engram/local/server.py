@@ -77,20 +77,39 @@ class LambdaContext:
 
 
 class ResolverPool:
-    """Powertools resolvers keep the current event on the instance, so each request
-    borrows a resolver of its own instead of sharing one across threads."""
+    """Each request borrows a resolver of its own: a resolver holds per-request state.
+
+    Powertools also keeps the event being resolved on a class attribute
+    (`BaseRouter.current_event`, and `lambda_context`), one for every resolver in the
+    process: fine in Lambda, one event at a time, but two requests resolved at once here
+    read whichever event was set last, body and tenant included. So each pooled resolver
+    gets the event as an attribute of its own, which its routes read before the class's
+    (their `current_event` goes through `api_resolver`)."""
 
     def __init__(self, factory: Callable[[], APIGatewayRestResolver]):
         self._factory = factory
         self._idle: queue.SimpleQueue[APIGatewayRestResolver] = queue.SimpleQueue()
 
+    def _new(self) -> APIGatewayRestResolver:
+        app = self._factory()
+        convert = app._to_proxy_event
+
+        def own_event(event: dict) -> Any:
+            app.current_event = convert(event)  # shadows BaseRouter.current_event
+            return app.current_event
+
+        app._to_proxy_event = own_event  # type: ignore[method-assign]
+        return app
+
     def resolve(self, event: dict[str, Any]) -> dict[str, Any]:
         try:
             app = self._idle.get_nowait()
         except queue.Empty:
-            app = self._factory()
+            app = self._new()
+        context = LambdaContext()
+        app.lambda_context = context  # likewise
         try:
-            return app.resolve(event, LambdaContext())
+            return app.resolve(event, context)
         finally:
             self._idle.put(app)
 
