@@ -149,6 +149,13 @@ def json_error(status: int, message: str, path: str = "") -> Response:
     return status, [("Content-Type", "application/json")], body
 
 
+def reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a status Python does not name
+        return "Status"
+
+
 def xml_error(refused: UploadRefused) -> Response:
     return refused.status, [("Content-Type", "application/xml")], refused.xml().encode()
 
@@ -187,10 +194,9 @@ class EngramApp:
         except Exception:
             log.exception("%s %s failed", method, path)
             status, headers, body = json_error(500, "internal error", path)
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         if status not in (204, 304):
             headers.append(("Content-Length", str(len(body))))
-        start_response(f"{status} {phrase or 'Status'}", headers)
+        start_response(f"{status} {reason(status)}", headers)
         return [] if method == "HEAD" or status in (204, 304) else [body]
 
     def _handle(self, method: str, raw_path: str, path: str,
@@ -297,7 +303,7 @@ class EngramErrorTask(ErrorTask):
         else:
             status, headers, body = json_error(error.code, f"{error.reason}: {error.body}",
                                                path)
-        self.status = f"{status} {HTTPStatus(status).phrase}"
+        self.status = f"{status} {reason(status)}"
         self.response_headers.extend(headers)
         self.set_close_on_finish()
         self.content_length = len(body)
