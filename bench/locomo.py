@@ -27,9 +27,9 @@ from pathlib import Path
 
 from bench.baselines import BM25, Dense, rrf
 from bench.locomo_data import CATEGORY_NAMES, HEADLINE_CATEGORIES, Conversation, load
+from engram.api.memos.models import AddMessageRequest, SearchRequest
 from engram.config import Settings
 from engram.local.runtime import LocalRuntime, build_local_runtime, local_embedder
-from engram.models.api import AddMessageRequest, SearchRequest
 from engram.ports import Embedder
 
 TENANT = "bench"

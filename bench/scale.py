@@ -42,12 +42,11 @@ import numpy as np
 
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.adapters.minilm_embedder import MiniLMEmbedder
+from engram.api.memos.models import AddMessageRequest, SearchRequest
 from engram.config import Settings
 from engram.local.runtime import LocalRuntime, build_local_runtime, local_embedder
-from engram.models.api import AddMessageRequest, SearchRequest
-from engram.models.domain import FACT_TYPES, Memory, MemoryType
+from engram.models.domain import FACT_TYPES, Memory, MemoryType, content_hash
 from engram.ports import IndexQuery
-from engram.services.dedupe import content_hash
 from engram.services.search import SearchService, request_filter
 
 TENANT = "t00"  # the target user's tenant; other users live here too

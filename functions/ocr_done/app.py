@@ -7,7 +7,7 @@ from typing import Any
 from engram.aws import content_jobs
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
-from engram.services.content_jobs import ContentJobs
+from engram.pipeline.content_jobs import ContentJobs
 
 
 @logger.inject_lambda_context

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from engram.aws import content_jobs
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
-from engram.services.content_jobs import ContentJobs
+from engram.pipeline.content_jobs import ContentJobs
 
 
 @logger.inject_lambda_context(correlation_id_path="task_id")  # the event holds a token

@@ -26,6 +26,8 @@ from cfnlint.decode import decode
 from pydantic import BaseModel
 
 from engram.adapters.dynamodb_tables import table_definitions
+from engram.api.everos.models import MemoryAddRequest, ObjectSignRequest
+from engram.api.memos.models import AddMessageRequest, SearchRequest, TaskStatusRequest
 from engram.aws.events import (
     ContentJobTaskInput,
     ExecutionStatusChange,
@@ -36,9 +38,7 @@ from engram.aws.events import (
     UploadQueueRecord,
 )
 from engram.aws.settings import AwsSettings
-from engram.models.api import AddMessageRequest, SearchRequest, TaskStatusRequest
 from engram.models.domain import TaskRef
-from engram.models.everos import MemoryAddRequest, ObjectSignRequest
 from engram.models.pipeline import CollectContentInput
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -29,9 +29,9 @@ from tests.integration.aws_stack import (
 from tests.integration.test_parsing_textract import textract_blocks
 from tests.integration.test_transcribe_media import transcript_json
 
+from engram.api.memos.models import AddMessageRequest
 from engram.aws import runtime as aws_runtime_module
 from engram.aws.runtime import build_aws_services
-from engram.models.api import AddMessageRequest
 from engram.models.pipeline import (
     ContentJobRecord,
     ParsedMessages,

@@ -28,14 +28,14 @@ from tests import fixtures_docs as docs
 from tests.conftest import EngramServer, server_env
 from tests.fakes.embedder import HashingEmbedder
 
+from engram.api.memos.models import AddMessageRequest, DeleteMemoryRequest
 from engram.config import Settings
 from engram.errors import TaskErased
+from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.local.runtime import build_local_runtime
-from engram.models.api import AddMessageRequest, DeleteMemoryRequest
 from engram.models.domain import TaskRef
 from engram.models.pipeline import work_prefix
 from engram.services import pipeline
-from engram.services.extraction import RuleBasedExtractor
 
 TENANT = "tenant-a"
 

@@ -34,7 +34,7 @@ from tests.integration.test_parsing_textract import textract_blocks
 from tests.integration.test_transcribe_media import transcript_json
 
 from engram.adapters.sfn_workflow import StepFunctionsWorkflow
-from engram.models.api import AddMessageRequest
+from engram.api.memos.models import AddMessageRequest
 from engram.models.domain import TaskRef, TaskStatus
 from engram.models.pipeline import content_job_key, content_key, request_key
 

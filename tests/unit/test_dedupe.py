@@ -9,18 +9,18 @@ from tests.fakes.extractor import ScriptedExtractor
 from engram.adapters.file_object_store import FileObjectStore
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.adapters.sqlite_store import SqliteStore
+from engram.api.memos.models import AddMessageRequest, FeedbackRequest
 from engram.config import Limits
-from engram.models.api import AddMessageRequest, FeedbackRequest
 from engram.models.domain import Candidate, MemoryStatus, MemoryType, MessageRecord, TaskRef
-from engram.services.dedupe import (
+from engram.pipeline.dedupe import (
     content_hash,
     corrected,
     name_different_things,
     names_more,
     refine,
 )
+from engram.pipeline.steps import PipelineDeps, run_pipeline
 from engram.services.ingest import IngestService
-from engram.services.pipeline import PipelineDeps, run_pipeline
 
 
 def as_candidate(message: MessageRecord) -> list[Candidate]:
@@ -232,7 +232,7 @@ def test_a_second_correction_does_not_nest_the_note():
 def test_the_turn_stays_findable_while_its_task_completes(h):
     """Between any two writes of the index step, a search finds the fast-path turn or
     the memory that replaced it."""
-    from engram.models.api import SearchRequest
+    from engram.api.memos.models import SearchRequest
     from engram.services.search import SearchService
 
     search = SearchService(memories=h.store, index=h.index, embedder=h.deps.embedder)

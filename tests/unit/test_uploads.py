@@ -19,9 +19,9 @@ from engram.adapters.local_uploads import (
     check_policy,
     load_or_create_secret,
 )
+from engram.api.everos.models import ObjectSignRequest
 from engram.config import Limits
 from engram.errors import Forbidden, NotFound, Unprocessable
-from engram.models.everos import ObjectSignRequest
 from engram.services.uploads import UploadService, safe_file_name
 
 SECRET = b"s" * 32

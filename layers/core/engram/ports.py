@@ -10,7 +10,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 from pydantic import BaseModel
 
-from engram.models.api import AddMessageData
+from engram.api.memos.models import AddMessageData
 from engram.models.domain import (
     Candidate,
     Memory,

@@ -24,8 +24,8 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
 )
 from pydantic import BaseModel
 
+from engram.api.memos.models import AddMessageData
 from engram.errors import Conflict, Unprocessable
-from engram.models.api import AddMessageData
 
 REPLAY_WINDOW_SECONDS = 24 * 3600
 

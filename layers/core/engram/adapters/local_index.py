@@ -29,7 +29,7 @@ import numpy as np
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import TIME_FIELDS, Condition, FilterNode, facet_values
 from engram.ports import IndexHit, IndexQuery
-from engram.services.lexical import tokenize
+from engram.retrieval.lexical import tokenize
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (

@@ -15,26 +15,26 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from engram import __version__
+from engram.api.everos.memories import everos_memories_router
+from engram.api.everos.models import ObjectSignResponse, ObjectSignResult
+from engram.api.everos.objects import everos_objects_router
+from engram.api.everos.tasks import everos_tasks_router
 from engram.api.guard import (
     JsonBodyValidation,
     allowed_methods,
     check_content_type,
     parse_json_object,
 )
+from engram.api.memos.memories import memories_router
+from engram.api.memos.messages import messages_router
+from engram.api.memos.models import ErrorEnvelope
+from engram.api.memos.search import search_router
+from engram.api.memos.tasks import tasks_router
 from engram.api.openapi import ERRORS, SECURITY, SECURITY_SCHEMES
+from engram.api.params import body_size
 from engram.api.resolver import RequestScopedRestResolver
-from engram.api.routes import body_size
-from engram.api.routes.everos_memories import everos_memories_router
-from engram.api.routes.everos_objects import everos_objects_router
-from engram.api.routes.everos_tasks import everos_tasks_router
-from engram.api.routes.memories import memories_router
-from engram.api.routes.messages import messages_router
-from engram.api.routes.search import search_router
-from engram.api.routes.tasks import tasks_router
+from engram.container import Services
 from engram.errors import EngramError, PayloadTooLarge
-from engram.models.api import ErrorEnvelope
-from engram.models.everos import ObjectSignResponse, ObjectSignResult
-from engram.services.container import Services
 
 log = logging.getLogger(__name__)
 PREFIX = "/v1"

@@ -25,10 +25,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from engram.adapters.idempotency import PowertoolsAcceptOnce
+from engram.api.memos.models import AddMessageRequest
 from engram.aws.events import IntakeResult, QueuedAddMessage, S3ObjectCreated
 from engram.aws.observability import count
 from engram.errors import EngramError, PermanentError
-from engram.models.api import AddMessageRequest
 from engram.models.content import ItemInput
 from engram.models.domain import Role, Task, TaskStatus
 from engram.ports import ObjectStore, TaskStore

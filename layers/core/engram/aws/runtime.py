@@ -17,22 +17,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engram.adapters.idempotency import PowertoolsAcceptOnce
+from engram.api.everos.translate import EverosService
 from engram.aws.intake import IdempotentIntake, Intake
 from engram.aws.settings import AwsSettings
+from engram.container import Services
 from engram.errors import EngramError
 from engram.models.domain import Memory, MemoryType
 from engram.models.filters import FilterNode
 from engram.parsing import ImageDescriber
+from engram.pipeline.content_jobs import ContentJobs
+from engram.pipeline.items import AsyncEngines, ContentReader, parse_limits
+from engram.pipeline.steps import PipelineDeps, memory_writers, run_pipeline
 from engram.ports import Embedder, IndexHit, IndexQuery, LanguageModel, MemoryIndex
 from engram.services.attachments import AttachmentIntake
-from engram.services.container import Services
-from engram.services.content_jobs import ContentJobs
-from engram.services.everos import EverosService
 from engram.services.ingest import IngestService
-from engram.services.items import AsyncEngines, ContentReader, parse_limits
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
-from engram.services.pipeline import PipelineDeps, memory_writers, run_pipeline
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
@@ -290,7 +290,7 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
     limits = settings.limits
     # Images go through Textract's synchronous DetectDocumentText. A PDF with pages
     # without a text layer becomes one asynchronous Textract job and audio/video a
-    # Transcribe job, which the state machine waits for (services/content_jobs.py);
+    # Transcribe job, which the state machine waits for (pipeline/content_jobs.py);
     # without the OCR topic scanned pages are OCRed synchronously, page by page, and
     # with transcription disabled audio/video end "capability unavailable".
     jobs = AsyncEngines(

@@ -21,19 +21,19 @@ from engram.adapters.onnx_embedder import OnnxMiniLMEmbedder, export_minilm_onnx
 from engram.adapters.sqlite_store import SqliteIdempotencyLayer, SqliteStore
 from engram.adapters.tesseract_ocr import TesseractOcr
 from engram.adapters.url_fetcher import SafeFetcher
+from engram.api.everos.translate import EverosService
 from engram.config import Settings
+from engram.container import Services
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
 from engram.parsing import ImageDescriber, Transcriber
+from engram.pipeline.items import ContentReader, parse_limits
+from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import Embedder, LanguageModel
 from engram.services.attachments import AttachmentIntake
-from engram.services.container import Services
-from engram.services.everos import EverosService
 from engram.services.ingest import IngestService
-from engram.services.items import ContentReader, parse_limits
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
-from engram.services.pipeline import PipelineDeps, memory_writers
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
@@ -141,7 +141,7 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
 def local_transcriber() -> Transcriber | None:
     """PocketSphinx when installed (offline, its model ships in the wheel); otherwise audio
     items end with "capability unavailable" and the rest of the message is processed."""
-    from engram.parsing.offline_speech import (
+    from engram.adapters.pocketsphinx_speech import (
         PocketSphinxTranscriber,
         offline_transcriber_available,
     )

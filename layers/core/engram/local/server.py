@@ -18,8 +18,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from engram.adapters.local_uploads import LocalUploadReceiver, UploadRefused
 from engram.api.app import EVEROS_PREFIX, PREFIX
+from engram.api.memos.models import ErrorEnvelope
 from engram.errors import BadRequest, EngramError, PayloadTooLarge
-from engram.models.api import ErrorEnvelope
 from engram.services.keys import ApiKeyService
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 from engram.models.domain import Task, TaskRef
-from engram.services.pipeline import PipelineDeps, run_pipeline
+from engram.pipeline.steps import PipelineDeps, run_pipeline
 
 
 class InProcessWorkflow:

@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+from engram.api.memos.models import AddMessageData, AddMessageRequest, FeedbackRequest
 from engram.config import Limits
 from engram.errors import Conflict, PayloadTooLarge, Unprocessable
-from engram.models.api import AddMessageData, AddMessageRequest, FeedbackRequest
 from engram.models.content import ItemInput
 from engram.models.domain import (
     Memory,
@@ -27,6 +27,7 @@ from engram.models.domain import (
     Task,
     TaskRef,
     TaskStatus,
+    content_hash,
     new_id,
 )
 from engram.models.pipeline import IngestJob, ToolCallRecord, request_key, task_prefix
@@ -40,9 +41,8 @@ from engram.ports import (
     TaskStore,
     WorkflowStarter,
 )
+from engram.retrieval.vectors import memory_vectors
 from engram.services.attachments import AcceptedItems, AttachmentIntake, memos_items
-from engram.services.dedupe import content_hash
-from engram.services.vectors import memory_vectors
 
 WORKING_ROLES = (Role.user, Role.assistant)
 

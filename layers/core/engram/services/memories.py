@@ -8,8 +8,8 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from engram.api.memos.models import DeleteMemoryRequest, GetMemoryRequest, UpdateMemoryRequest
 from engram.errors import NotFound, Unprocessable
-from engram.models.api import DeleteMemoryRequest, GetMemoryRequest, UpdateMemoryRequest
 from engram.models.domain import (
     FACT_TYPES,
     TOOL_TYPES,
@@ -21,10 +21,12 @@ from engram.models.domain import (
     MessageRecord,
     Task,
     TaskStatus,
+    content_hash,
     now_ms,
 )
 from engram.models.filters import FilterError, split_sources
 from engram.models.pipeline import segment, upload_prefix, user_prefix, work_prefix
+from engram.pipeline.content_jobs import forget_job
 from engram.ports import (
     Embedder,
     MemoryIndex,
@@ -34,10 +36,8 @@ from engram.ports import (
     ObjectStore,
     TaskStore,
 )
-from engram.services.content_jobs import forget_job
-from engram.services.dedupe import content_hash
+from engram.retrieval.vectors import memory_vectors
 from engram.services.uploads import INBOX_PREFIX
-from engram.services.vectors import memory_vectors
 
 
 @dataclass
@@ -168,7 +168,7 @@ class MemoryService:
                    for key in self.objects.delete_prefix(prefix)}
         work = self._forget_work(tenant_id, tasks)
         # Task rows go before anything they point to: a step still running then finds
-        # its task gone and removes what it wrote (services/pipeline.py).
+        # its task gone and removes what it wrote (pipeline/steps.py).
         erased = self.tasks.erase_tasks(tasks)
         receipt.tasks = len(erased)
         work |= self._forget_work(tenant_id, erased)  # what a step wrote meanwhile

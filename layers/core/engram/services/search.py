@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engram.api.memos.models import SearchRequest
 from engram.errors import Unprocessable
-from engram.models.api import SearchRequest
 from engram.models.domain import FACT_TYPES, TOOL_TYPES, Memory, MemoryStatus, MemoryType
 from engram.models.filters import Condition, FilterError, FilterNode, split_sources
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore

@@ -8,10 +8,10 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from engram.api.everos.models import ObjectSignedInfo, ObjectSignItem, ObjectSignRequest
 from engram.config import Limits
 from engram.errors import Forbidden, NotFound, Unprocessable
 from engram.models.content import guess_content_type, size_class
-from engram.models.everos import ObjectSignedInfo, ObjectSignItem, ObjectSignRequest
 from engram.models.pipeline import segment, upload_prefix
 from engram.ports import ObjectInfo, ObjectStore, UploadSigner
 

@@ -1,7 +1,7 @@
 """The state machine's waits for content jobs, as the Lambda functions see them: the
 start function (a `.waitForTaskToken` task), the two completion consumers (Textract's
 SNS notices through the OCR queue; Transcribe's EventBridge events) and the collect
-step. The work itself is services/content_jobs.py."""
+step. The work itself is pipeline/content_jobs.py."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from engram.aws.events import (
 from engram.aws.observability import count, logger
 from engram.aws.steps import classified
 from engram.models.pipeline import CollectContentInput
-from engram.services.content_jobs import ContentJobs, collect
-from engram.services.pipeline import PipelineDeps
+from engram.pipeline.content_jobs import ContentJobs, collect
+from engram.pipeline.steps import PipelineDeps
 
 ocr_processor = BatchProcessor(EventType.SQS, model=OcrCompletionRecord,
                                raise_on_entire_batch_failure=False)

@@ -17,11 +17,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engram.extraction.temporal import resolve_relative_dates, strip_relative_dates
+from engram.extraction.trajectories import trajectory_candidates
 from engram.models.domain import CONTEXT_SEPARATOR, Candidate, MemoryType, MessageRecord, Role
 from engram.models.pipeline import ToolCallRecord
 from engram.ports import Extraction
-from engram.services.temporal import resolve_relative_dates, strip_relative_dates
-from engram.services.trajectories import trajectory_candidates
 
 CONFIDENCE_QUESTIONNAIRE = 0.97
 CONFIDENCE_FIRST_PERSON = 0.95

@@ -7,10 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from engram.api.openapi import BODY, responses
-from engram.api.presenters import message_detail
-from engram.api.routes import IdempotencyKey, tenant_of
-from engram.models.api import (
+from engram.api.memos.models import (
     AddMessageData,
     AddMessageRequest,
     Envelope,
@@ -18,7 +15,10 @@ from engram.models.api import (
     GetMessageData,
     GetMessageRequest,
 )
-from engram.services.container import Services
+from engram.api.memos.presenters import message_detail
+from engram.api.openapi import BODY, responses
+from engram.api.params import IdempotencyKey, tenant_of
+from engram.container import Services
 
 
 def messages_router(services: Services) -> Router:

@@ -8,11 +8,8 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from engram.api import everos_presenters as present
-from engram.api.openapi import BODY, responses
-from engram.api.routes import IdempotencyKey, check_body_size, tenant_of
-from engram.models.api import AddMessageData
-from engram.models.everos import (
+from engram.api.everos import presenters as present
+from engram.api.everos.models import (
     AddResponse,
     AddResult,
     AgentAddRequest,
@@ -34,7 +31,10 @@ from engram.models.everos import (
     SearchQuery,
     SearchResponse,
 )
-from engram.services.container import Services
+from engram.api.memos.models import AddMessageData
+from engram.api.openapi import BODY, responses
+from engram.api.params import IdempotencyKey, check_body_size, tenant_of
+from engram.container import Services
 
 # An add answers 200 when done (sync), 202 while it runs; an object key of another tenant
 # is a 403, one never uploaded a 404.

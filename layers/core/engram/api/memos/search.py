@@ -7,11 +7,11 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from engram.api.memos.models import Envelope, SearchData, SearchRequest
+from engram.api.memos.presenters import memory_detail, preference_detail, tool_detail
 from engram.api.openapi import BODY, responses
-from engram.api.presenters import memory_detail, preference_detail, tool_detail
-from engram.api.routes import tenant_of
-from engram.models.api import Envelope, SearchData, SearchRequest
-from engram.services.container import Services
+from engram.api.params import tenant_of
+from engram.container import Services
 
 
 def search_router(services: Services) -> Router:

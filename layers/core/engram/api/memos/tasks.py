@@ -8,11 +8,11 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from engram.api.memos.models import Envelope, TaskStatusData, TaskStatusRequest
 from engram.api.openapi import BODY, PARAMS, responses
-from engram.api.routes import QueryId, tenant_of
-from engram.models.api import Envelope, TaskStatusData, TaskStatusRequest
+from engram.api.params import QueryId, tenant_of
+from engram.container import Services
 from engram.models.domain import Task
-from engram.services.container import Services
 from engram.services.ingest import task_views
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
-from engram.api.everos_presenters import task_status
+from engram.api.everos.models import TaskStatusResponse
+from engram.api.everos.presenters import task_status
 from engram.api.openapi import PARAMS, responses
-from engram.api.routes import PathId, tenant_of
-from engram.models.everos import TaskStatusResponse
-from engram.services.container import Services
+from engram.api.params import PathId, tenant_of
+from engram.container import Services
 
 
 def everos_tasks_router(services: Services) -> Router:

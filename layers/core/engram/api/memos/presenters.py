@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engram.models.api import (
+from engram.api.memos.models import (
     MemoryDetail,
     MemoryVersionDetail,
     MessageDetail,

@@ -7,15 +7,15 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from engram.api.openapi import BODY, mms_responses
-from engram.api.routes import check_body_size, tenant_of
-from engram.models.everos import (
+from engram.api.everos.models import (
     ObjectSignData,
     ObjectSignRequest,
     ObjectSignResponse,
     ObjectSignResult,
 )
-from engram.services.container import Services
+from engram.api.openapi import BODY, mms_responses
+from engram.api.params import check_body_size, tenant_of
+from engram.container import Services
 
 
 def everos_objects_router(services: Services) -> Router:

@@ -3,7 +3,7 @@ a PDF with pages without a text layer is OCRed as one job (Textract), audio and 
 are transcribed (Transcribe).
 
     parse        reads what it can (a PDF's text layer), stores a DeferredItem per job,
-                 leaves the item "processing" and lists the jobs (services/pipeline.py)
+                 leaves the item "processing" and lists the jobs (pipeline/steps.py)
     start        one per job, with the workflow's task token: records the token under
                  the job's business key *before* starting the job, then starts it
     *_finished   the job's completion notice: reads the result, stores it beside the
@@ -40,9 +40,8 @@ from engram.models.pipeline import (
     work_key,
 )
 from engram.parsing import CapabilityUnavailable, ParseError, ParseResult
-from engram.ports import ObjectStore, OcrJobs, TaskCallbacks, TranscriptionJobs
-from engram.services.items import block_refs
-from engram.services.pipeline import (
+from engram.pipeline.items import block_refs
+from engram.pipeline.steps import (
     PipelineDeps,
     _enter,
     _load,
@@ -51,6 +50,7 @@ from engram.services.pipeline import (
     require_some_content,
     unless_erased,
 )
+from engram.ports import ObjectStore, OcrJobs, TaskCallbacks, TranscriptionJobs
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from engram.models.api import NON_EMPTY_LIST, NON_EMPTY_STRING, ToolCall, only_for_role
+from engram.api.memos.models import NON_EMPTY_LIST, NON_EMPTY_STRING, ToolCall, only_for_role
 from engram.models.domain import ErasureReceipt
 from engram.models.identifiers import Id, plain_identifier
 from engram.models.times import EpochMs

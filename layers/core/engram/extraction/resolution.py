@@ -14,15 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from engram.models.domain import Candidate
-from engram.ports import ExistingMemory, LanguageModel, Resolution, ResolveOperation
-from engram.services.prompts import (
+from engram.extraction.prompts import (
     RESOLUTION_FEEDBACK,
     RESOLUTION_SYSTEM,
     RESOLUTION_USER,
     ResolutionOutput,
 )
-from engram.services.structured import ask
+from engram.extraction.structured import ask
+from engram.models.domain import Candidate
+from engram.ports import ExistingMemory, LanguageModel, Resolution, ResolveOperation
 
 ADDED_WHEN_LEFT_OUT = "left out of the LLM's reply; added so nothing is lost"
 

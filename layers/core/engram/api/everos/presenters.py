@@ -1,12 +1,11 @@
-"""Engram memories, tasks and items → EverOS response items (see services/everos.py for
+"""Engram memories, tasks and items → EverOS response items (see api/everos/translate.py for
 what maps to what)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from engram.models.domain import Memory, Task, TaskStatus
-from engram.models.everos import (
+from engram.api.everos.models import (
     AgentCase,
     AgentSkill,
     Episode,
@@ -16,7 +15,8 @@ from engram.models.everos import (
     TaskItem,
     TaskStatusResult,
 )
-from engram.services.everos import GROUP_PREFIX
+from engram.api.everos.translate import GROUP_PREFIX
+from engram.models.domain import Memory, Task, TaskStatus
 
 
 def iso(ms: int | None) -> str | None:

@@ -21,18 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engram.config import Limits
-from engram.errors import BadRequest, NotFound, Unprocessable
-from engram.models.api import AddMessageData, DeleteMemoryRequest, SearchRequest
-from engram.models.content import ItemInput
-from engram.models.domain import (
-    Memory,
-    MemoryStatus,
-    MemoryType,
-    Role,
-    Task,
-)
-from engram.models.everos import (
+from engram.api.everos.models import (
     AgentAddRequest,
     ContentItem,
     GroupAddRequest,
@@ -40,6 +29,17 @@ from engram.models.everos import (
     MemoryDeleteRequest,
     MemoryGetRequest,
     MemorySearchRequest,
+)
+from engram.api.memos.models import AddMessageData, DeleteMemoryRequest, SearchRequest
+from engram.config import Limits
+from engram.errors import BadRequest, NotFound, Unprocessable
+from engram.models.content import ItemInput
+from engram.models.domain import (
+    Memory,
+    MemoryStatus,
+    MemoryType,
+    Role,
+    Task,
 )
 from engram.models.filters import Condition, FilterNode
 from engram.models.times import to_epoch_ms

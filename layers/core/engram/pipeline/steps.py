@@ -34,6 +34,15 @@ from engram.models.pipeline import (
     work_key,
     work_prefix,
 )
+from engram.pipeline.dedupe import plan_changes
+from engram.pipeline.items import (
+    ContentReader,
+    add_locations,
+    document_candidates,
+    image_turns,
+    never,
+    parse_items,
+)
 from engram.ports import (
     ConflictResolver,
     Embedder,
@@ -43,15 +52,6 @@ from engram.ports import (
     MemoryStore,
     ObjectStore,
     TaskStore,
-)
-from engram.services.dedupe import plan_changes
-from engram.services.items import (
-    ContentReader,
-    add_locations,
-    document_candidates,
-    image_turns,
-    never,
-    parse_items,
 )
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class PipelineDeps:
     index: MemoryIndex
     embedder: Embedder
     extractor: Extractor
-    # None: the rule-based conflict resolution (services/dedupe.py) decides alone.
+    # None: the rule-based conflict resolution (pipeline/dedupe.py) decides alone.
     resolver: ConflictResolver | None = None
     # Reads images, documents and audio (OCR, URL fetcher, limits); None: such items fail
     # with "capability unavailable" and the rest of the message is processed.
@@ -81,12 +81,12 @@ def memory_writers(llm: LanguageModel | None) -> tuple[Extractor, ConflictResolv
     """The extractor and conflict resolver for a deployment: the LLM's when one is
     configured (each falls back to the rules for a batch it cannot answer validly), else
     the rule-based ones."""
-    from engram.services.extraction import RuleBasedExtractor
+    from engram.extraction.rules.extractor import RuleBasedExtractor
 
     if llm is None:
         return RuleBasedExtractor(), None
-    from engram.services.llm_extraction import LlmExtractor
-    from engram.services.llm_resolution import LlmConflictResolver
+    from engram.extraction.llm import LlmExtractor
+    from engram.extraction.resolution import LlmConflictResolver
 
     return LlmExtractor(llm, fallback=RuleBasedExtractor()), LlmConflictResolver(llm)
 
@@ -152,11 +152,11 @@ def load_job(deps: PipelineDeps, task: Task) -> IngestJob:
 
 def parse(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     """Content → text blocks with provenance. Text messages pass through as they are;
-    images, documents and audio are read item by item (see services/items.py).
+    images, documents and audio are read item by item (see pipeline/items.py).
 
     Items handed to asynchronous jobs (the AWS path: a PDF's scanned pages, audio) are
     left "processing": their part read so far is stored, and the returned ref lists them
-    (`ContentJobsRef`) for the state machine to wait on; services/content_jobs.py merges
+    (`ContentJobsRef`) for the state machine to wait on; pipeline/content_jobs.py merges
     their results before extract."""
     task = _enter(deps, ref, "parse")
     job = load_job(deps, task)

@@ -22,7 +22,6 @@ with its reason and who made it, is recorded in the plan (and so in the task's s
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 
+from engram.extraction.structured import InvalidReply
 from engram.models.domain import (
     FACT_TYPES,
     TOOL_TYPES,
@@ -40,6 +40,7 @@ from engram.models.domain import (
     MemoryStatus,
     MemoryType,
     MemoryVersion,
+    content_hash,
     now_ms,
 )
 from engram.models.pipeline import DedupePlan, IngestJob, MemoryWrite
@@ -52,8 +53,7 @@ from engram.ports import (
     MemoryStore,
     ResolveOperation,
 )
-from engram.services.structured import InvalidReply
-from engram.services.vectors import memory_vectors
+from engram.retrieval.vectors import memory_vectors
 
 NEAR_DUPLICATE = 0.90
 REPLACE_PREFERENCE = 0.80  # opposite polarity this close: the same statement, reversed
@@ -71,7 +71,7 @@ NEIGHBOURS = 5
 # What a text names, for `name_different_things`. Chinese has no capitals to tell a name
 # by, so all of its text counts but a few words that only grade or mark a statement.
 CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-                     "\U00020000-\U0003134f]+")  # Han, kana, Hangul: as services/lexical.py
+                     "\U00020000-\U0003134f]+")  # Han, kana, Hangul: as retrieval/lexical.py
 CJK_MARKERS = re.compile("非常|特别|十分|比较|真的|[的了很挺也都吗呢吧啊呀]")
 CJK_NUMERALS = re.compile("[零〇一二两三四五六七八九十百千万亿]+")
 # A title is short: bounding the span keeps a text of unclosed quotes ("《" × 100k: 107 s
@@ -96,14 +96,8 @@ RESOLVER_FALLBACK = ("the LLM reply was not valid after a repair; rule-based con
 FORGET = re.compile(
     r"\b(forget|remove|delete|erase|no longer true|not true anymore)\b|忘记|忘掉|删除|不要记", re.I)
 CORRECTS_NOTE = re.compile(r"\s*(?:\(corrects: .*\)|（更正：.*）)[.。]?$")
-PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
 CORRECTED = re.compile(  # "…, not X" / "…而不是X": X names the value being corrected
     r"\b(?:not|instead of|rather than)\s+([^,.;!?]+)|(?:而不是|不是)([^，。；！？,.;!?]+)", re.I)
-
-
-def content_hash(memory_type: MemoryType, value: str) -> str:
-    normalised = PUNCTUATION.sub(" ", unicodedata.normalize("NFKC", value).casefold()).strip()
-    return hashlib.sha256(f"{memory_type.value}|{normalised}".encode()).hexdigest()
 
 
 def family(memory_type: MemoryType) -> tuple[MemoryType, ...]:

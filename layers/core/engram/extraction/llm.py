@@ -13,6 +13,22 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from engram.extraction.prompts import (
+    EXTRACTION_SYSTEM,
+    EXTRACTION_USER,
+    ExtractedMemory,
+    ExtractionOutput,
+)
+from engram.extraction.rules.extractor import (
+    GENERIC_SPEAKERS,
+    MAX_TAGS,
+    RuleBasedExtractor,
+    detect_language,
+    strip_speaker_prefix,
+    turn_context,
+)
+from engram.extraction.structured import InvalidReply, ask
+from engram.extraction.trajectories import trajectory_candidates
 from engram.models.domain import (
     Candidate,
     MemoryType,
@@ -22,23 +38,7 @@ from engram.models.domain import (
 )
 from engram.models.pipeline import ToolCallRecord
 from engram.ports import Extraction, LanguageModel
-from engram.services.extraction import (
-    GENERIC_SPEAKERS,
-    MAX_TAGS,
-    RuleBasedExtractor,
-    detect_language,
-    strip_speaker_prefix,
-    turn_context,
-)
 from engram.services.ingest import shown_text
-from engram.services.prompts import (
-    EXTRACTION_SYSTEM,
-    EXTRACTION_USER,
-    ExtractedMemory,
-    ExtractionOutput,
-)
-from engram.services.structured import InvalidReply, ask
-from engram.services.trajectories import trajectory_candidates
 
 log = logging.getLogger(__name__)
 

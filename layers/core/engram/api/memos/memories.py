@@ -8,10 +8,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from engram.api.openapi import BODY, PARAMS, responses
-from engram.api.presenters import memory_detail, preference_detail, tool_detail
-from engram.api.routes import PathId, tenant_of
-from engram.models.api import (
+from engram.api.memos.models import (
     DeleteMemoryData,
     DeleteMemoryRequest,
     Envelope,
@@ -21,7 +18,10 @@ from engram.models.api import (
     UpdateMemoryData,
     UpdateMemoryRequest,
 )
-from engram.services.container import Services
+from engram.api.memos.presenters import memory_detail, preference_detail, tool_detail
+from engram.api.openapi import BODY, PARAMS, responses
+from engram.api.params import PathId, tenant_of
+from engram.container import Services
 
 
 def memories_router(services: Services) -> Router:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engram.services.everos import EverosService
+from engram.api.everos.translate import EverosService
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService

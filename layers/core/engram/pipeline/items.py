@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from engram.config import Limits
+from engram.extraction.rules.extractor import detect_language
 from engram.models.content import (
     FAILED_PREFIX,
     ContentItem,
@@ -49,7 +50,6 @@ from engram.parsing.images import vision_ready_image
 from engram.parsing.media import media_format
 from engram.parsing.pdf import parse_pdf
 from engram.ports import ObjectStore, TaskStore, UrlFetcher
-from engram.services.extraction import detect_language
 
 log = logging.getLogger(__name__)
 URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # kept as they are when a URL is re-quoted
