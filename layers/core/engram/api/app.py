@@ -15,21 +15,20 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from engram import __version__
-from engram.api.everos.memories import everos_memories_router
 from engram.api.everos.models import ObjectSignResponse, ObjectSignResult
-from engram.api.everos.objects import everos_objects_router
-from engram.api.everos.tasks import everos_tasks_router
+from engram.api.everos.routes import (
+    everos_memories_router,
+    everos_objects_router,
+    everos_tasks_router,
+)
 from engram.api.guard import (
     JsonBodyValidation,
     allowed_methods,
     check_content_type,
     parse_json_object,
 )
-from engram.api.memos.memories import memories_router
-from engram.api.memos.messages import messages_router
 from engram.api.memos.models import ErrorEnvelope
-from engram.api.memos.search import search_router
-from engram.api.memos.tasks import tasks_router
+from engram.api.memos.routes import memories_router, messages_router, search_router, tasks_router
 from engram.api.openapi import ERRORS, SECURITY, SECURITY_SCHEMES
 from engram.api.params import body_size
 from engram.api.resolver import RequestScopedRestResolver

@@ -1,5 +1,5 @@
-"""One Router per resource. Each is built by a function that takes the services, so a
-resolver (and its routers) can be created per worker thread and per test."""
+"""What routes take from a request besides its body model: path and query ids (the body's
+identifier rule), the Idempotency-Key header, and the EverOS body-size check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from pydantic import AfterValidator
 
-from engram.errors import PayloadTooLarge, Unauthorized
+from engram.errors import PayloadTooLarge
 from engram.models.identifiers import ID_PATTERN, MAX_ID_LENGTH, plain_identifier
 
 # An identifier in the path or the query string follows the body's identifier rule.
@@ -23,16 +23,6 @@ IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
     description="Send an add again with the same key within 24 h and get the first answer "
                 "(its task) instead of a second add; visible ASCII, at most 255 characters")]
-
-
-def tenant_of(router: Router) -> str:
-    """The tenant the authorizer (Lambda authorizer on AWS, the local server here)
-    resolved from the API key. Never taken from the request body."""
-    context = router.current_event.request_context.authorizer.get_context() or {}
-    tenant = context.get("tenant_id")
-    if not tenant:
-        raise Unauthorized("request was not authenticated")
-    return tenant
 
 
 def check_body_size(router: Router, limit: int) -> None:

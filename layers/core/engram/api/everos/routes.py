@@ -1,4 +1,6 @@
-"""EverOS memories: add (personal, group, agent) and their flush, get, search, delete."""
+"""The EverOS routes (/api/v1), one Router per resource: object/sign (pre-signed upload
+forms for up to 20 files per call); memories: add (personal, group, agent) and their flush,
+get, search, delete; tasks/{task_id} (an add's progress, with each file's state)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
+from engram.api.auth import tenant_of
 from engram.api.everos import presenters as present
 from engram.api.everos.models import (
     AddResponse,
@@ -27,14 +30,36 @@ from engram.api.everos.models import (
     MemoryDeleteRequest,
     MemoryGetRequest,
     MemorySearchRequest,
+    ObjectSignData,
+    ObjectSignRequest,
+    ObjectSignResponse,
+    ObjectSignResult,
     SearchData,
     SearchQuery,
     SearchResponse,
+    TaskStatusResponse,
 )
+from engram.api.everos.presenters import task_status
 from engram.api.memos.models import AddMessageData
-from engram.api.openapi import BODY, responses
-from engram.api.params import IdempotencyKey, check_body_size, tenant_of
+from engram.api.openapi import BODY, PARAMS, mms_responses, responses
+from engram.api.params import IdempotencyKey, PathId, check_body_size
 from engram.container import Services
+
+
+def everos_objects_router(services: Services) -> Router:
+    router = Router()
+
+    @router.post("/object/sign", summary="Pre-signed POST forms to upload files directly",
+                 responses=mms_responses(*BODY))
+    def sign(req: Annotated[ObjectSignRequest, Body()]) -> ObjectSignResponse:
+        check_body_size(router, services.ingest.limits.max_everos_body_bytes)
+        signed = services.uploads.sign(tenant_of(router), req)
+        return ObjectSignResponse(
+            request_id=router.current_event.request_context.request_id,
+            result=ObjectSignResult(data=ObjectSignData(objectList=signed)))
+
+    return router
+
 
 # An add answers 200 when done (sync), 202 while it runs; an object key of another tenant
 # is a 403, one never uploaded a 404.
@@ -150,5 +175,17 @@ def everos_memories_router(services: Services) -> Router:
         deleted = services.everos.delete(tenant(), req)
         return DeleteResponse(data=DeleteResult(deleted=deleted.deleted,
                                                 receipt=deleted.receipt))
+
+    return router
+
+
+def everos_tasks_router(services: Services) -> Router:
+    router = Router()
+
+    @router.get("/tasks/<task_id>", summary="Status of an add task",
+                responses=responses(*PARAMS, 404))
+    def get_task(task_id: PathId) -> TaskStatusResponse:
+        task = services.everos.task(tenant_of(router), task_id)
+        return TaskStatusResponse(data=task_status(task))
 
     return router
