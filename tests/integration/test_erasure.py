@@ -35,7 +35,7 @@ from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.local.runtime import build_local_runtime
 from engram.models.domain import TaskRef
 from engram.models.pipeline import work_prefix
-from engram.services import pipeline
+from engram.pipeline import steps as pipeline
 
 TENANT = "tenant-a"
 
