@@ -9,7 +9,8 @@ PORT   ?= 8000
 DATA   ?= .engram
 SAM_VENV := .venv-sam
 
-.PHONY: setup serve test test-fast bench bench-scale bench-fuzz lint clean sam-venv validate system-packages
+.PHONY: setup serve test test-fast bench bench-scale bench-load bench-fuzz lint clean sam-venv \
+	validate system-packages
 
 setup: system-packages $(STAMP)
 
@@ -51,6 +52,15 @@ bench-scale: setup
 # >= 5,000 schema-generated requests (schemathesis, in .venv-fuzz) against a fresh
 # `engram serve`: counts by status, 0 responses >= 500, only statuses the document declares.
 bench-fuzz: setup
+	$(BIN)/python -m bench.fuzz
+
+# A real `engram serve` under mixed load: CLIENTS threads for DURATION s, 70 % search,
+# 30 % async adds of LoCoMo turns → bench/results/{load.json,load.md}; then the long fuzz.
+DURATION ?= 60
+CLIENTS  ?= 8
+bench-load: setup
+	$(BIN)/python -m bench.load --data $(DATA_FILE) --duration $(DURATION) --clients $(CLIENTS) \
+		--out bench/results/
 	$(BIN)/python -m bench.fuzz
 
 validate: setup sam-venv

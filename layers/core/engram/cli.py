@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
@@ -18,17 +17,20 @@ def serve(args: argparse.Namespace) -> int:
     from engram.api.app import create_app
     from engram.config import Settings
     from engram.local.runtime import build_local_runtime, stored_api_key
-    from engram.local.server import ResolverPool, make_server
+    from engram.local.server import ServerOptions, make_server
 
     settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
     runtime = build_local_runtime(settings)
     services = runtime.services
-    pool = ResolverPool(lambda: create_app(services))
-    server = make_server(settings.host, settings.port, pool, services.keys,
-                         settings.limits.max_body_bytes, runtime.uploads)
+    options = ServerOptions(
+        host=settings.host, port=settings.port, threads=settings.http_threads,
+        timeout=settings.http_timeout_seconds, max_body_bytes=settings.limits.max_body_bytes,
+        max_upload_bytes=max(settings.limits.max_image_bytes,
+                             settings.limits.max_document_bytes, settings.limits.max_media_bytes))
+    server = make_server(options, create_app(services), services.keys, runtime.uploads)
     resumed = runtime.resume_unfinished()
 
-    url = f"http://{settings.host}:{server.server_address[1]}/v1"
+    url = f"http://{settings.host}:{server.port}/v1"
     key = runtime.new_api_key or stored_api_key(settings.data_dir)
     print(f"Engram is serving {url}  (data: {settings.data_dir.resolve()})", flush=True)
     if runtime.new_api_key:
@@ -48,16 +50,15 @@ def serve(args: argparse.Namespace) -> int:
         print(f"Resumed {resumed} unfinished task(s)")
     print(f"API docs: {url}/docs", flush=True)
 
-    def stop(*_: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+    def stop(*_: object) -> None:  # requests already read are answered, then we exit
+        server.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.run()
     finally:
-        server.server_close()
-        runtime.close()
+        runtime.close()  # running pipeline tasks finish; queued ones resume on next start
     return 0
 
 

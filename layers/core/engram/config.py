@@ -70,6 +70,11 @@ class Settings(BaseModel):
     # "key:tenant,key2:tenant2": keys given here are used instead of the generated one.
     api_keys: dict[str, str] = Field(default_factory=dict)
     pipeline_workers: int = 2
+    # `engram serve`'s HTTP server: requests handled at once (more wait their turn), and
+    # seconds without a byte moving before a connection (a stalled body, an idle
+    # keep-alive) is closed.
+    http_threads: int = Field(default=8, ge=1, le=256)
+    http_timeout_seconds: int = Field(default=30, ge=1, le=3600)
     # all-MiniLM-L6-v2 run three ways: int8 ONNX (default: 2.5× the throughput of torch,
     # same LoCoMo recall), fp32 ONNX (the torch vectors exactly), or sentence-transformers.
     embedder: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
@@ -118,6 +123,8 @@ class Settings(BaseModel):
             "port": os.environ.get("ENGRAM_PORT"),
             "api_keys": os.environ.get("ENGRAM_API_KEYS"),
             "pipeline_workers": os.environ.get("ENGRAM_PIPELINE_WORKERS"),
+            "http_threads": os.environ.get("ENGRAM_HTTP_THREADS"),
+            "http_timeout_seconds": os.environ.get("ENGRAM_HTTP_TIMEOUT_SECONDS"),
             "embedder": os.environ.get("ENGRAM_EMBEDDER"),
             "model_dir": os.environ.get("ENGRAM_MODEL_DIR"),
             "fetch_allow_hosts": os.environ.get("ENGRAM_FETCH_ALLOW_HOSTS"),
