@@ -8,7 +8,8 @@ from datetime import date
 import pytest
 from tests.seeds import QUESTIONNAIRE_EN, QUESTIONNAIRE_ZH
 
-from engram.extraction.rules.extractor import RuleBasedExtractor, detect_language
+from engram.extraction.context import detect_language
+from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.extraction.temporal import day_start_ms
 from engram.models.domain import Candidate, MemoryType, MessageRecord
 from engram.models.times import to_epoch_ms

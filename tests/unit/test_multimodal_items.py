@@ -11,11 +11,12 @@ import pytest
 from engram.api.everos.translate import compile_scope
 from engram.config import Limits
 from engram.errors import PayloadTooLarge, Unprocessable
+from engram.extraction.documents import add_locations, passages
+from engram.extraction.images import image_description, image_turns
 from engram.extraction.trajectories import trajectory_candidates
 from engram.models.content import ItemInput, ItemStatus, TextBlockRef
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
 from engram.models.pipeline import IngestJob, ToolCallRecord
-from engram.pipeline.items import add_locations, image_description, image_turns, passages
 from engram.services.attachments import AttachmentIntake, fetch_refusal, memos_items
 from engram.services.uploads import UploadService
 

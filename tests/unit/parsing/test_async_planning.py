@@ -1,4 +1,4 @@
-"""What the parse step hands to asynchronous jobs on AWS (pipeline/items.AsyncEngines):
+"""What the parse step hands to asynchronous jobs on AWS (pipeline/content_reader.AsyncEngines):
 a PDF's scanned pages (never its blank ones) and audio/video, with their formats."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from tests import fixtures_docs as docs
 from engram.parsing import CapabilityUnavailable, LimitExceeded, ParseLimits, ParseResult
 from engram.parsing.media import media_format
 from engram.parsing.pdf import pages_without_text, parse_pdf
-from engram.pipeline.items import AsyncEngines, Deferral
+from engram.pipeline.content_reader import AsyncEngines, Deferral
 
 LIMITS = ParseLimits()
 

@@ -26,7 +26,7 @@ from engram.models.domain import Memory, MemoryType
 from engram.models.filters import FilterNode
 from engram.parsing import ImageDescriber
 from engram.pipeline.content_jobs import ContentJobs
-from engram.pipeline.items import AsyncEngines, ContentReader, parse_limits
+from engram.pipeline.content_reader import AsyncEngines, ContentReader, parse_limits
 from engram.pipeline.steps import PipelineDeps, memory_writers, run_pipeline
 from engram.ports import Embedder, IndexHit, IndexQuery, LanguageModel, MemoryIndex
 from engram.services.attachments import AttachmentIntake

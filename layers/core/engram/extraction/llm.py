@@ -13,20 +13,21 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from engram.extraction.context import (
+    GENERIC_SPEAKERS,
+    MAX_TAGS,
+    detect_language,
+    shown_text,
+    strip_speaker_prefix,
+    turn_context,
+)
 from engram.extraction.prompts import (
     EXTRACTION_SYSTEM,
     EXTRACTION_USER,
     ExtractedMemory,
     ExtractionOutput,
 )
-from engram.extraction.rules.extractor import (
-    GENERIC_SPEAKERS,
-    MAX_TAGS,
-    RuleBasedExtractor,
-    detect_language,
-    strip_speaker_prefix,
-    turn_context,
-)
+from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.extraction.structured import InvalidReply, ask
 from engram.extraction.trajectories import trajectory_candidates
 from engram.models.domain import (
@@ -38,7 +39,6 @@ from engram.models.domain import (
 )
 from engram.models.pipeline import ToolCallRecord
 from engram.ports import Extraction, LanguageModel
-from engram.services.ingest import shown_text
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from engram.container import Services
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
 from engram.parsing import ImageDescriber, Transcriber
-from engram.pipeline.items import ContentReader, parse_limits
+from engram.pipeline.content_reader import ContentReader, parse_limits
 from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import Embedder, LanguageModel
 from engram.services.attachments import AttachmentIntake

@@ -40,7 +40,7 @@ from engram.models.pipeline import (
     work_key,
 )
 from engram.parsing import CapabilityUnavailable, ParseError, ParseResult
-from engram.pipeline.items import block_refs
+from engram.pipeline.content_reader import block_refs
 from engram.pipeline.steps import (
     PipelineDeps,
     _enter,

@@ -20,6 +20,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from engram.errors import PermanentError, TaskErased
+from engram.extraction.documents import add_locations, document_candidates
+from engram.extraction.images import image_turns
 from engram.models.content import FAILED_PREFIX
 from engram.models.domain import MemoryStatus, Task, TaskRef, TaskStatus, now_ms
 from engram.models.pipeline import (
@@ -34,15 +36,8 @@ from engram.models.pipeline import (
     work_key,
     work_prefix,
 )
+from engram.pipeline.content_reader import ContentReader, never, parse_items
 from engram.pipeline.dedupe import plan_changes
-from engram.pipeline.items import (
-    ContentReader,
-    add_locations,
-    document_candidates,
-    image_turns,
-    never,
-    parse_items,
-)
 from engram.ports import (
     ConflictResolver,
     Embedder,
@@ -152,7 +147,7 @@ def load_job(deps: PipelineDeps, task: Task) -> IngestJob:
 
 def parse(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     """Content → text blocks with provenance. Text messages pass through as they are;
-    images, documents and audio are read item by item (see pipeline/items.py).
+    images, documents and audio are read item by item (see pipeline/content_reader.py).
 
     Items handed to asynchronous jobs (the AWS path: a PDF's scanned pages, audio) are
     left "processing": their part read so far is stored, and the returned ref lists them

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from engram.api.memos.models import AddMessageData, AddMessageRequest, FeedbackRequest
 from engram.config import Limits
 from engram.errors import Conflict, PayloadTooLarge, Unprocessable
+from engram.extraction.context import shown_text
 from engram.models.content import ItemInput
 from engram.models.domain import (
     Memory,
@@ -286,11 +287,6 @@ def implicit_key(drafts: list[MessageDraft], fingerprint: str) -> str | None:
     if drafts and all(d.message_id for d in drafts):
         return f"content:{fingerprint}"
     return None
-
-
-def shown_text(text: str, calls: list[tuple[str, str, str]]) -> str:
-    """A turn's text as kept and replayed: its tool calls written out after its words."""
-    return "\n".join([text, *(f"[tool call {name}] {args}" for _, name, args in calls)]).strip()
 
 
 def tool_call_records(records: list[MessageRecord], drafts: list[MessageDraft]

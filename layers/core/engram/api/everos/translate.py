@@ -33,6 +33,7 @@ from engram.api.everos.models import (
 from engram.api.memos.models import AddMessageData, DeleteMemoryRequest, SearchRequest
 from engram.config import Limits
 from engram.errors import BadRequest, NotFound, Unprocessable
+from engram.extraction.context import shown_text
 from engram.models.content import ItemInput
 from engram.models.domain import (
     Memory,
@@ -45,7 +46,7 @@ from engram.models.filters import Condition, FilterNode
 from engram.models.times import to_epoch_ms
 from engram.ports import MemoryStore
 from engram.services.attachments import is_http_url
-from engram.services.ingest import AddSpec, IngestService, MessageDraft, shown_text
+from engram.services.ingest import AddSpec, IngestService, MessageDraft
 from engram.services.memories import Deletion, MemoryService
 from engram.services.search import ScoredMemory, SearchService
 from engram.services.tasks import TaskService

@@ -1,6 +1,7 @@
-"""Non-text items in the pipeline.
+"""The parse step's reading of non-text items: images, documents, audio and video. What
+they become as memories is in extraction/images.py and extraction/documents.py.
 
-parse: each item's bytes (object store, or the URL fetcher) → `engram.parsing.parse_item`
+Each item's bytes (object store, or the URL fetcher) → `engram.parsing.parse_item`
 → text blocks with provenance; the item's status (state, pages or seconds, error) is
 saved as it goes, so get/status shows progress. An item that fails (over a limit, no
 engine for it, unreadable) is marked "Processing Failed" with the reason; the other
@@ -10,28 +11,24 @@ Images are read twice: OCR for their text and, when a vision model is configured
 `ImageDescriber` port), a one-sentence description; a describer that fails leaves the
 item completed with its OCR text and a warning.
 
-extract: an image becomes a turn "[image: <what it shows>; text reading "..."]" of its
-message's speaker, which extraction turns into "The user shared an image of ..."; a
-document becomes a memory that it was shared plus one memory per passage of its text
-(page or time span in the title and in `sources`)."""
+On AWS, OCR of scanned PDFs and transcription go to asynchronous jobs instead
+(`AsyncEngines`; pipeline/content_jobs.py runs them)."""
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from engram.config import Limits
-from engram.extraction.rules.extractor import detect_language
 from engram.models.content import (
     FAILED_PREFIX,
     ContentItem,
     ItemStatus,
     TextBlockRef,
 )
-from engram.models.domain import Candidate, MemoryType, MessageRecord, Role, Task
+from engram.models.domain import Task
 from engram.models.pipeline import DeferredItem, content_key
 from engram.parsing import (
     CapabilityUnavailable,
@@ -53,15 +50,6 @@ from engram.ports import ObjectStore, TaskStore, UrlFetcher
 
 log = logging.getLogger(__name__)
 URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # kept as they are when a URL is re-quoted
-
-PASSAGE_CHARS = 900  # a document passage: long enough to say something, short to embed well
-IMAGE_DESCRIPTION_CHARS = 200  # OCR text quoted in an image's turn
-IMAGE_VISION_CHARS = 300  # a vision model's description in an image's turn
-IMAGE_TEXT_AS_PASSAGES = 300  # OCR text longer than this is also kept as passages
-CONFIDENCE_DOCUMENT = 0.9
-KIND_NAMES = {"pdf": "PDF document", "doc": "document", "html": "web page",
-              "email": "email", "audio": "audio recording", "video": "video",
-              "text": "text file", "image": "image"}
 
 
 def never(_: BaseException) -> bool:
@@ -204,7 +192,8 @@ class ContentReader:
 class ParsedItems:
     blocks: list[TextBlockRef]
     deferred: list[DeferredItem]  # items still "processing": their jobs are to start
-    # What each described image shows, by (message id, item index): for image_turns.
+    # What each described image shows, by (message id, item index): for
+    # extraction/images.image_turns.
     descriptions: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
@@ -280,215 +269,3 @@ def _defer(objects: ObjectStore, task: Task, item: ContentItem,
         media_format=deferral.media_format, warnings=list(deferral.partial.warnings),
         blocks=block_refs(item.type, deferral.kind, item.name, item.location,
                           item.message_id, item.index, deferral.partial))
-
-
-# --- extract -------------------------------------------------------------------------
-
-def image_turns(messages: Sequence[MessageRecord], blocks: Sequence[TextBlockRef],
-                statuses: Sequence[ItemStatus],
-                descriptions: Mapping[tuple[str, int], str] | None = None
-                ) -> list[MessageRecord]:
-    """The messages with, after each, a turn per image it held: "[image: ...]" in the
-    voice of the message's speaker (extraction makes that "<speaker> shared an image of
-    ..."), with the image's own reference as message id. `descriptions`: what a vision
-    model said each image shows, by (message id, item index)."""
-    descriptions = descriptions or {}
-    texts: dict[tuple[str, int], list[str]] = {}
-    for block in blocks:
-        if block.item_type == "image" or block.kind == "image":
-            texts.setdefault((block.message_id, block.index), []).append(block.text)
-    images = [s for s in statuses if s.state == "completed" and s.kind == "image"]
-    out: list[MessageRecord] = []
-    for message in messages:
-        if message.text.strip():
-            out.append(message)
-        for status in images:
-            if status.message_id != message.message_id:
-                continue
-            key = (status.message_id, status.index)
-            description = image_description(" ".join(texts.get(key, [])), status.name,
-                                            descriptions.get(key, ""))
-            out.append(message.model_copy(update={
-                "message_id": f"{message.message_id}#item={status.index}",
-                "text": f"[image: {description}]"}))
-    return out
-
-
-def image_description(text: str, name: str, seen: str = "") -> str:
-    """What an image shows: a vision model's description (`seen`) and the text OCR
-    read on it — "a red bicycle by a wall; text reading "…"" — or the OCR text alone."""
-    words = _bracket_free(text)
-    seen = vision_phrase(seen)
-    if words:
-        if len(words) > IMAGE_DESCRIPTION_CHARS:
-            words = words[:IMAGE_DESCRIPTION_CHARS - 1].rstrip() + "…"
-        return f'{seen}; text reading "{words}"' if seen else f'text reading "{words}"'
-    if seen:
-        return seen
-    return f"{name} (no text in it)" if name else "something with no text in it"
-
-
-# "This image shows …", "An image of …": said already by "shared an image of".
-_PREAMBLE = re.compile(
-    r"^(?:(?:this|the)\s+(?:image|picture|photo(?:graph)?|screenshot)\s+"
-    r"(?:shows|depicts|contains|features|is\s+of)\s*:?\s+|(?:an?\s+)?(?:image|picture)\s+"
-    r"(?:of|showing)\s+)", re.I)
-_LOWER_FIRST = re.compile(r"^(?:A|An|The|Two|Three|Several|Some|Close-up|Screenshot|Photo)\b")
-
-
-def vision_phrase(sentence: str) -> str:
-    """A model's sentence as the phrase after "shared an image of": no preamble, no
-    brackets (they end the turn's "[image: …]"), no final stop, an article in lower case."""
-    phrase = _bracket_free(sentence).strip("\"' ")
-    phrase = _PREAMBLE.sub("", phrase).rstrip(". ")
-    if _LOWER_FIRST.match(phrase):
-        phrase = phrase[0].lower() + phrase[1:]
-    return _clip(phrase, IMAGE_VISION_CHARS)
-
-
-def _bracket_free(text: str) -> str:
-    return " ".join(text.split()).replace("[", "(").replace("]", ")")
-
-
-def document_candidates(task: Task, messages: Sequence[MessageRecord],
-                        blocks: Sequence[TextBlockRef]) -> list[Candidate]:
-    """For each parsed non-image item: that it was shared, and its text in passages."""
-    by_id = {m.message_id: m for m in messages}
-    candidates: list[Candidate] = []
-    for status in task.items:
-        if status.state != "completed" or status.kind == "image":
-            continue
-        message = by_id.get(status.message_id)
-        if message is None:
-            continue
-        item_blocks = [b for b in blocks
-                       if (b.message_id, b.index) == (status.message_id, status.index)]
-        candidates.append(_shared_candidate(status, message, item_blocks))
-        candidates += _passage_candidates(status.name, message, item_blocks)
-    for status in task.items:  # long text on an image: searchable as passages too
-        if status.state == "completed" and status.kind == "image":
-            item_blocks = [b for b in blocks
-                           if (b.message_id, b.index) == (status.message_id, status.index)]
-            message = by_id.get(status.message_id)
-            if message and sum(len(b.text) for b in item_blocks) > IMAGE_TEXT_AS_PASSAGES:
-                candidates += _passage_candidates(f"text in {status.name or 'an image'}",
-                                                  message, item_blocks)
-    return candidates
-
-
-def _who(message: MessageRecord) -> str:
-    speaker = (message.speaker or "").strip()
-    if speaker and speaker.lower() not in ("user", "assistant", "system", "tool"):
-        return speaker
-    return {Role.assistant: "The assistant", Role.tool: "A tool",
-            Role.system: "The system"}.get(message.role, "The user")
-
-
-def _shared_candidate(status: ItemStatus, message: MessageRecord,
-                      blocks: Sequence[TextBlockRef]) -> Candidate:
-    what = KIND_NAMES.get(status.kind or "", "file")
-    size = (f" ({status.pages} page{'s' if status.pages != 1 else ''})"
-            if status.pages and status.kind in ("pdf", "doc")
-            else f" ({status.seconds:.0f} s)" if status.seconds else "")
-    article = "an" if what[0] in "aeiou" else "a"
-    first = " ".join(" ".join(b.text.split()) for b in blocks[:2])
-    about = f', which begins: "{_clip(first, 160)}"' if first else ""
-    name = f' "{status.name}"' if status.name else ""
-    ref = f"{status.message_id}#item={status.index}"
-    return Candidate(
-        memory_type=MemoryType.user, memory_key=f"Shared {what}",
-        memory_value=f"{_who(message)} shared {article} {what}{name}{size}{about}.",
-        tags=["document", status.kind or "file"], confidence=CONFIDENCE_DOCUMENT,
-        sources=[ref, status.uri] if status.uri else [ref], event_time=message.event_time,
-        language=detect_language(first or status.name or "x"), context=message.text[:300])
-
-
-def _passage_candidates(title: str, message: MessageRecord,
-                        blocks: Sequence[TextBlockRef]) -> list[Candidate]:
-    out = []
-    for passage in passages(blocks):
-        first = passage[0]
-        text = " ".join(" ".join(b.text.split()) for b in passage)
-        refs = list(dict.fromkeys(r for b in passage for r in (b.ref, b.location_ref)))
-        out.append(Candidate(
-            memory_type=MemoryType.long_term, memory_key=_passage_title(title, first),
-            memory_value=text, tags=["document", first.kind],
-            confidence=CONFIDENCE_DOCUMENT, sources=refs, event_time=message.event_time,
-            language=detect_language(text), context=title))
-    return out
-
-
-def passages(blocks: Sequence[TextBlockRef]) -> list[list[TextBlockRef]]:
-    """Consecutive blocks of the same page (or origin) joined up to PASSAGE_CHARS; a
-    longer block is split at sentence ends."""
-    out: list[list[TextBlockRef]] = []
-    current: list[TextBlockRef] = []
-    size = 0
-    for block in blocks:
-        for piece in _split(block):
-            same_place = current and (current[-1].page, current[-1].origin) == (
-                piece.page, piece.origin) and current[-1].start_s is None
-            if current and (not same_place or size + len(piece.text) > PASSAGE_CHARS):
-                out.append(current)
-                current, size = [], 0
-            current.append(piece)
-            size += len(piece.text) + 1
-    if current:
-        out.append(current)
-    return out
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
-
-
-def _split(block: TextBlockRef) -> list[TextBlockRef]:
-    if len(block.text) <= PASSAGE_CHARS:
-        return [block]
-    pieces, current = [], ""
-    for sentence in _SENTENCE_END.split(block.text):
-        while len(sentence) > PASSAGE_CHARS:  # no sentence end for too long: cut at a space
-            cut = sentence.rfind(" ", 0, PASSAGE_CHARS)
-            cut = cut if cut > PASSAGE_CHARS // 2 else PASSAGE_CHARS
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(sentence[:cut])
-            sentence = sentence[cut:].lstrip()
-        if current and len(current) + len(sentence) + 1 > PASSAGE_CHARS:
-            pieces.append(current)
-            current = ""
-        current = f"{current} {sentence}".strip()
-    if current:
-        pieces.append(current)
-    return [block.model_copy(update={"text": p}) for p in pieces]
-
-
-def _passage_title(title: str, block: TextBlockRef) -> str:
-    where = ""
-    if block.page is not None:
-        where = f", page {block.page}"
-    elif block.start_s is not None:
-        where = f", {_clock(block.start_s)}–{_clock(block.end_s or block.start_s)}"
-    origin = f" ({block.origin})" if block.origin else ""
-    return f"{title}{origin}{where}"
-
-
-def _clock(seconds: float) -> str:
-    whole = int(seconds)
-    return f"{whole // 60}:{whole % 60:02d}"
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
-
-
-def add_locations(candidates: Sequence[Candidate], blocks: Sequence[TextBlockRef],
-                  statuses: Sequence[ItemStatus]) -> None:
-    """Where a candidate cites an item (`m#item=k`), cite the object key or URL too."""
-    where = {f"{s.message_id}#item={s.index}": s.uri for s in statuses if s.uri}
-    for block in blocks:
-        where.setdefault(block.ref, block.location_ref)
-    for candidate in candidates:
-        extra = [where[s] for s in candidate.sources if s in where]
-        if extra:
-            candidate.sources = list(dict.fromkeys([*candidate.sources, *extra]))
