@@ -21,8 +21,8 @@ from engram.models.domain import (
     TokenUsage,
 )
 from engram.models.filters import FilterNode
+from engram.models.parsed import ParseResult, Transcript
 from engram.models.pipeline import ToolCallRecord
-from engram.parsing.types import ParseResult, Transcript
 
 
 class ObjectInfo(NamedTuple):
@@ -328,6 +328,35 @@ class WorkflowStarter(Protocol):
 
     def start(self, ref: TaskRef, attempt: int = 1) -> None:
         """Run the task's pipeline (`attempt` > 1: again, after it failed)."""
+        ...
+
+
+# --- content engines: OCR, speech and vision for the parse step ---
+
+class Ocr(Protocol):
+    name: str
+
+    def image_text(self, image: bytes) -> str:
+        """PNG/JPEG bytes → the text on the image ("" when there is none)."""
+        ...
+
+
+class ImageDescriber(Protocol):
+    """A vision-capable model that says what an image shows (OCR reads its text)."""
+
+    name: str
+
+    def describe(self, image: bytes, content_type: str) -> str:
+        """PNG/JPEG/GIF/WebP bytes and their MIME type → one sentence on what the image
+        shows. Raises ImageDescriptionFailed (with a reason fit to show) when it cannot."""
+        ...
+
+
+class Transcriber(Protocol):
+    name: str
+
+    def transcribe(self, audio: bytes, *, name: str = "") -> Transcript:
+        """Audio bytes (WAV always; other formats if the engine decodes them) → timed text."""
         ...
 
 

@@ -9,10 +9,10 @@ import io
 import pytest
 from PIL import Image
 
+from engram.errors import CapabilityUnavailable, ImageDescriptionFailed
 from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.models.content import ContentItem, ItemStatus
 from engram.models.domain import MessageRecord, Role, Task
-from engram.parsing import CapabilityUnavailable, ImageDescriptionFailed
 from engram.pipeline.items import ContentReader, image_description, image_turns, parse_items
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 20

@@ -12,8 +12,9 @@ import threading
 import wave
 from io import BytesIO
 
-from engram.parsing.media import SPEECH_RATE_HZ, merge_timed_blocks, to_wav
-from engram.parsing.types import CapabilityUnavailable, LimitExceeded, TextBlock, Transcript
+from engram.errors import CapabilityUnavailable, LimitExceeded
+from engram.models.parsed import TextBlock, Transcript, merge_timed_blocks
+from engram.parsing.media import SPEECH_RATE_HZ, to_wav
 
 MAX_SECONDS = 3 * 3600  # roughly real time on one core: longer audio would hold a worker for hours
 BLOCK_SECONDS = 60.0  # merge stretches of speech into blocks of about a minute

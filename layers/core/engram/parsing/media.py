@@ -7,17 +7,12 @@ import shutil
 import subprocess
 import tempfile
 
-from engram.parsing.types import (
-    CapabilityUnavailable,
-    ParseError,
-    ParseResult,
-    TextBlock,
-    Transcriber,
-)
+from engram.errors import CapabilityUnavailable, ParseError
+from engram.models.parsed import ParseResult
+from engram.ports import Transcriber
 
 FFMPEG_TIMEOUT_S = 600
 SPEECH_RATE_HZ = 16_000
-BLOCK_SECONDS = 60.0  # timed text is merged into blocks of about a minute
 
 
 def parse_media(
@@ -69,20 +64,6 @@ def _with_origin(block, origin: str):
     from dataclasses import replace
 
     return replace(block, origin=origin)
-
-
-def merge_timed_blocks(blocks: list[TextBlock], seconds: float = BLOCK_SECONDS
-                       ) -> list[TextBlock]:
-    """Consecutive stretches of speech joined while a block spans at most `seconds`."""
-    merged: list[TextBlock] = []
-    for block in blocks:
-        last = merged[-1] if merged else None
-        if last is not None and (block.end_s or 0) - (last.start_s or 0) <= seconds:
-            merged[-1] = TextBlock(f"{last.text} {block.text}", start_s=last.start_s,
-                                   end_s=block.end_s)
-        else:
-            merged.append(block)
-    return merged
 
 
 def media_format(data: bytes, name: str = "") -> str | None:
