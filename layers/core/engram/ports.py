@@ -356,7 +356,8 @@ class Transcriber(Protocol):
     name: str
 
     def transcribe(self, audio: bytes, *, name: str = "") -> Transcript:
-        """Audio bytes (WAV always; other formats if the engine decodes them) → timed text."""
+        """16-bit PCM WAV bytes, any rate, mono or not (the media parser has ffmpeg decode
+        everything else first) → timed text."""
         ...
 
 
