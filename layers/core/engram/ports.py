@@ -3,7 +3,9 @@ DynamoDB/S3/OpenSearch on AWS. Services never import an adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -224,8 +226,29 @@ class Embedder(Protocol):
     dimension: int
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 rows, one per text."""
+        """L2-normalised float32 rows, one per text. Called from background work (see
+        `background_work`) or for a request; an embedder sharing the host's cores with
+        requests may let the request go first."""
         ...
+
+
+# Background work yields the CPU to requests: the ingest pipeline runs inside
+# background_work(), and CPU-heavy adapters (the local embedder) ask is_background() to let
+# foreground work, a search's query, go first.
+_background = contextvars.ContextVar("engram_background_work", default=False)
+
+
+def is_background() -> bool:
+    return _background.get()
+
+
+@contextmanager
+def background_work() -> Iterator[None]:
+    token = _background.set(True)
+    try:
+        yield
+    finally:
+        _background.reset(token)
 
 
 class Extraction(NamedTuple):
