@@ -19,8 +19,8 @@ from engram.adapters.openai_vision import MAX_TOKENS, OpenAIVisionDescriber, vis
 from engram.aws.runtime import default_describer
 from engram.aws.settings import AwsSettings
 from engram.config import Settings
+from engram.errors import ImageDescriptionFailed
 from engram.local.runtime import local_describer
-from engram.parsing import ImageDescriptionFailed
 
 SECRET = "sk-vision-test-0123456789"
 

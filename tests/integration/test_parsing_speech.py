@@ -15,7 +15,8 @@ from engram.adapters.pocketsphinx_speech import (
     PocketSphinxTranscriber,
     offline_transcriber_available,
 )
-from engram.parsing import LimitExceeded, ParseError, detect_kind, parse_item
+from engram.errors import LimitExceeded, ParseError
+from engram.parsing import detect_kind, parse_item
 
 SPEECH = "My favourite colour is green and I live in Berlin."
 

@@ -13,9 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from engram.adapters.cpu_priority import background_work, is_background, lower_thread_priority
+from engram.adapters.cpu_priority import lower_thread_priority
 from engram.local.server import LaneDispatcher, is_ingest
 from engram.local.workflow import PIPELINE_NICENESS, InProcessWorkflow
+from engram.ports import background_work, is_background
 
 
 class FakeTask:

@@ -3,7 +3,9 @@ DynamoDB/S3/OpenSearch on AWS. Services never import an adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -21,8 +23,8 @@ from engram.models.domain import (
     TokenUsage,
 )
 from engram.models.filters import FilterNode
+from engram.models.parsed import ParseResult, Transcript
 from engram.models.pipeline import ToolCallRecord
-from engram.parsing.types import ParseResult, Transcript
 
 
 class ObjectInfo(NamedTuple):
@@ -224,8 +226,29 @@ class Embedder(Protocol):
     dimension: int
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 rows, one per text."""
+        """L2-normalised float32 rows, one per text. Called from background work (see
+        `background_work`) or for a request; an embedder sharing the host's cores with
+        requests may let the request go first."""
         ...
+
+
+# Background work yields the CPU to requests: the ingest pipeline runs inside
+# background_work(), and CPU-heavy adapters (the local embedder) ask is_background() to let
+# foreground work, a search's query, go first.
+_background = contextvars.ContextVar("engram_background_work", default=False)
+
+
+def is_background() -> bool:
+    return _background.get()
+
+
+@contextmanager
+def background_work() -> Iterator[None]:
+    token = _background.set(True)
+    try:
+        yield
+    finally:
+        _background.reset(token)
 
 
 class Extraction(NamedTuple):
@@ -328,6 +351,36 @@ class WorkflowStarter(Protocol):
 
     def start(self, ref: TaskRef, attempt: int = 1) -> None:
         """Run the task's pipeline (`attempt` > 1: again, after it failed)."""
+        ...
+
+
+# --- content engines: OCR, speech and vision for the parse step ---
+
+class Ocr(Protocol):
+    name: str
+
+    def image_text(self, image: bytes) -> str:
+        """PNG/JPEG bytes → the text on the image ("" when there is none)."""
+        ...
+
+
+class ImageDescriber(Protocol):
+    """A vision-capable model that says what an image shows (OCR reads its text)."""
+
+    name: str
+
+    def describe(self, image: bytes, content_type: str) -> str:
+        """PNG/JPEG/GIF/WebP bytes and their MIME type → one sentence on what the image
+        shows. Raises ImageDescriptionFailed (with a reason fit to show) when it cannot."""
+        ...
+
+
+class Transcriber(Protocol):
+    name: str
+
+    def transcribe(self, audio: bytes, *, name: str = "") -> Transcript:
+        """16-bit PCM WAV bytes, any rate, mono or not (the media parser has ffmpeg decode
+        everything else first) → timed text."""
         ...
 
 

@@ -9,11 +9,11 @@ import io
 import pytest
 from PIL import Image
 
+from engram.errors import CapabilityUnavailable, ImageDescriptionFailed
 from engram.extraction.images import image_description, image_turns
 from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.models.content import ContentItem, ItemStatus
 from engram.models.domain import MessageRecord, Role, Task
-from engram.parsing import CapabilityUnavailable, ImageDescriptionFailed
 from engram.pipeline.content_reader import ContentReader, parse_items
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 20

@@ -12,9 +12,10 @@ import threading
 import wave
 from io import BytesIO
 
-from engram.parsing.media import SPEECH_RATE_HZ, merge_timed_blocks, to_wav
-from engram.parsing.types import CapabilityUnavailable, LimitExceeded, TextBlock, Transcript
+from engram.errors import CapabilityUnavailable, LimitExceeded
+from engram.models.parsed import TextBlock, Transcript, merge_timed_blocks
 
+SPEECH_RATE_HZ = 16_000  # the rate of the model in the wheel
 MAX_SECONDS = 3 * 3600  # roughly real time on one core: longer audio would hold a worker for hours
 BLOCK_SECONDS = 60.0  # merge stretches of speech into blocks of about a minute
 
@@ -67,16 +68,16 @@ class PocketSphinxTranscriber:
 
 
 def _pcm16_mono_16k(audio: bytes) -> bytes:
-    """Raw 16-bit mono samples at 16 kHz: a PCM WAV is converted here, anything else
-    (MP3, M4A, Ogg…) by ffmpeg."""
+    """Raw 16-bit mono samples at 16 kHz from a 16-bit PCM WAV at any rate, mono or not
+    (the media parser has ffmpeg decode every other format before it comes here)."""
     try:
         with wave.open(BytesIO(audio)) as wav:
             rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
             frames = wav.readframes(wav.getnframes())
     except (wave.Error, EOFError):
-        return _pcm16_mono_16k(to_wav(audio)) if audio[:4] != b"RIFF" else _unreadable()
+        return _unreadable(audio)
     if width != 2:
-        return _pcm16_mono_16k(to_wav(audio))
+        return _unreadable(audio)
     import numpy as np
 
     samples = np.frombuffer(frames, dtype="<i2").astype(np.float32)
@@ -95,7 +96,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} minutes" if seconds < 7200 else f"{seconds / 3600:.1f} hours"
 
 
-def _unreadable() -> bytes:
+def _unreadable(audio: bytes) -> bytes:
+    if audio[:4] != b"RIFF":
+        raise CapabilityUnavailable("the offline transcriber reads 16-bit PCM WAV only")
     raise CapabilityUnavailable("the WAV file uses an encoding the offline transcriber cannot read")
 
 

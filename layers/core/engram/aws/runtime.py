@@ -24,11 +24,17 @@ from engram.container import Services
 from engram.errors import EngramError
 from engram.models.domain import Memory, MemoryType
 from engram.models.filters import FilterNode
-from engram.parsing import ImageDescriber
 from engram.pipeline.content_jobs import ContentJobs
-from engram.pipeline.content_reader import AsyncEngines, ContentReader, parse_limits
+from engram.pipeline.content_reader import AsyncEngines, ContentReader
 from engram.pipeline.steps import PipelineDeps, memory_writers, run_pipeline
-from engram.ports import Embedder, IndexHit, IndexQuery, LanguageModel, MemoryIndex
+from engram.ports import (
+    Embedder,
+    ImageDescriber,
+    IndexHit,
+    IndexQuery,
+    LanguageModel,
+    MemoryIndex,
+)
 from engram.services.attachments import AttachmentIntake
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
@@ -298,7 +304,7 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
         transcription_off="Amazon Transcribe is disabled for this deployment "
                           "(template parameter SpeechTranscription)")
     content = ContentReader(
-        ocr=TextractOcr(clients.textract), limits=parse_limits(limits), jobs=jobs,
+        ocr=TextractOcr(clients.textract), limits=limits, jobs=jobs,
         fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
                             max_bytes=limits.max_media_bytes),
         describer=default_describer(settings))

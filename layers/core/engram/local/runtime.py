@@ -26,10 +26,9 @@ from engram.config import Settings
 from engram.container import Services
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
-from engram.parsing import ImageDescriber, Transcriber
-from engram.pipeline.content_reader import ContentReader, parse_limits
+from engram.pipeline.content_reader import ContentReader
 from engram.pipeline.steps import PipelineDeps, memory_writers
-from engram.ports import Embedder, LanguageModel
+from engram.ports import Embedder, ImageDescriber, LanguageModel, Transcriber
 from engram.services.attachments import AttachmentIntake
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
@@ -93,7 +92,7 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
         embedder.warm_up()  # load the model now, not on the first request
     limits = settings.limits
     content = ContentReader(
-        ocr=TesseractOcr(), limits=parse_limits(limits), transcriber=local_transcriber(),
+        ocr=TesseractOcr(), limits=limits, transcriber=local_transcriber(),
         fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
                             max_bytes=limits.max_media_bytes),
         describer=local_describer(settings))

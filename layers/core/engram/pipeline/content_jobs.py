@@ -22,9 +22,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from engram.errors import PermanentError, RetryableError, TaskErased
+from engram.errors import (
+    CapabilityUnavailable,
+    ParseError,
+    PermanentError,
+    RetryableError,
+    TaskErased,
+)
 from engram.models.content import FAILED_PREFIX
 from engram.models.domain import TaskRef
+from engram.models.parsed import ParseResult
 from engram.models.pipeline import (
     CaughtStepError,
     ContentJob,
@@ -39,7 +46,6 @@ from engram.models.pipeline import (
     job_record_key,
     work_key,
 )
-from engram.parsing import CapabilityUnavailable, ParseError, ParseResult
 from engram.pipeline.content_reader import block_refs
 from engram.pipeline.steps import (
     PipelineDeps,

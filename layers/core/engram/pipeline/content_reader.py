@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from engram.config import Limits
+from engram.errors import CapabilityUnavailable, ImageDescriptionFailed, ParseError
 from engram.models.content import (
     FAILED_PREFIX,
     ContentItem,
@@ -29,24 +30,14 @@ from engram.models.content import (
     TextBlockRef,
 )
 from engram.models.domain import Task
+from engram.models.parsed import ParseResult
 from engram.models.pipeline import DeferredItem, content_key
-from engram.parsing import (
-    CapabilityUnavailable,
-    ImageDescriber,
-    ImageDescriptionFailed,
-    Ocr,
-    ParseError,
-    ParseLimits,
-    ParseResult,
-    Transcriber,
-    detect_kind,
-    parse_item,
-)
+from engram.parsing import detect_kind, parse_item
 from engram.parsing.dispatch import check_size, expect_format
 from engram.parsing.images import vision_ready_image
 from engram.parsing.media import media_format
 from engram.parsing.pdf import parse_pdf
-from engram.ports import ObjectStore, TaskStore, UrlFetcher
+from engram.ports import ImageDescriber, ObjectStore, Ocr, TaskStore, Transcriber, UrlFetcher
 
 log = logging.getLogger(__name__)
 URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # kept as they are when a URL is re-quoted
@@ -54,12 +45,6 @@ URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # kept as they are when a URL is re-quoted
 
 def never(_: BaseException) -> bool:
     return False
-
-
-def parse_limits(limits: Limits) -> ParseLimits:
-    return ParseLimits(max_document_bytes=limits.max_document_bytes,
-                       max_pages=limits.max_pages, max_image_bytes=limits.max_image_bytes,
-                       max_media_bytes=limits.max_media_bytes)
 
 
 @dataclass
@@ -86,7 +71,7 @@ class AsyncEngines:
     transcription_off: str = ""
 
     def plan(self, data: bytes, kind: str, name: str,
-             limits: ParseLimits) -> ParseResult | Deferral | None:
+             limits: Limits) -> ParseResult | Deferral | None:
         """A Deferral, a ParseResult when the item needed no job after all (a PDF whose
         pages all have text), or None: parse it in the step as usual."""
         if kind == "pdf" and self.ocr:
@@ -104,7 +89,7 @@ class AsyncEngines:
         return None
 
 
-def _check(data: bytes, kind: str, name: str, limits: ParseLimits) -> None:
+def _check(data: bytes, kind: str, name: str, limits: Limits) -> None:
     check_size(len(data), kind, limits)
     if not data:
         raise ParseError("the file is empty")
@@ -120,7 +105,7 @@ class ContentReader:
 
     ocr: Ocr | None = None
     fetcher: UrlFetcher | None = None
-    limits: ParseLimits = field(default_factory=ParseLimits)
+    limits: Limits = field(default_factory=Limits)
     transcriber: Transcriber | None = None
     jobs: AsyncEngines | None = None
     describer: ImageDescriber | None = None  # None: images are read by OCR alone

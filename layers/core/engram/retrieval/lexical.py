@@ -1,5 +1,6 @@
-"""The tokenizer behind lexical (BM25) scoring: one definition shared by the index and
-the benchmark's BM25 baseline, so both count the same terms.
+"""Lexical (BM25) scoring: the tokenizer, one definition shared by the indexes and the
+benchmark's BM25 baseline so all count the same terms, and the BM25 weighting the local
+index computes (OpenSearch's default similarity uses the same k1 and b).
 
 Latin-script words are lowercased, stopword-filtered and lightly stemmed so that
 "hotels"/"hotel" and "running"/"run" meet. CJK text has no spaces, so each run of CJK
@@ -8,9 +9,12 @@ characters becomes overlapping character bigrams: Chinese matches without a segm
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from functools import lru_cache
+
+import numpy as np
 
 # Han (with extension A, compatibility ideographs and the supplementary planes), kana, Hangul.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"
@@ -29,6 +33,9 @@ STOPWORDS = frozenset(
     having do does did doing would could shall may might must s t d ll m re ve
     """.split()
 )
+
+BM25_K1 = 1.2
+BM25_B = 0.75
 
 _UNDOUBLED = frozenset("lsz")  # "falling" keeps "fall", "missed" keeps "miss"
 _VOWELS = frozenset("aeiouy")
@@ -93,3 +100,16 @@ def _undouble(stem_part: str) -> str:
     if stem_part[-2] == last and last not in _VOWELS and last not in _UNDOUBLED:
         return stem_part[:-1]  # running → run, planned → plan
     return stem_part
+
+
+def bm25_idf(rows: int, found: int) -> float:
+    """Inverse document frequency of a term found in `found` of `rows` documents."""
+    return math.log(1 + (rows - found + 0.5) / (found + 0.5))
+
+
+def bm25_term_scores(idf: float, freqs: np.ndarray, lengths: np.ndarray,
+                     average_length: float) -> np.ndarray:
+    """One term's BM25 contribution to each document, from its frequency in each and the
+    documents' lengths (in terms)."""
+    norms = BM25_K1 * (1 - BM25_B + BM25_B * lengths / average_length)
+    return idf * freqs * (BM25_K1 + 1) / (freqs + norms)

@@ -5,7 +5,7 @@ A weighted sum of the two unit vectors keeps the memory's meaning first and lets
 pull in what it leaves out, at one extra embedding per turn (not per memory). On LoCoMo
 dev, recall_frac@10 with turn weight 0 / 0.2 / 0.25 / 0.35 / 0.5 was 0.761 / 0.774 / 0.776 /
 0.770 / 0.729 with cosine diversification alone, and 0.2 / 0.25 / 0.3 / 0.35 gave 0.793 /
-0.804 / 0.797 / 0.800 with the final search (services/search.py)."""
+0.804 / 0.797 / 0.800 with the final search (services/search.py, retrieval/diversify.py)."""
 
 from __future__ import annotations
 
