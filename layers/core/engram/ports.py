@@ -379,3 +379,17 @@ class TaskCallbacks(Protocol):
         ...
 
     def fail(self, token: str, error: str, cause: str) -> bool: ...
+
+
+class UrlPolicy(Protocol):
+    """Which URLs a server-side fetch may reach: the one SSRF policy (services/url_policy.py),
+    handed to the URL fetcher. Each answer is None (go ahead) or the reason to show."""
+
+    def url_refusal(self, url: str) -> str | None:
+        """Judged from the URL alone: scheme, credentials, metadata hosts, a literal
+        address, the allow-list."""
+        ...
+
+    def resolved_refusal(self, host: str, port: int, addresses: Sequence[str]) -> str | None:
+        """Judged on the addresses `host` resolved to, before connecting to any."""
+        ...

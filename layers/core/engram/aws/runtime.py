@@ -36,6 +36,7 @@ from engram.services.memories import MemoryService
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
+from engram.services.url_policy import SsrfPolicy
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -299,7 +300,7 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
                           "(template parameter SpeechTranscription)")
     content = ContentReader(
         ocr=TextractOcr(clients.textract), limits=parse_limits(limits), jobs=jobs,
-        fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
+        fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
                             max_bytes=limits.max_media_bytes),
         describer=default_describer(settings))
     extractor, resolver = memory_writers(default_llm(settings))
