@@ -4,8 +4,9 @@ DynamoDB/S3/OpenSearch on AWS. Services never import an adapter."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel
@@ -34,6 +35,12 @@ class ObjectStore(Protocol):
     """Raw requests, uploaded files and the pointers pipeline steps hand each other."""
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def writer(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A file to stream an object into (an upload too large to hold in memory): the
+        object appears under `key` only when the block ends without an error, else
+        nothing is left behind."""
+        ...
 
     def get_bytes(self, key: str) -> bytes: ...
 
