@@ -17,8 +17,9 @@ from engram.extraction.trajectories import trajectory_candidates
 from engram.models.content import ItemInput, ItemStatus, TextBlockRef
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
 from engram.models.pipeline import IngestJob, ToolCallRecord
-from engram.services.attachments import AttachmentIntake, fetch_refusal, memos_items
+from engram.services.attachments import AttachmentIntake, memos_items
 from engram.services.uploads import UploadService
+from engram.services.url_policy import SsrfPolicy
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 20
 
@@ -36,10 +37,10 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 20
     ("http://127.0.0.1:8080/a.png", ["127.0.0.1:8080"], None),
     ("http://127.0.0.1:8081/a.png", ["127.0.0.1:8080"], "loopback"),
     ("http://127.0.0.1:8081/a.png", ["127.0.0.1"], None),
-    ("ftp://example.com/a.png", [], "http(s)"),
+    ("ftp://example.com/a.png", [], "only http and https"),
 ])
 def test_fetch_refusal(url, allow, refused):
-    reason = fetch_refusal(url, allow)
+    reason = SsrfPolicy(allow).url_refusal(url)
     assert (reason is None) if refused is None else (refused in reason), reason
 
 

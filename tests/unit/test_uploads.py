@@ -124,12 +124,44 @@ def test_a_file_larger_than_a_chunk_arrives_whole(receiver):
     assert store.get_bytes(KEY) == content
 
 
+class Trickle(BytesIO):
+    """A client whose body arrives a few bytes at a time."""
+
+    def read(self, size: int = -1) -> bytes:
+        return super().read(min(size, 7) if size >= 0 else 7)
+
+
+def test_a_form_read_in_small_pieces_and_what_follows_the_file_is_ignored(receiver):
+    receiver_, store, _ = receiver
+    content = b"%PDF-1.4\r\n--" + bytes(range(256)) * 4
+    body = multipart(signed_fields(), content)[:-len(f"--{BOUNDARY}--\r\n")]
+    body += f"--{BOUNDARY}\r\nnot a part at all".encode()  # S3 never reads past the file
+    stream = Trickle(body)
+    assert receiver_.receive(f"multipart/form-data; boundary={BOUNDARY}", len(body),
+                             stream) == KEY
+    assert store.get_bytes(KEY) == content and stream.read() == b""
+
+
+def test_a_body_shorter_than_its_length_is_incomplete(receiver):
+    receiver_, store, _ = receiver
+    body = multipart(signed_fields(), b"z" * 100)
+    with pytest.raises(UploadRefused) as refused:
+        receiver_.receive(f"multipart/form-data; boundary={BOUNDARY}", len(body) + 10,
+                          BytesIO(body[:50]))
+    assert refused.value.code == "IncompleteBody" and store.head(KEY) is None
+
+
 @pytest.mark.parametrize("body, code", [
     (lambda: multipart(signed_fields(max_bytes=100), b"x" * 101), "EntityTooLarge"),
     (lambda: multipart(signed_fields(), b""), "EntityTooSmall"),
     (lambda: multipart(signed_fields(), None), "InvalidArgument"),
     (lambda: multipart(signed_fields(), b"y" * 5000)[:-200], "MalformedPOSTRequest"),
     (lambda: b"not a form at all", "MalformedPOSTRequest"),
+    (lambda: f"--{BOUNDARY}--\r\n".encode(), "MalformedPOSTRequest"),
+    (lambda: multipart({**signed_fields(), "x-ignore-big": "v" * 70000}, b"x"),
+     "EntityTooLarge"),
+    (lambda: multipart({**signed_fields(), **{f"x-ignore-{i}": "v" for i in range(50)}}, b"x"),
+     "MalformedPOSTRequest"),
 ])
 def test_refused_uploads_leave_nothing_behind(receiver, body, code):
     receiver_, store, root = receiver

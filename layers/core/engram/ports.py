@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel
@@ -36,6 +36,12 @@ class ObjectStore(Protocol):
     """Raw requests, uploaded files and the pointers pipeline steps hand each other."""
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def writer(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A file to stream an object into (an upload too large to hold in memory): the
+        object appears under `key` only when the block ends without an error, else
+        nothing is left behind."""
+        ...
 
     def get_bytes(self, key: str) -> bytes: ...
 
@@ -432,3 +438,17 @@ class TaskCallbacks(Protocol):
         ...
 
     def fail(self, token: str, error: str, cause: str) -> bool: ...
+
+
+class UrlPolicy(Protocol):
+    """Which URLs a server-side fetch may reach: the one SSRF policy (services/url_policy.py),
+    handed to the URL fetcher. Each answer is None (go ahead) or the reason to show."""
+
+    def url_refusal(self, url: str) -> str | None:
+        """Judged from the URL alone: scheme, credentials, metadata hosts, a literal
+        address, the allow-list."""
+        ...
+
+    def resolved_refusal(self, host: str, port: int, addresses: Sequence[str]) -> str | None:
+        """Judged on the addresses `host` resolved to, before connecting to any."""
+        ...

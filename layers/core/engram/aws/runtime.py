@@ -42,6 +42,7 @@ from engram.services.memories import MemoryService
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
+from engram.services.url_policy import SsrfPolicy
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -305,7 +306,7 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
                           "(template parameter SpeechTranscription)")
     content = ContentReader(
         ocr=TextractOcr(clients.textract), limits=limits, jobs=jobs,
-        fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
+        fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
                             max_bytes=limits.max_media_bytes),
         describer=default_describer(settings))
     extractor, resolver = memory_writers(default_llm(settings))

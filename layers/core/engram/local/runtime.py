@@ -36,6 +36,7 @@ from engram.services.memories import MemoryService
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
+from engram.services.url_policy import SsrfPolicy
 
 log = logging.getLogger(__name__)
 KEY_FILE = "api_key"
@@ -93,7 +94,7 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
     limits = settings.limits
     content = ContentReader(
         ocr=TesseractOcr(), limits=limits, transcriber=local_transcriber(),
-        fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
+        fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
                             max_bytes=limits.max_media_bytes),
         describer=local_describer(settings))
     extractor, resolver = memory_writers(local_llm(settings))
