@@ -9,6 +9,7 @@ import base64
 import pytest
 
 from engram.api.everos.translate import compile_scope
+from engram.api.memos.translate import memos_items
 from engram.config import Limits
 from engram.errors import PayloadTooLarge, Unprocessable
 from engram.extraction.trajectories import trajectory_candidates
@@ -16,7 +17,7 @@ from engram.models.content import ItemInput, ItemStatus, TextBlockRef
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
 from engram.models.pipeline import IngestJob, ToolCallRecord
 from engram.pipeline.items import add_locations, image_description, image_turns, passages
-from engram.services.attachments import AttachmentIntake, fetch_refusal, memos_items
+from engram.services.attachments import AttachmentIntake, fetch_refusal
 from engram.services.uploads import UploadService
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 20

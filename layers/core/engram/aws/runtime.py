@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engram.adapters.idempotency import PowertoolsAcceptOnce
-from engram.api.everos.translate import EverosService
 from engram.aws.intake import IdempotentIntake, Intake
 from engram.aws.settings import AwsSettings
 from engram.container import Services
@@ -332,9 +331,6 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
     services = Services(
         ingest=ingest, search=search_service, memories=memory_service, tasks=task_service,
         keys=build_api_key_service(settings, clients), uploads=uploads,
-        everos=EverosService(ingest=ingest, search_service=search_service, memories=records,
-                             memory_service=memory_service, tasks=task_service,
-                             limits=limits),
     )
     return AwsRuntime(settings=settings, clients=clients, services=services, pipeline=pipeline,
                       accept_once=accept_once)

@@ -37,8 +37,8 @@ from engram.models.domain import (
     TokenUsage,
 )
 from engram.models.pipeline import ToolCallRecord
+from engram.models.requests import shown_text
 from engram.ports import Extraction, LanguageModel
-from engram.services.ingest import shown_text
 
 log = logging.getLogger(__name__)
 

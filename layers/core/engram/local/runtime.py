@@ -21,7 +21,6 @@ from engram.adapters.onnx_embedder import OnnxMiniLMEmbedder, export_minilm_onnx
 from engram.adapters.sqlite_store import SqliteIdempotencyLayer, SqliteStore
 from engram.adapters.tesseract_ocr import TesseractOcr
 from engram.adapters.url_fetcher import SafeFetcher
-from engram.api.everos.translate import EverosService
 from engram.config import Settings
 from engram.container import Services
 from engram.local.workflow import InProcessWorkflow
@@ -129,8 +128,6 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
     services = Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks, keys=keys,
         uploads=uploads,
-        everos=EverosService(ingest=ingest, search_service=search, memories=store,
-                             memory_service=memories, tasks=tasks, limits=limits),
     )
     new_key = ensure_api_keys(settings, keys, store.count(), data_dir)
     return LocalRuntime(settings=settings, store=store, index=index, workflow=workflow,
