@@ -24,7 +24,7 @@ from engram.errors import EngramError
 from engram.models.domain import Memory, MemoryType
 from engram.models.filters import FilterNode
 from engram.parsing import ImageDescriber
-from engram.pipeline.content_jobs import ContentJobs
+from engram.pipeline.content_jobs import ContentJobs, forget_job
 from engram.pipeline.items import AsyncEngines, ContentReader, parse_limits
 from engram.pipeline.steps import PipelineDeps, memory_writers, run_pipeline
 from engram.ports import Embedder, IndexHit, IndexQuery, LanguageModel, MemoryIndex
@@ -326,7 +326,8 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
         once=accept_once)
     search_service = SearchService(memories=records, index=index, embedder=embedder)
     memory_service = MemoryService(memories=records, messages=records, index=index,
-                                   embedder=embedder, objects=objects, tasks=tasks)
+                                   embedder=embedder, objects=objects, tasks=tasks,
+                                   forget_content_job=partial(forget_job, objects))
     task_service = TaskService(tasks, workflow)
     services = Services(
         ingest=ingest, search=search_service, memories=memory_service, tasks=task_service,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from engram.adapters.file_object_store import FileObjectStore
@@ -26,6 +27,7 @@ from engram.container import Services
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
 from engram.parsing import ImageDescriber, Transcriber
+from engram.pipeline.content_jobs import forget_job
 from engram.pipeline.items import ContentReader, parse_limits
 from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import Embedder, LanguageModel
@@ -122,8 +124,9 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
         index.checkpoint()
 
     memories = MemoryService(memories=store, messages=store, index=index, embedder=embedder,
-                             objects=objects, tasks=store, hold_user=workflow.hold,
-                             after_erase=checkpoint)
+                             objects=objects, tasks=store,
+                             forget_content_job=partial(forget_job, objects),
+                             hold_user=workflow.hold, after_erase=checkpoint)
     tasks = TaskService(store, workflow)
     services = Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks, keys=keys,

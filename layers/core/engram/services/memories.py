@@ -22,7 +22,6 @@ from engram.models.domain import (
 )
 from engram.models.pipeline import segment, upload_prefix, user_prefix, work_prefix
 from engram.models.requests import MemoryEdit, PageSpec
-from engram.pipeline.content_jobs import forget_job
 from engram.ports import (
     Embedder,
     MemoryIndex,
@@ -54,6 +53,10 @@ class MemoryService:
     embedder: Embedder
     objects: ObjectStore
     tasks: TaskStore
+    # Removes an item's content-job record (tenant, task, message id, item index) and
+    # answers the keys removed: the pipeline's own bookkeeping (pipeline/content_jobs.py
+    # forget_job), handed in so that erasure need not know its layout.
+    forget_content_job: Callable[[str, str, str, int], list[str]]
     # Held while a user is erased so that no task of theirs runs meanwhile (locally the
     # runner's per-user lock). On AWS there is none: each step checks its task instead.
     hold_user: Callable[[str, str], AbstractContextManager[object]] = field(
@@ -196,8 +199,8 @@ class MemoryService:
                 continue
             removed.update(self.objects.delete_prefix(work_prefix(tenant_id, task.task_id)))
             for item in task.items:
-                removed.update(forget_job(self.objects, tenant_id, task.task_id,
-                                          item.message_id, item.index))
+                removed.update(self.forget_content_job(tenant_id, task.task_id,
+                                                       item.message_id, item.index))
         return removed
 
     def conversation(self, tenant_id: str, user_id: str, conversation_id: str,
