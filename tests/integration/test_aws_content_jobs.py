@@ -30,6 +30,7 @@ from tests.integration.test_parsing_textract import textract_blocks
 from tests.integration.test_transcribe_media import transcript_json
 
 from engram.api.memos.models import AddMessageRequest
+from engram.api.memos.translate import accept_args
 from engram.aws import runtime as aws_runtime_module
 from engram.aws.runtime import build_aws_services
 from engram.models.pipeline import (
@@ -90,8 +91,8 @@ def add_file(stack: MotoStack, user: str, name: str, data: bytes, text: str = ""
     content = [{"type": "text", "text": text}] if text else []
     content.append({"type": "file", "file": {"file_data": base64.b64encode(data).decode(),
                                              "file_name": name}})
-    ingest.add_messages(TENANT, AddMessageRequest(
-        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": content}]))
+    ingest.accept(TENANT, *accept_args(AddMessageRequest(
+        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": content}])))
     (ref,) = held.refs
     return ref.model_dump()
 

@@ -35,6 +35,7 @@ from tests.integration.test_transcribe_media import transcript_json
 
 from engram.adapters.sfn_workflow import StepFunctionsWorkflow
 from engram.api.memos.models import AddMessageRequest
+from engram.api.memos.translate import accept_args
 from engram.models.domain import TaskRef, TaskStatus
 from engram.models.pipeline import content_job_key, content_key, request_key
 
@@ -51,8 +52,8 @@ def accept(stack: MotoStack, user: str, text: str) -> TaskRef:
     """add/message through the real IngestService; the execution is not started yet."""
     held = HeldWorkflow()
     ingest = dataclasses.replace(stack.runtime.services.ingest, workflow=held)
-    ingest.add_messages(TENANT, AddMessageRequest(
-        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": text}]))
+    ingest.accept(TENANT, *accept_args(AddMessageRequest(
+        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": text}])))
     (ref,) = held.refs
     return ref
 
@@ -156,8 +157,8 @@ def accept_with_file(stack: MotoStack, user: str, text: str, name: str, data: by
     content = [{"type": "text", "text": text},
                {"type": "file", "file": {"file_data": base64.b64encode(data).decode(),
                                          "file_name": name}}]
-    ingest.add_messages(TENANT, AddMessageRequest(
-        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": content}]))
+    ingest.accept(TENANT, *accept_args(AddMessageRequest(
+        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": content}])))
     (ref,) = held.refs
     return ref
 

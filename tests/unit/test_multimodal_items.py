@@ -9,6 +9,7 @@ import base64
 import pytest
 
 from engram.api.everos.translate import compile_scope
+from engram.api.memos.translate import memos_items
 from engram.config import Limits
 from engram.errors import PayloadTooLarge, Unprocessable
 from engram.extraction.documents import add_locations, passages
@@ -17,7 +18,7 @@ from engram.extraction.trajectories import trajectory_candidates
 from engram.models.content import ItemInput, ItemStatus, TextBlockRef
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
 from engram.models.pipeline import IngestJob, ToolCallRecord
-from engram.services.attachments import AttachmentIntake, memos_items
+from engram.services.attachments import AttachmentIntake
 from engram.services.uploads import UploadService
 from engram.services.url_policy import SsrfPolicy
 

@@ -20,6 +20,7 @@ from engram.adapters.local_uploads import (
     load_or_create_secret,
 )
 from engram.api.everos.models import ObjectSignRequest
+from engram.api.everos.translate import sign_objects
 from engram.config import Limits
 from engram.errors import Forbidden, NotFound, Unprocessable
 from engram.services.uploads import UploadService, safe_file_name
@@ -208,23 +209,23 @@ def request(*files, user=None) -> ObjectSignRequest:
 
 
 def test_sign_makes_a_key_per_file_under_the_tenant():
-    signed = service().sign("tenant/a", request(("Q3 report (final).pdf", "file"),
-                                                ("cat.PNG", "image"), ("talk.mp3", "file")))
+    signed = sign_objects(service(), "tenant/a", request(
+        ("Q3 report (final).pdf", "file"), ("cat.PNG", "image"), ("talk.mp3", "file")))
     keys = [s.objectKey for s in signed]
     assert all(k.startswith("uploads/tenant%2Fa/anon/") for k in keys)
     assert keys[0].endswith("/Q3_report_final.pdf") and keys[1].endswith("/cat.PNG")
     assert [s.objectSignedInfo.maxSize for s in signed] == [100 * 2**20, 10 * 2**20, 500 * 2**20]
     policy = json.loads(base64.b64decode(signed[1].objectSignedInfo.fields["policy"]))
     assert {"Content-Type": "image/png"} in policy["conditions"]
-    assert service().sign("t", request(("a.pdf", "file"), user="u 1"))[0].objectKey.startswith(
-        "uploads/t/u%201/")
+    assert sign_objects(service(), "t", request(("a.pdf", "file"), user="u 1")
+                        )[0].objectKey.startswith("uploads/t/u%201/")
 
 
 def test_sign_limits():
     with pytest.raises(Unprocessable, match="21 files; the limit is 20"):
-        service().sign("t", request(*[("a.pdf", "file")] * 21))
+        sign_objects(service(), "t", request(*[("a.pdf", "file")] * 21))
     with pytest.raises(Unprocessable, match="is not an image"):
-        service().sign("t", request(("notes.pdf", "image")))
+        sign_objects(service(), "t", request(("notes.pdf", "image")))
 
 
 def test_keys_are_checked_against_the_tenant_and_the_store():

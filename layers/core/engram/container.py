@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engram.api.everos.translate import EverosService
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
@@ -21,4 +20,3 @@ class Services:
     tasks: TaskService
     keys: ApiKeyService
     uploads: UploadService  # object/sign, and the object keys adds name
-    everos: EverosService  # the /api/v1 routes

@@ -12,7 +12,6 @@ from typing import BinaryIO, NamedTuple, Protocol
 import numpy as np
 from pydantic import BaseModel
 
-from engram.api.memos.models import AddMessageData
 from engram.models.domain import (
     Candidate,
     Memory,
@@ -25,6 +24,7 @@ from engram.models.domain import (
 from engram.models.filters import FilterNode
 from engram.models.parsed import ParseResult, Transcript
 from engram.models.pipeline import ToolCallRecord
+from engram.models.requests import AcceptResult
 
 
 class ObjectInfo(NamedTuple):
@@ -345,7 +345,7 @@ class AcceptOnce(Protocol):
     `fingerprint`) is an Unprocessable error, and one still being accepted a Conflict."""
 
     def run(self, tenant_id: str, key: str, fingerprint: str,
-            accept: Callable[[], AddMessageData]) -> AddMessageData: ...
+            accept: Callable[[], AcceptResult]) -> AcceptResult: ...
 
     def forget(self, tenant_id: str, key: str, fingerprint: str) -> None:
         """Drop the record of an accept, so the key may be used again (its task is gone)."""

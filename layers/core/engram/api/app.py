@@ -21,6 +21,7 @@ from engram.api.everos.routes import (
     everos_objects_router,
     everos_tasks_router,
 )
+from engram.api.everos.translate import EverosTranslator
 from engram.api.guard import (
     JsonBodyValidation,
     allowed_methods,
@@ -29,6 +30,7 @@ from engram.api.guard import (
 )
 from engram.api.memos.models import ErrorEnvelope
 from engram.api.memos.routes import memories_router, messages_router, search_router, tasks_router
+from engram.api.memos.translate import MemosTranslator
 from engram.api.openapi import ERRORS, SECURITY, SECURITY_SCHEMES
 from engram.api.params import body_size
 from engram.api.resolver import RequestScopedRestResolver
@@ -104,7 +106,15 @@ def _json(value: Any) -> str:
 
 
 def create_app(services: Services) -> EngramResolver:
-    everos_body_limit = services.ingest.limits.max_everos_body_bytes
+    """The resolver over the core services: each dialect's routes talk to its translator,
+    and every translator to the same services."""
+    limits = services.ingest.limits
+    memos = MemosTranslator(ingest=services.ingest, search_service=services.search,
+                            memories=services.memories, tasks=services.tasks)
+    everos = EverosTranslator(ingest=services.ingest, search_service=services.search,
+                              memories=services.memories, tasks=services.tasks,
+                              uploads=services.uploads, limits=limits)
+    everos_body_limit = limits.max_everos_body_bytes
 
     def precheck(event: BaseProxyEvent) -> None:
         """Before the body is read: its size (EverOS's limit first, as EverOS does) and
@@ -119,11 +129,11 @@ def create_app(services: Services) -> EngramResolver:
     app = EngramResolver(enable_validation=True, json_body_deserializer=parse_json_object)
     # Powertools' validation middleware runs first; this one checks before it reads the body.
     app._request_validation_middleware = JsonBodyValidation(precheck)
-    for router in (messages_router(services), tasks_router(services),
-                   search_router(services), memories_router(services)):
+    for router in (messages_router(memos), tasks_router(memos), search_router(memos),
+                   memories_router(memos)):
         app.include_router(router, prefix=PREFIX)
-    for router in (everos_objects_router(services), everos_memories_router(services),
-                   everos_tasks_router(services)):
+    for router in (everos_objects_router(everos), everos_memories_router(everos),
+                   everos_tasks_router(everos)):
         app.include_router(router, prefix=EVEROS_PREFIX)
     app.configure_openapi(title="Engram", version=__version__, description=DESCRIPTION,
                           security_schemes=SECURITY_SCHEMES, security=SECURITY)

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engram.adapters.idempotency import PowertoolsAcceptOnce
-from engram.api.everos.translate import EverosService
 from engram.aws.intake import IdempotentIntake, Intake
 from engram.aws.settings import AwsSettings
 from engram.container import Services
 from engram.errors import EngramError
 from engram.models.domain import Memory, MemoryType
 from engram.models.filters import FilterNode
-from engram.pipeline.content_jobs import ContentJobs
+from engram.pipeline.content_jobs import ContentJobs, forget_job
 from engram.pipeline.content_reader import AsyncEngines, ContentReader
 from engram.pipeline.steps import PipelineDeps, memory_writers, run_pipeline
 from engram.ports import (
@@ -334,14 +333,12 @@ def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = Non
         once=accept_once)
     search_service = SearchService(memories=records, index=index, embedder=embedder)
     memory_service = MemoryService(memories=records, messages=records, index=index,
-                                   embedder=embedder, objects=objects, tasks=tasks)
+                                   embedder=embedder, objects=objects, tasks=tasks,
+                                   forget_content_job=partial(forget_job, objects))
     task_service = TaskService(tasks, workflow)
     services = Services(
         ingest=ingest, search=search_service, memories=memory_service, tasks=task_service,
         keys=build_api_key_service(settings, clients), uploads=uploads,
-        everos=EverosService(ingest=ingest, search_service=search_service, memories=records,
-                             memory_service=memory_service, tasks=task_service,
-                             limits=limits),
     )
     return AwsRuntime(settings=settings, clients=clients, services=services, pipeline=pipeline,
                       accept_once=accept_once)

@@ -42,11 +42,6 @@ def strip_speaker_prefix(text: str, speaker: str | None) -> str:
     return text
 
 
-def shown_text(text: str, calls: list[tuple[str, str, str]]) -> str:
-    """A turn's text as kept and replayed: its tool calls written out after its words."""
-    return "\n".join([text, *(f"[tool call {name}] {args}" for _, name, args in calls)]).strip()
-
-
 def turn_context(previous: MessageRecord | None, message: MessageRecord, own: str,
                  between: str = "") -> str:
     """A memory's context (see Candidate.context): the turn `message` answered (when

@@ -17,7 +17,6 @@ from engram.extraction.context import (
     GENERIC_SPEAKERS,
     MAX_TAGS,
     detect_language,
-    shown_text,
     strip_speaker_prefix,
     turn_context,
 )
@@ -38,6 +37,7 @@ from engram.models.domain import (
     TokenUsage,
 )
 from engram.models.pipeline import ToolCallRecord
+from engram.models.requests import shown_text
 from engram.ports import Extraction, LanguageModel
 
 log = logging.getLogger(__name__)

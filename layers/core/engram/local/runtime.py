@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from engram.adapters.file_object_store import FileObjectStore
@@ -21,11 +22,11 @@ from engram.adapters.onnx_embedder import OnnxMiniLMEmbedder, export_minilm_onnx
 from engram.adapters.sqlite_store import SqliteIdempotencyLayer, SqliteStore
 from engram.adapters.tesseract_ocr import TesseractOcr
 from engram.adapters.url_fetcher import SafeFetcher
-from engram.api.everos.translate import EverosService
 from engram.config import Settings
 from engram.container import Services
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
+from engram.pipeline.content_jobs import forget_job
 from engram.pipeline.content_reader import ContentReader
 from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import Embedder, ImageDescriber, LanguageModel, Transcriber
@@ -123,14 +124,13 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
         index.checkpoint()
 
     memories = MemoryService(memories=store, messages=store, index=index, embedder=embedder,
-                             objects=objects, tasks=store, hold_user=workflow.hold,
-                             after_erase=checkpoint)
+                             objects=objects, tasks=store,
+                             forget_content_job=partial(forget_job, objects),
+                             hold_user=workflow.hold, after_erase=checkpoint)
     tasks = TaskService(store, workflow)
     services = Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks, keys=keys,
         uploads=uploads,
-        everos=EverosService(ingest=ingest, search_service=search, memories=store,
-                             memory_service=memories, tasks=tasks, limits=limits),
     )
     new_key = ensure_api_keys(settings, keys, store.count(), data_dir)
     return LocalRuntime(settings=settings, store=store, index=index, workflow=workflow,

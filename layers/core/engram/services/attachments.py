@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from engram.config import Limits
 from engram.errors import PayloadTooLarge, Unprocessable
@@ -25,10 +23,7 @@ from engram.models.content import (
 )
 from engram.models.pipeline import item_key
 from engram.services.uploads import UploadService, safe_file_name
-from engram.services.url_policy import SsrfPolicy, decode_base64, decode_data_url
-
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif",
-              "image/webp": "webp", "application/pdf": "pdf"}
+from engram.services.url_policy import SsrfPolicy
 
 
 def _bad(where: str, message: str) -> Unprocessable:
@@ -39,43 +34,6 @@ def is_http_url(value: str) -> bool:
     return value[:8].lower().startswith(("http://", "https://"))
 
 
-def memos_items(message_index: int, content: Any) -> list[ItemInput]:
-    """A MemOS message's non-text parts (`image_url`, `file`), in content order. The
-    request model has already checked their shape."""
-    if not isinstance(content, list):
-        return []
-    items = []
-    for i, part in enumerate(content):
-        where = f"messages[{message_index}].content[{i}]"
-        if part.get("type") == "image_url":
-            url = part["image_url"]["url"].strip()
-            name = str(part["image_url"].get("file_name") or "")
-            items.append(_from_reference(where + ".image_url.url", "image", url, name))
-        elif part.get("type") == "file":
-            spec = part["file"]
-            data = spec["file_data"].strip()
-            name = str(spec.get("file_name") or spec.get("filename") or "")
-            items.append(_from_reference(where + ".file.file_data", "file", data, name))
-    return items
-
-
-def _from_reference(where: str, kind: str, value: str, name: str) -> ItemInput:
-    if is_http_url(value):
-        if not name:
-            name = unquote(urlsplit(value).path.rsplit("/", 1)[-1])
-        return ItemInput(where=where, type=kind, url=value, name=name)
-    if value[:5].lower() == "data:":
-        data, content_type = decode_data_url(value, where)
-        if kind == "image" and content_type and not content_type.startswith("image/"):
-            raise _bad(where, f"a data: URL of type {content_type} is not an image")
-        if not name:
-            name = f"{kind}.{EXTENSIONS.get(content_type or '', 'bin')}"
-        return ItemInput(where=where, type=kind, data=data, content_type=content_type,
-                         name=name)
-    if kind == "image":
-        raise _bad(where, "must be an http(s) URL or a data:image/...;base64,... URL")
-    return ItemInput(where=where, type=kind, data=decode_base64(value, where),
-                     name=name or "file")
 
 
 @dataclass

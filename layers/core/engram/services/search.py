@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engram.api.memos.models import SearchRequest
-from engram.errors import Unprocessable
 from engram.models.domain import FACT_TYPES, TOOL_TYPES, Memory, MemoryStatus, MemoryType
-from engram.models.filters import Condition, FilterError, FilterNode, split_sources
+from engram.models.requests import SearchSpec
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore
 from engram.retrieval.diversify import DIVERSITY_POOL, diversify
 from engram.retrieval.fusion import fuse
@@ -41,18 +39,6 @@ class SearchResult:
             "User preferences: " + "; ".join(values) + ".")
 
 
-def request_filter(req: SearchRequest) -> FilterNode | None:
-    """The user-source filter plus the top-level agent_id / app_id / tags constraints."""
-    try:
-        node = split_sources(req.filter)["user"]
-    except FilterError as exc:
-        raise Unprocessable(str(exc)) from None
-    extra = [Condition(field=f, op="eq", value=v)
-             for f, v in (("agent_id", req.agent_id), ("app_id", req.app_id)) if v]
-    extra += [Condition(field="tags", op="contains", value=t) for t in req.tags or []]
-    if not extra:
-        return node
-    return FilterNode(all_of=[*extra, *([node] if node else [])])
 
 
 @dataclass
@@ -61,12 +47,10 @@ class SearchService:
     index: MemoryIndex
     embedder: Embedder
 
-    def search(self, tenant_id: str, req: SearchRequest) -> SearchResult:
-        where = request_filter(req)
+    def search(self, tenant_id: str, req: SearchSpec) -> SearchResult:
+        where = req.where
         vector = self.embedder.embed([req.query])[0]
-        limits = (req.memory_limit_number,
-                  req.preference_limit_number if req.include_preference else 0,
-                  req.tool_memory_limit_number if req.include_tool_memory else 0)
+        limits = (req.fact_limit, req.preference_limit, req.tool_limit)
         groups = (FACT_TYPES, (MemoryType.preference,), TOOL_TYPES)
         queries = [IndexQuery(types, limit * 3)
                    for types, limit in zip(groups, limits, strict=True)]

@@ -33,7 +33,8 @@ class ObjectSignItemRequest(Request):
 
 
 class ObjectSignRequest(Request):
-    # The 20-file limit is checked by the service, so the error names it plainly.
+    # The 20-file limit is checked by sign_objects (translate.py), so the error names it
+    # plainly.
     objectList: list[ObjectSignItemRequest] = Field(min_length=1)
     # Not in the SDK: puts the uploads under this user's folder, so deleting the user's
     # data removes them too. Without it they go under "anon".

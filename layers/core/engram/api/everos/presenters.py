@@ -15,8 +15,9 @@ from engram.api.everos.models import (
     TaskItem,
     TaskStatusResult,
 )
-from engram.api.everos.translate import GROUP_PREFIX
 from engram.models.domain import Memory, Task, TaskStatus
+
+GROUP_PREFIX = "group:"  # a group is the Engram user group:<group_id>
 
 
 def iso(ms: int | None) -> str | None:

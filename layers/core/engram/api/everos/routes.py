@@ -1,6 +1,7 @@
 """The EverOS routes (/api/v1), one Router per resource: object/sign (pre-signed upload
 forms for up to 20 files per call); memories: add (personal, group, agent) and their flush,
-get, search, delete; tasks/{task_id} (an add's progress, with each file's state)."""
+get, search, delete; tasks/{task_id} (an add's progress, with each file's state). Each
+route hands its request to the EverOS translator (translate.py) and wraps the answer."""
 
 from __future__ import annotations
 
@@ -11,18 +12,14 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from engram.api.auth import tenant_of
-from engram.api.everos import presenters as present
 from engram.api.everos.models import (
     AddResponse,
     AddResult,
     AgentAddRequest,
-    AgentMemory,
     DeleteResponse,
-    DeleteResult,
     FlushRequest,
     FlushResponse,
     FlushResult,
-    GetMemoriesData,
     GetMemoriesResponse,
     GroupAddRequest,
     GroupFlushRequest,
@@ -30,33 +27,28 @@ from engram.api.everos.models import (
     MemoryDeleteRequest,
     MemoryGetRequest,
     MemorySearchRequest,
-    ObjectSignData,
     ObjectSignRequest,
     ObjectSignResponse,
     ObjectSignResult,
-    SearchData,
-    SearchQuery,
     SearchResponse,
     TaskStatusResponse,
 )
-from engram.api.everos.presenters import task_status
-from engram.api.memos.models import AddMessageData
+from engram.api.everos.translate import EverosTranslator
 from engram.api.openapi import BODY, PARAMS, mms_responses, responses
 from engram.api.params import IdempotencyKey, PathId, check_body_size
-from engram.container import Services
 
 
-def everos_objects_router(services: Services) -> Router:
+def everos_objects_router(everos: EverosTranslator) -> Router:
     router = Router()
 
     @router.post("/object/sign", summary="Pre-signed POST forms to upload files directly",
                  responses=mms_responses(*BODY))
     def sign(req: Annotated[ObjectSignRequest, Body()]) -> ObjectSignResponse:
-        check_body_size(router, services.ingest.limits.max_everos_body_bytes)
-        signed = services.uploads.sign(tenant_of(router), req)
+        check_body_size(router, everos.limits.max_everos_body_bytes)
+        signed = everos.sign(tenant_of(router), req)
         return ObjectSignResponse(
             request_id=router.current_event.request_context.request_id,
-            result=ObjectSignResult(data=ObjectSignData(objectList=signed)))
+            result=ObjectSignResult(data=signed))
 
     return router
 
@@ -68,22 +60,15 @@ NOTHING_TO_FLUSH = ("Engram extracts memories from every add as it arrives; noth
                     "held back for a flush (follow an add with GET /api/v1/tasks/{task_id})")
 
 
-def added(data: AddMessageData) -> Response[AddResponse]:
+def added(result: AddResult) -> Response[AddResponse]:
     """202 with the task while it runs (always, when files came with it); 200 when done."""
-    done = data.status in ("completed", "failed")
-    body = AddResponse(data=AddResult(
-        task_id=data.task_id, message_count=len(data.message_ids),
-        status="extracted" if done else "accumulated",
-        message=(f"processed {len(data.message_ids)} messages ({data.status})" if done else
-                 f"accepted {len(data.message_ids)} messages; follow GET /api/v1/tasks/"
-                 f"{data.task_id}")))
-    return Response(status_code=200 if done else 202,
-                    content_type=content_types.APPLICATION_JSON, body=body)
+    return Response(status_code=200 if result.status == "extracted" else 202,
+                    content_type=content_types.APPLICATION_JSON, body=AddResponse(data=result))
 
 
-def everos_memories_router(services: Services) -> Router:
+def everos_memories_router(everos: EverosTranslator) -> Router:
     router = Router()
-    limit = services.ingest.limits.max_everos_body_bytes
+    limit = everos.limits.max_everos_body_bytes
 
     def tenant() -> str:
         check_body_size(router, limit)
@@ -93,19 +78,19 @@ def everos_memories_router(services: Services) -> Router:
                  responses=ADDED)
     def add(req: Annotated[MemoryAddRequest, Body()],
             idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
-        return added(services.everos.add(tenant(), req, idempotency_key))
+        return added(everos.add(tenant(), req, idempotency_key))
 
     @router.post("/memories/group", summary="Add group messages (sender_id on each)",
                  responses=ADDED)
     def add_group(req: Annotated[GroupAddRequest, Body()],
                   idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
-        return added(services.everos.add_group(tenant(), req, idempotency_key))
+        return added(everos.add_group(tenant(), req, idempotency_key))
 
     @router.post("/memories/agent", summary="Add an agent trajectory (tool calls and results)",
                  responses=ADDED)
     def add_agent(req: Annotated[AgentAddRequest, Body()],
                   idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
-        return added(services.everos.add_agent(tenant(), req, idempotency_key))
+        return added(everos.add_agent(tenant(), req, idempotency_key))
 
     def flushed() -> FlushResponse:
         tenant()
@@ -131,61 +116,28 @@ def everos_memories_router(services: Services) -> Router:
     @router.post("/memories/get", summary="A user's (or group's) memories of one type, paged",
                  responses=responses(*BODY))
     def get(req: Annotated[MemoryGetRequest, Body()]) -> GetMemoriesResponse:
-        _, memories, total = services.everos.get(tenant(), req)
-        kind = req.memory_type
-        data = GetMemoriesData(count=len(memories), total_count=total)
-        if kind == "episodic_memory":
-            data.episodes = [present.episode(m) for m in memories]
-        elif kind == "profile":
-            data.profiles = [present.profile(m) for m in memories]
-        elif kind == "agent_case":
-            data.agent_cases = [present.agent_case(m) for m in memories]
-        else:
-            data.agent_skills = [present.agent_skill(m) for m in memories]
-        return GetMemoriesResponse(data=data)
+        return GetMemoriesResponse(data=everos.get(tenant(), req))
 
     @router.post("/memories/search", summary="Memories relevant to a query",
                  responses=responses(*BODY))
     def search(req: Annotated[MemorySearchRequest, Body()]) -> SearchResponse:
-        _, found = services.everos.search(tenant(), req)
-        kinds = set(req.memory_types)
-        data = SearchData(query=SearchQuery(method="hybrid", text=req.query,
-                                            filters_applied=req.filters))
-        if "episodic_memory" in kinds:
-            data.episodes = [present.episode(s.memory, s.relativity) for s in found.episodes]
-        if "profile" in kinds:
-            data.profiles = [present.profile(s.memory, s.relativity) for s in found.profiles]
-        if "raw_message" in kinds:
-            data.raw_messages = [present.raw_message(s.memory, s.relativity) for s in found.raw]
-        if "agent_memory" in kinds:
-            data.agent_memory = AgentMemory(
-                cases=[present.agent_case(s.memory, s.relativity) for s in found.cases],
-                skills=[present.agent_skill(s.memory, s.relativity) for s in found.skills])
-        if req.include_original_data:
-            every = [*found.episodes, *found.profiles, *found.raw, *found.cases, *found.skills]
-            data.original_data = {s.memory.id: {"sources": s.memory.sources,
-                                                "memory_type": s.memory.memory_type.value}
-                                  for s in every}
-        return SearchResponse(data=data)
+        return SearchResponse(data=everos.search(tenant(), req))
 
     @router.post("/memories/delete",
                  summary="Soft-delete a memory or a session's; erase a user's or group's data",
                  responses=responses(*BODY, 404))
     def delete(req: Annotated[MemoryDeleteRequest, Body()]) -> DeleteResponse:
-        deleted = services.everos.delete(tenant(), req)
-        return DeleteResponse(data=DeleteResult(deleted=deleted.deleted,
-                                                receipt=deleted.receipt))
+        return DeleteResponse(data=everos.delete(tenant(), req))
 
     return router
 
 
-def everos_tasks_router(services: Services) -> Router:
+def everos_tasks_router(everos: EverosTranslator) -> Router:
     router = Router()
 
     @router.get("/tasks/<task_id>", summary="Status of an add task",
                 responses=responses(*PARAMS, 404))
     def get_task(task_id: PathId) -> TaskStatusResponse:
-        task = services.everos.task(tenant_of(router), task_id)
-        return TaskStatusResponse(data=task_status(task))
+        return TaskStatusResponse(data=everos.task(tenant_of(router), task_id))
 
     return router

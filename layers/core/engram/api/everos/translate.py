@@ -1,4 +1,6 @@
-"""The EverOS API (/api/v1/...) over Engram's services.
+"""The EverOS API (/api/v1/...) over Engram's services: each EverOS request becomes a
+call on the core (models/requests.py), each answer the EverOS response data the routes
+wrap.
 
 What maps to what:
 - `user_id` is the Engram user; a group (`memories/group`, `group_id`) is the Engram user
@@ -21,37 +23,49 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engram.api.everos import presenters as present
 from engram.api.everos.models import (
+    AddResult,
     AgentAddRequest,
+    AgentMemory,
     ContentItem,
+    DeleteResult,
+    GetMemoriesData,
     GroupAddRequest,
     MemoryAddRequest,
     MemoryDeleteRequest,
     MemoryGetRequest,
     MemorySearchRequest,
+    ObjectSignData,
+    ObjectSignedInfo,
+    ObjectSignItem,
+    ObjectSignRequest,
+    SearchData,
+    SearchQuery,
+    TaskStatusResult,
 )
-from engram.api.memos.models import AddMessageData, DeleteMemoryRequest, SearchRequest
+from engram.api.everos.presenters import GROUP_PREFIX
 from engram.config import Limits
 from engram.errors import BadRequest, NotFound, Unprocessable
-from engram.extraction.context import shown_text
-from engram.models.content import ItemInput
-from engram.models.domain import (
-    Memory,
-    MemoryStatus,
-    MemoryType,
-    Role,
-    Task,
-)
+from engram.models.content import ItemInput, guess_content_type
+from engram.models.domain import Memory, MemoryStatus, MemoryType, Role
 from engram.models.filters import Condition, FilterNode
+from engram.models.requests import (
+    AcceptResult,
+    AddSpec,
+    MessageDraft,
+    PageSpec,
+    SearchSpec,
+    shown_text,
+)
 from engram.models.times import to_epoch_ms
-from engram.ports import MemoryStore
 from engram.services.attachments import is_http_url
-from engram.services.ingest import AddSpec, IngestService, MessageDraft
-from engram.services.memories import Deletion, MemoryService
+from engram.services.ingest import IngestService
+from engram.services.memories import MemoryService
 from engram.services.search import ScoredMemory, SearchService
 from engram.services.tasks import TaskService
+from engram.services.uploads import UploadService, safe_file_name
 
-GROUP_PREFIX = "group:"
 DEFAULT_SESSION = "default"
 EPISODIC_TYPES = (MemoryType.long_term, MemoryType.user)
 GET_TYPES = {
@@ -169,14 +183,54 @@ class EverosSearchResult:
     skills: list[ScoredMemory]
 
 
+def sign_objects(uploads: UploadService, tenant_id: str, req: ObjectSignRequest
+                 ) -> list[ObjectSignItem]:
+    """object/sign: a form per file, after the checks that name EverOS's fields (every
+    file is checked before any is signed)."""
+    limit = uploads.limits.max_files_per_request
+    if len(req.objectList) > limit:
+        raise Unprocessable(f"objectList has {len(req.objectList)} files; the limit is "
+                            f"{limit} files per request")
+    for i, item in enumerate(req.objectList):
+        if item.fileType == "image" and \
+                not guess_content_type(safe_file_name(item.fileName)).startswith("image/"):
+            raise Unprocessable(
+                f"objectList[{i}]: fileType is image but fileName {item.fileName!r} is not "
+                "an image (jpg, png, gif, webp)")
+    signed = []
+    for item in req.objectList:
+        form = uploads.sign(tenant_id, req.userId, item.fileName, item.fileType)
+        signed.append(ObjectSignItem(
+            fileId=item.fileId, fileName=item.fileName, fileType=item.fileType,
+            objectKey=form.key, objectSignedInfo=ObjectSignedInfo(
+                url=form.url, fields=form.fields, maxSize=form.max_bytes)))
+    return signed
+
+
+def add_result(accepted: AcceptResult) -> AddResult:
+    """"extracted" when the add ran to its end (sync), "accumulated" while it runs."""
+    count = len(accepted.message_ids)
+    if accepted.status in ("completed", "failed"):
+        return AddResult(task_id=accepted.task_id, message_count=count, status="extracted",
+                         message=f"processed {count} messages ({accepted.status})")
+    return AddResult(task_id=accepted.task_id, message_count=count, status="accumulated",
+                     message=f"accepted {count} messages; follow GET /api/v1/tasks/"
+                             f"{accepted.task_id}")
+
+
 @dataclass
-class EverosService:
+class EverosTranslator:
+    """The /api/v1 routes' one dependency: every EverOS operation over the core services."""
+
     ingest: IngestService
     search_service: SearchService
-    memories: MemoryStore
-    memory_service: MemoryService
+    memories: MemoryService
     tasks: TaskService
+    uploads: UploadService
     limits: Limits
+
+    def sign(self, tenant_id: str, req: ObjectSignRequest) -> ObjectSignData:
+        return ObjectSignData(objectList=sign_objects(self.uploads, tenant_id, req))
 
     # --- add ---------------------------------------------------------------------------
 
@@ -220,7 +274,7 @@ class EverosService:
                             "object/sign), base64 or text")
 
     def add(self, tenant_id: str, req: MemoryAddRequest,
-           idempotency_key: str | None = None) -> AddMessageData:
+            idempotency_key: str | None = None) -> AddResult:
         drafts = []
         for i, m in enumerate(req.messages):
             text, items = self._content(i, m.content)
@@ -228,10 +282,10 @@ class EverosService:
                                        message_id=m.message_id, items=items))
         spec = AddSpec(user_id=req.user_id, conversation_id=req.session_id or DEFAULT_SESSION,
                        async_mode=req.async_mode, idempotency_key=idempotency_key)
-        return self.ingest.accept(tenant_id, spec, drafts)
+        return add_result(self.ingest.accept(tenant_id, spec, drafts))
 
     def add_group(self, tenant_id: str, req: GroupAddRequest,
-                 idempotency_key: str | None = None) -> AddMessageData:
+                  idempotency_key: str | None = None) -> AddResult:
         drafts = []
         for i, m in enumerate(req.messages):
             text, items = self._content(i, m.content)
@@ -240,10 +294,10 @@ class EverosService:
                                        speaker=m.sender_name or m.sender_id, items=items))
         spec = AddSpec(user_id=group_partition(req.group_id), conversation_id=req.group_id,
                        async_mode=req.async_mode, idempotency_key=idempotency_key)
-        return self.ingest.accept(tenant_id, spec, drafts)
+        return add_result(self.ingest.accept(tenant_id, spec, drafts))
 
     def add_agent(self, tenant_id: str, req: AgentAddRequest,
-                 idempotency_key: str | None = None) -> AddMessageData:
+                  idempotency_key: str | None = None) -> AddResult:
         drafts = []
         for i, m in enumerate(req.messages):
             text, items = self._content(i, m.content)
@@ -263,11 +317,11 @@ class EverosService:
                                        tool_call_id=m.tool_call_id))
         spec = AddSpec(user_id=req.user_id, conversation_id=req.session_id or DEFAULT_SESSION,
                        async_mode=req.async_mode, kind="agent", idempotency_key=idempotency_key)
-        return self.ingest.accept(tenant_id, spec, drafts)
+        return add_result(self.ingest.accept(tenant_id, spec, drafts))
 
     # --- read ----------------------------------------------------------------------------
 
-    def get(self, tenant_id: str, req: MemoryGetRequest) -> tuple[Scope, list[Memory], int]:
+    def get(self, tenant_id: str, req: MemoryGetRequest) -> GetMemoriesData:
         scope = compile_scope(req.filters)
         if scope.is_group and req.memory_type != "episodic_memory":
             raise BadRequest(f"memory_type {req.memory_type} is per user: filter by user_id, "
@@ -275,17 +329,49 @@ class EverosService:
         types = GET_TYPES[req.memory_type]
         found: list[Memory] = []
         for partition in scope.partitions:
-            page = self.memories.list_active(tenant_id, partition, types, 0, MAX_LISTED,
-                                             scope.sessions)
+            page = self.memories.page(tenant_id, PageSpec(
+                user_id=partition, types=types, offset=0, limit=MAX_LISTED,
+                where=scope.sessions))
             found += [m for m in page.items if _in_time(m, scope.times)]
         key = (lambda m: m.create_time) if req.rank_by in (None, "create_time") \
             else (lambda m: m.update_time) if req.rank_by == "update_time" else _when
         found.sort(key=key, reverse=req.rank_order == "desc")
         start = (req.page - 1) * req.page_size
-        return scope, found[start:start + req.page_size], len(found)
+        memories = found[start:start + req.page_size]
+        data = GetMemoriesData(count=len(memories), total_count=len(found))
+        if req.memory_type == "episodic_memory":
+            data.episodes = [present.episode(m) for m in memories]
+        elif req.memory_type == "profile":
+            data.profiles = [present.profile(m) for m in memories]
+        elif req.memory_type == "agent_case":
+            data.agent_cases = [present.agent_case(m) for m in memories]
+        else:
+            data.agent_skills = [present.agent_skill(m) for m in memories]
+        return data
 
-    def search(self, tenant_id: str, req: MemorySearchRequest
-               ) -> tuple[Scope, EverosSearchResult]:
+    def search(self, tenant_id: str, req: MemorySearchRequest) -> SearchData:
+        found = self._search(tenant_id, req)
+        kinds = set(req.memory_types)
+        data = SearchData(query=SearchQuery(method="hybrid", text=req.query,
+                                            filters_applied=req.filters))
+        if "episodic_memory" in kinds:
+            data.episodes = [present.episode(s.memory, s.relativity) for s in found.episodes]
+        if "profile" in kinds:
+            data.profiles = [present.profile(s.memory, s.relativity) for s in found.profiles]
+        if "raw_message" in kinds:
+            data.raw_messages = [present.raw_message(s.memory, s.relativity) for s in found.raw]
+        if "agent_memory" in kinds:
+            data.agent_memory = AgentMemory(
+                cases=[present.agent_case(s.memory, s.relativity) for s in found.cases],
+                skills=[present.agent_skill(s.memory, s.relativity) for s in found.skills])
+        if req.include_original_data:
+            every = [*found.episodes, *found.profiles, *found.raw, *found.cases, *found.skills]
+            data.original_data = {s.memory.id: {"sources": s.memory.sources,
+                                                "memory_type": s.memory.memory_type.value}
+                                  for s in every}
+        return data
+
+    def _search(self, tenant_id: str, req: MemorySearchRequest) -> EverosSearchResult:
         scope = compile_scope(req.filters)
         kinds = set(req.memory_types)
         if scope.is_group and kinds & {"profile", "agent_memory"}:
@@ -293,15 +379,12 @@ class EverosService:
                              "not group_id")
         limit = self.limits.max_memory_limit if req.top_k == -1 else min(
             req.top_k, self.limits.max_memory_limit)
-        sessions = _memos_filter(scope.sessions)
         result = EverosSearchResult([], [], [], [], [])
         for partition in scope.partitions:
-            found = self.search_service.search(tenant_id, SearchRequest(
-                query=req.query, user_id=partition, filter=sessions,
-                memory_limit_number=limit,
-                include_preference="profile" in kinds, preference_limit_number=limit,
-                include_tool_memory="agent_memory" in kinds, tool_memory_limit_number=limit,
-                relativity=req.radius))
+            found = self.search_service.search(tenant_id, SearchSpec(
+                user_id=partition, query=req.query, where=scope.sessions, fact_limit=limit,
+                preference_limit=limit if "profile" in kinds else 0,
+                tool_limit=limit if "agent_memory" in kinds else 0, relativity=req.radius))
             for scored in found.facts:
                 if not _in_time(scored.memory, scope.times):
                     continue
@@ -320,14 +403,14 @@ class EverosService:
                 return []
             return sorted(items, key=lambda s: -s.relativity)[:limit]
 
-        return scope, EverosSearchResult(
+        return EverosSearchResult(
             episodes=best(result.episodes, "episodic_memory"),
             profiles=best(result.profiles, "profile"), raw=best(result.raw, "raw_message"),
             cases=best(result.cases, "agent_memory"), skills=best(result.skills, "agent_memory"))
 
     # --- delete, tasks ---------------------------------------------------------------------
 
-    def delete(self, tenant_id: str, req: MemoryDeleteRequest) -> Deletion:
+    def delete(self, tenant_id: str, req: MemoryDeleteRequest) -> DeleteResult:
         """By id, or every active memory of a user's or group's session: soft, as EverOS
         deletes (the rows stay, out of search). A user_id or a group_id alone erases all
         of that user's or group's data, as delete/memory by user_id does."""
@@ -336,49 +419,30 @@ class EverosService:
         if req.memory_id:
             if scoped:
                 raise Unprocessable("give memory_id alone, or filters (user_id / group_id)")
-            return self.memory_service.delete(
-                tenant_id, DeleteMemoryRequest(memory_ids=[req.memory_id]))
+            return DeleteResult(deleted=self.memories.delete(tenant_id, [req.memory_id]))
         if not req.user_id and not req.group_id:
             raise Unprocessable("give memory_id, or user_id and/or group_id")
         if req.sender_id:
             raise Unprocessable("deleting by sender_id is not supported")
         partition = group_partition(req.group_id) if req.group_id else req.user_id
         if scoped in (["user_id"], ["group_id"]):
-            receipt = self.memory_service.erase_user(tenant_id, partition)
-            return Deletion(receipt.memories, receipt)
+            receipt = self.memories.erase_user(tenant_id, partition)
+            return DeleteResult(deleted=receipt.memories, receipt=receipt)
         where = FilterNode(all_of=[Condition(field="conversation_id", op="eq",
                                              value=req.session_id)]) if req.session_id else None
         types = (*EPISODIC_TYPES, MemoryType.working, MemoryType.preference,
                  MemoryType.tool_trajectory, MemoryType.tool_schema)
         deleted = 0
         while True:
-            page = self.memories.list_active(tenant_id, partition, types, 0, DELETE_BATCH, where)
+            page = self.memories.page(tenant_id, PageSpec(
+                user_id=partition, types=types, offset=0, limit=DELETE_BATCH, where=where))
             ids = [m.id for m in page.items if m.status == MemoryStatus.activated]
             if not ids:
-                return Deletion(deleted)
-            deleted += self.memory_service.delete(
-                tenant_id, DeleteMemoryRequest(memory_ids=ids)).deleted
+                return DeleteResult(deleted=deleted)
+            deleted += self.memories.delete(tenant_id, ids)
 
-    def task(self, tenant_id: str, task_id: str) -> Task:
+    def task(self, tenant_id: str, task_id: str) -> TaskStatusResult:
         try:
-            return self.tasks.get(tenant_id, task_id)
+            return present.task_status(self.tasks.get(tenant_id, task_id))
         except NotFound:
             raise NotFound(f"task {task_id} not found") from None
-
-
-def _memos_filter(node: FilterNode | None) -> dict[str, Any] | None:
-    """A compiled session filter back in the MemOS filter language SearchRequest takes."""
-    if node is None:
-        return None
-
-    def convert(item: Condition | FilterNode) -> dict[str, Any]:
-        if isinstance(item, Condition):
-            return {item.field: {"in": item.value} if item.op == "in" else item.value}
-        out: dict[str, Any] = {}
-        if item.all_of:
-            out["and"] = [convert(c) for c in item.all_of]
-        if item.any_of:
-            out["or"] = [convert(c) for c in item.any_of]
-        return out
-
-    return convert(node)
