@@ -166,15 +166,16 @@ class AwsSettings(BaseModel):
     def async_ocr(self) -> bool:
         return bool(self.ocr_topic_arn and self.ocr_role_arn)
 
-    def missing(self, *fields: str) -> list[str]:
-        """The variables of these fields (default: every resource a Lambda needs) that
-        are not set."""
-        fields = fields or ("region", "tasks_table", "api_keys_table", "records_table",
-                            "idempotency_table", "bucket")
-        return [variable_of("aws", field) for field in fields if not getattr(self, field)]
+    def missing(self) -> list[str]:
+        """The variables of the resources every function needs that are not set."""
+        needed = ("region", "tasks_table", "api_keys_table", "records_table",
+                  "idempotency_table", "bucket")
+        return [variable_of("aws", field) for field in needed if not getattr(self, field)]
 
 
 class Settings(BaseSettings):
+    """Everything either profile reads from its environment; each reads what it uses."""
+
     model_config = SettingsConfigDict(env_prefix="ENGRAM_", env_nested_delimiter="__",
                                       env_ignore_empty=True)
 
