@@ -61,7 +61,7 @@ def hardware() -> dict:
 def fresh_runtime(embedder: Embedder) -> Iterator[LocalRuntime]:
     """The services `engram serve` runs, on an empty temporary data directory."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings.from_env(data_dir=Path(tmp))
+        settings = Settings(data_dir=Path(tmp))
         settings.api_keys = {"bench-key": TENANT}
         runtime = build_local_runtime(settings, embedder=embedder)
         try:
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 asks.append((conv.sample_id, q.question))
                 questions.append(q)
 
-    embedder = local_embedder(Settings.from_env())  # what `engram serve` runs (ENGRAM_EMBEDDER)
+    embedder = local_embedder(Settings())  # what `engram serve` runs (ENGRAM_EMBEDDER)
     embedder.warm_up()
     with fresh_runtime(embedder) as runtime:
         ingest_stats = ingest(runtime, conversations)

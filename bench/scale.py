@@ -868,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     # What `engram serve` runs (ENGRAM_EMBEDDER, int8 ONNX by default); --torch-threads
     # measures the sentence-transformers path instead.
     embedder = (MiniLMEmbedder(threads=args.torch_threads) if args.torch_threads
-                else local_embedder(Settings.from_env()))
+                else local_embedder(Settings()))
     embedder.warm_up()
     rng = random.Random(args.seed)
     pool = sentence_pool(args.pool, rng)

@@ -59,7 +59,7 @@ def accept(stack: MotoStack, user: str, text: str) -> TaskRef:
 
 
 def run(stack: MotoStack, ref: TaskRef) -> dict:
-    StepFunctionsWorkflow(stack.sfn, stack.settings.state_machine_arn).start(ref)
+    StepFunctionsWorkflow(stack.sfn, stack.settings.aws.state_machine_arn).start(ref)
     return stack.wait_for_execution(ref.task_id)
 
 
@@ -110,7 +110,7 @@ def test_retryable_failure_is_retried_and_recovers(stack):
 def test_permanent_failure_marks_the_task_failed_with_the_reason(stack):
     ref = accept(stack, "u-broken", "I like hiking on weekends.")
     # The raw request disappears: parse cannot load it, and retrying will not help.
-    stack.s3.delete_object(Bucket=stack.settings.bucket,
+    stack.s3.delete_object(Bucket=stack.settings.aws.bucket,
                            Key=request_key(TENANT, ref.user_id, ref.task_id))
     execution = run(stack, ref)
 
@@ -130,10 +130,10 @@ def test_an_unclassified_error_is_caught_too_and_named(stack):
         # neither retryable nor permanent by name, so the Catch takes it.
         if function == "index":
             plan_key = f"work/{TENANT}/{ref.task_id}/plan.json"
-            plan = stack.s3.get_object(Bucket=stack.settings.bucket, Key=plan_key)
+            plan = stack.s3.get_object(Bucket=stack.settings.aws.bucket, Key=plan_key)
             text = plan["Body"].read().decode()
             broken = text.replace('"vector":[', '"vector":[' + "0.0," * 3, 1)
-            stack.s3.put_object(Bucket=stack.settings.bucket, Key=plan_key, Body=broken)
+            stack.s3.put_object(Bucket=stack.settings.aws.bucket, Key=plan_key, Body=broken)
 
     stack.before_task = corrupt_the_plan
     execution = run(stack, ref)
@@ -164,7 +164,7 @@ def accept_with_file(stack: MotoStack, user: str, text: str, name: str, data: by
 
 
 def start(stack: MotoStack, ref: TaskRef) -> None:
-    StepFunctionsWorkflow(stack.sfn, stack.settings.state_machine_arn).start(ref)
+    StepFunctionsWorkflow(stack.sfn, stack.settings.aws.state_machine_arn).start(ref)
 
 
 def wait_for_invocation(stack: MotoStack, name: str, timeout: float = 20) -> None:
@@ -266,7 +266,7 @@ def test_audio_waits_for_its_transcribe_job_and_keeps_time_spans(stack):
         assert time.monotonic() < deadline, "the Transcribe job was never started"
         time.sleep(0.05)
     # What Transcribe does when the job ends: the transcript in the bucket, then the event.
-    stack.s3.put_object(Bucket=stack.settings.bucket, Key=output,
+    stack.s3.put_object(Bucket=stack.settings.aws.bucket, Key=output,
                         Body=json.dumps(transcript_json(job_name)).encode())
     state_manager.set_transition("transcribe::transcriptionjob", {"progression": "immediate"})
     try:
