@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from pydantic import ValidationError
 
-from engram.config import ENVIRONMENT_NAMES, Settings
+from engram.config import ENVIRONMENT_NAMES, LlmSettings, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -92,3 +93,15 @@ def test_every_mapped_name_sets_a_field():
         for part in path:
             assert part in model.model_fields, f"{name} → {path}"
             model = model.model_fields[part].annotation
+
+
+def test_a_refused_setting_never_echoes_a_key(monkeypatch):
+    """The LLM's key and the API keys must not reach a log through a validation error."""
+    with pytest.raises(ValidationError) as refused:
+        LlmSettings(base_url="http://llm.internal", api_key="sk-do-not-print-me")
+    assert "sk-do-not-print-me" not in str(refused.value)
+    monkeypatch.setenv("ENGRAM_API_KEYS", "eng_secretkey123:tenant,broken")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert "eng_secretkey123" not in str(refused.value)
+    assert "ENGRAM_API_KEYS" in str(refused.value)

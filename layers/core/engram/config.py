@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -47,9 +47,16 @@ class Limits(BaseModel):
     upload_expiry_seconds: int = 15 * 60  # how long a signed upload form stays valid
 
 
+# Settings hold API keys (ENGRAM_API_KEYS, the LLM's and the vision model's): a validation
+# error names the field and the rule, never the value given.
+SECRET_INPUT = ConfigDict(hide_input_in_errors=True)
+
+
 class LlmSettings(BaseModel):
     """ENGRAM_LLM_*: the chat model used for extraction and conflict resolution, on an
     OpenAI-compatible endpoint; unset, the rule-based path does both."""
+
+    model_config = SECRET_INPUT  # a refused value is not echoed: it may hold the key
 
     model: str = ""  # "": no LLM, rule-based extraction and conflict resolution
     base_url: str = ""  # "": OpenAI's API
@@ -74,6 +81,8 @@ class LlmSettings(BaseModel):
 class VisionSettings(BaseModel):
     """ENGRAM_VISION_*: a vision-capable model on an OpenAI-compatible endpoint that
     describes images (OCR reads their text either way). Off unless a model is named."""
+
+    model_config = SECRET_INPUT
 
     model: str = ""  # "": images are read by OCR alone
     base_url: str = ""  # "": OpenAI's API
@@ -177,7 +186,7 @@ class Settings(BaseSettings):
     """Everything either profile reads from its environment; each reads what it uses."""
 
     model_config = SettingsConfigDict(env_prefix="ENGRAM_", env_nested_delimiter="__",
-                                      env_ignore_empty=True)
+                                      env_ignore_empty=True, hide_input_in_errors=True)
 
     data_dir: Path = Path(".engram")
     host: str = "127.0.0.1"
