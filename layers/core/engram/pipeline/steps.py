@@ -23,7 +23,7 @@ from engram.errors import PermanentError, TaskErased
 from engram.extraction.documents import add_locations, document_candidates
 from engram.extraction.images import image_turns
 from engram.models.content import FAILED_PREFIX
-from engram.models.domain import MemoryStatus, Task, TaskRef, TaskStatus, now_ms
+from engram.models.domain import MemoryStatus, Task, TaskRef, TaskStatus, TokenUsage, now_ms
 from engram.models.pipeline import (
     ContentJob,
     ContentJobsRef,
@@ -198,12 +198,7 @@ def extract(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
         candidates += document_candidates(task, job.messages, parsed.blocks)
         add_locations(candidates, parsed.blocks, task.items)
     out = ExtractedCandidates(extractor=deps.extractor.name, candidates=candidates)
-    with unless_erased(deps, ref):
-        _put(deps, work_key(ref.tenant_id, ref.task_id, "candidates"), out)
-        if extraction.usage.calls or extraction.warnings:
-            task.usage += extraction.usage
-            task.warnings += [f"extract: {w}" for w in extraction.warnings]
-            deps.tasks.save(task)
+    _hand_on(deps, ref, task, "candidates", out, extraction.usage, extraction.warnings)
     return ref
 
 
@@ -214,13 +209,20 @@ def dedupe(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
                       ExtractedCandidates)
     plan = plan_changes(job, extracted.candidates, deps.memories, deps.index, deps.embedder,
                         resolver=deps.resolver)
-    with unless_erased(deps, ref):
-        _put(deps, work_key(ref.tenant_id, ref.task_id, "plan"), plan)
-        if plan.usage.calls or plan.warnings:
-            task.usage += plan.usage
-            task.warnings += [f"dedupe: {w}" for w in plan.warnings]
-            deps.tasks.save(task)
+    _hand_on(deps, ref, task, "plan", plan, plan.usage, plan.warnings)
     return ref
+
+
+def _hand_on(deps: PipelineDeps, ref: TaskRef, task: Task, name: str, output: BaseModel,
+             usage: TokenUsage, warnings: list[str]) -> None:
+    """A step's output for the next step, and what its LLM calls cost and warned on the
+    task row (saved only when there is something to add), unless the task was erased."""
+    with unless_erased(deps, ref):
+        _put(deps, work_key(ref.tenant_id, ref.task_id, name), output)
+        if usage.calls or warnings:
+            task.usage += usage
+            task.warnings += [f"{task.step}: {w}" for w in warnings]
+            deps.tasks.save(task)
 
 
 def index(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
