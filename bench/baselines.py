@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from engram.ports import Embedder
-from engram.services.lexical import tokenize
+from engram.retrieval.lexical import tokenize
 
 RRF_K = 60
 

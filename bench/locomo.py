@@ -27,9 +27,10 @@ from pathlib import Path
 
 from bench.baselines import BM25, Dense, rrf
 from bench.locomo_data import CATEGORY_NAMES, HEADLINE_CATEGORIES, Conversation, load
+from engram.api.memos.models import AddMessageRequest, SearchRequest
+from engram.api.memos.translate import accept_args, search_spec
 from engram.config import Settings
 from engram.local.runtime import LocalRuntime, build_local_runtime, local_embedder
-from engram.models.api import AddMessageRequest, SearchRequest
 from engram.ports import Embedder
 
 TENANT = "bench"
@@ -60,7 +61,7 @@ def hardware() -> dict:
 def fresh_runtime(embedder: Embedder) -> Iterator[LocalRuntime]:
     """The services `engram serve` runs, on an empty temporary data directory."""
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings.from_env(data_dir=Path(tmp))
+        settings = Settings(data_dir=Path(tmp))
         settings.api_keys = {"bench-key": TENANT}
         runtime = build_local_runtime(settings, embedder=embedder)
         try:
@@ -80,7 +81,7 @@ def ingest(runtime: LocalRuntime, conversations: list[Conversation], clients: in
                 user_id=conv.sample_id, conversation_id=f"session_{number}", async_mode=False,
                 messages=[{"role": "user", "content": t.text, "name": t.speaker,
                            "chat_time": t.chat_time, "message_id": t.dia_id} for t in session])
-            result = runtime.services.ingest.add_messages(TENANT, req)
+            result = runtime.services.ingest.accept(TENANT, *accept_args(req))
             if result.status != "completed":
                 raise RuntimeError(f"ingest of {conv.sample_id} session {number} failed")
         return sum(len(session) for _, session in conv.sessions)
@@ -109,9 +110,9 @@ def engram_search(runtime: LocalRuntime, depth: int) -> Callable[[str, str], lis
     limit = min(depth, 25)
 
     def search(user: str, question: str) -> list[Retrieved]:
-        found = runtime.services.search.search(TENANT, SearchRequest(
+        found = runtime.services.search.search(TENANT, search_spec(SearchRequest(
             query=question, user_id=user, memory_limit_number=limit,
-            preference_limit_number=limit, include_preference=True))
+            preference_limit_number=limit, include_preference=True)))
         ranked = merged(found.facts, found.preferences)[:depth]
         return [Retrieved(frozenset(s.memory.sources), len(s.memory.memory_value.split()))
                 for s in ranked]
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                 asks.append((conv.sample_id, q.question))
                 questions.append(q)
 
-    embedder = local_embedder(Settings.from_env())  # what `engram serve` runs (ENGRAM_EMBEDDER)
+    embedder = local_embedder(Settings())  # what `engram serve` runs (ENGRAM_EMBEDDER)
     embedder.warm_up()
     with fresh_runtime(embedder) as runtime:
         ingest_stats = ingest(runtime, conversations)

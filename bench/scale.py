@@ -42,13 +42,13 @@ import numpy as np
 
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.adapters.minilm_embedder import MiniLMEmbedder
+from engram.api.memos.models import AddMessageRequest, SearchRequest
+from engram.api.memos.translate import accept_args, search_spec
 from engram.config import Settings
 from engram.local.runtime import LocalRuntime, build_local_runtime, local_embedder
-from engram.models.api import AddMessageRequest, SearchRequest
-from engram.models.domain import FACT_TYPES, Memory, MemoryType
+from engram.models.domain import FACT_TYPES, Memory, MemoryType, content_hash
 from engram.ports import IndexQuery
-from engram.services.dedupe import content_hash
-from engram.services.search import SearchService, request_filter
+from engram.services.search import SearchService
 
 TENANT = "t00"  # the target user's tenant; other users live here too
 TARGET_USER = "u_target"
@@ -488,7 +488,7 @@ def measure_search(runtime: LocalRuntime, embedder: MiniLMEmbedder, questions: l
         results: list = []
 
         def run(i: int, reqs: list[SearchRequest] = requests, into: list = results) -> None:
-            into.append(service.search(TENANT, reqs[i]))
+            into.append(service.search(TENANT, search_spec(reqs[i])))
 
         latency = timed(run, len(requests))
         for found in results:
@@ -508,11 +508,11 @@ def measure_search(runtime: LocalRuntime, embedder: MiniLMEmbedder, questions: l
         embedder=Clocked(embedder, "embed", ("embed",), clock))
     requests = [SearchRequest(query=q, user_id=TARGET_USER) for q in questions]
     for req in requests[:WARM_UP_QUERIES]:
-        clocked.search(TENANT, req)
+        clocked.search(TENANT, search_spec(req))
     clock.clear()
     started = time.perf_counter()
     for req in requests:
-        clocked.search(TENANT, req)
+        clocked.search(TENANT, search_spec(req))
     total = (time.perf_counter() - started) * 1000 / len(requests)
     split = {k: round(v * 1000 / len(requests), 2) for k, v in clock.items()}
     split["fusion_and_rest"] = round(total - sum(split.values()), 2)
@@ -537,8 +537,8 @@ def measure_search(runtime: LocalRuntime, embedder: MiniLMEmbedder, questions: l
     out["components"]["index_only"] = timed(index_call(), len(questions))
     for variant in variants:
         if variant.filter is not None:
-            where = request_filter(SearchRequest(query="x", user_id=TARGET_USER,
-                                                 filter=variant.filter))
+            where = search_spec(SearchRequest(query="x", user_id=TARGET_USER,
+                                              filter=variant.filter)).where
             out["components"][f"index_only_{variant.name}"] = timed(
                 index_call(where), len(questions))
     # The floor under the dense half of one index call: a plain product over a matrix of
@@ -584,7 +584,7 @@ def ingest_turns(runtime: LocalRuntime, sessions: list[list[dict]], label: str) 
         req = AddMessageRequest(user_id=TARGET_USER, conversation_id=f"{label}_{number}",
                                 async_mode=False, messages=session)
         t0 = time.perf_counter()
-        result = runtime.services.ingest.add_messages(TENANT, req)
+        result = runtime.services.ingest.accept(TENANT, *accept_args(req))
         per_call.append((time.perf_counter() - t0) * 1000)
         if result.status != "completed":
             raise RuntimeError(f"ingest of session {number} ended {result.status}")
@@ -806,12 +806,12 @@ def report(results: dict) -> str:
             lines.append(f"| {name} | {c['p50']} | {c['p95']} | {c['p99']} | {c['mean']} | "
                          f"{c['cpu_ms_per_call']} |")
         ing = run["ingest_service_at_size"]
-        lines += ["", f"IngestService.add_messages (sync) into this user: {ing['turns']} turns "
+        lines += ["", f"IngestService.accept (sync) into this user: {ing['turns']} turns "
                   f"in {ing['seconds']} s = **{ing['turns_per_second']} turns/s** (per call of "
                   f"{SESSION_TURNS} turns: p50 {ing['call_ms']['p50']} ms, p95 "
                   f"{ing['call_ms']['p95']} ms).", ""]
     ing = results["ingest_service_empty"]
-    lines += [f"IngestService.add_messages (sync) into an empty store: {ing['turns']} turns in "
+    lines += [f"IngestService.accept (sync) into an empty store: {ing['turns']} turns in "
               f"{ing['seconds']} s = **{ing['turns_per_second']} turns/s** "
               f"({ing['memories_added_or_updated']} memories written).", ""]
     if len(sizes) > 1:
@@ -868,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     # What `engram serve` runs (ENGRAM_EMBEDDER, int8 ONNX by default); --torch-threads
     # measures the sentence-transformers path instead.
     embedder = (MiniLMEmbedder(threads=args.torch_threads) if args.torch_threads
-                else local_embedder(Settings.from_env()))
+                else local_embedder(Settings()))
     embedder.warm_up()
     rng = random.Random(args.seed)
     pool = sentence_pool(args.pool, rng)

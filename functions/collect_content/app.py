@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from engram.aws import content_jobs
+from engram.aws import content_waits
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
-from engram.services import pipeline
+from engram.pipeline import steps as pipeline
 
 
 @logger.inject_lambda_context(log_event=True, correlation_id_path="task_id")
@@ -20,4 +20,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def collect_task(event: dict[str, Any], deps: pipeline.PipelineDeps) -> dict[str, Any]:
-    return content_jobs.collect_content(deps, event)
+    return content_waits.collect_content(deps, event)

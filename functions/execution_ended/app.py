@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
 from engram.aws.steps import close_ended_execution
-from engram.services.pipeline import PipelineDeps
+from engram.pipeline.steps import PipelineDeps
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
 from engram.aws.steps import run_step
-from engram.services import pipeline
+from engram.pipeline import steps as pipeline
 
 
 @logger.inject_lambda_context(log_event=True, correlation_id_path="task_id")

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
 from engram.aws.steps import mark_step_failed
-from engram.services.pipeline import PipelineDeps
+from engram.pipeline.steps import PipelineDeps
 
 
 @logger.inject_lambda_context(log_event=True, correlation_id_path="task_id")

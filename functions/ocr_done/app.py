@@ -4,10 +4,10 @@ task's token answered. Redelivered notices are harmless; failed records retry al
 
 from typing import Any
 
-from engram.aws import content_jobs
+from engram.aws import content_waits
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
-from engram.services.content_jobs import ContentJobs
+from engram.pipeline.content_jobs import ContentJobs
 
 
 @logger.inject_lambda_context
@@ -18,4 +18,4 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def receive_notices(event: dict[str, Any], context: Any, jobs: ContentJobs) -> dict[str, Any]:
-    return content_jobs.ocr_notices(event, context, jobs)
+    return content_waits.ocr_notices(event, context, jobs)

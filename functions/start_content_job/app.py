@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from engram.aws import content_jobs
+from engram.aws import content_waits
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
-from engram.services.content_jobs import ContentJobs
+from engram.pipeline.content_jobs import ContentJobs
 
 
 @logger.inject_lambda_context(correlation_id_path="task_id")  # the event holds a token
@@ -20,4 +20,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def start_job(event: dict[str, Any], jobs: ContentJobs) -> dict[str, Any]:
-    return content_jobs.start_content_job(jobs, event)
+    return content_waits.start_content_job(jobs, event)

@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from engram.aws import content_jobs
+from engram.aws import content_waits
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
-from engram.services.content_jobs import ContentJobs
+from engram.pipeline.content_jobs import ContentJobs
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -20,4 +20,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def receive_event(event: dict[str, Any], jobs: ContentJobs) -> dict[str, Any]:
-    return content_jobs.transcription_notice(jobs, event)
+    return content_waits.transcription_notice(jobs, event)

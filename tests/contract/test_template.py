@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import tomllib
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ from cfnlint.decode import decode
 from pydantic import BaseModel
 
 from engram.adapters.dynamodb_tables import table_definitions
+from engram.api.everos.models import MemoryAddRequest, ObjectSignRequest
+from engram.api.memos.models import AddMessageRequest, SearchRequest, TaskStatusRequest
 from engram.aws.events import (
     ContentJobTaskInput,
     ExecutionStatusChange,
@@ -35,10 +36,8 @@ from engram.aws.events import (
     TranscribeJobStateChange,
     UploadQueueRecord,
 )
-from engram.aws.settings import AwsSettings
-from engram.models.api import AddMessageRequest, SearchRequest, TaskStatusRequest
+from engram.config import Settings
 from engram.models.domain import TaskRef
-from engram.models.everos import MemoryAddRequest, ObjectSignRequest
 from engram.models.pipeline import CollectContentInput
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -270,46 +269,26 @@ def test_every_function_folder_is_deployed_and_has_events(template):
         assert "boto3" not in "\n".join(lines), f"functions/{name}/app.py calls AWS itself"
 
 
-class RecordingEnv(Mapping[str, str]):
-    """An environment that remembers which variables were asked for; it holds only
-    what validation needs (a region, table and bucket names)."""
-
-    def __init__(self) -> None:
-        self.asked: set[str] = set()
-
-    def _value(self, key: str) -> str | None:
-        if key == "AWS_REGION":
-            return "us-east-1"
-        return "x" if key.endswith(("_TABLE", "_BUCKET")) else None
-
-    def __getitem__(self, key: str) -> str:
-        self.asked.add(key)
-        value = self._value(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
-def test_every_variable_the_template_sets_is_read_by_the_settings(template):
-    env = RecordingEnv()
-    AwsSettings.from_env(env)
+def test_every_variable_the_template_sets_is_read_by_the_settings(template, monkeypatch):
     variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
     for function in resources_of(template, "AWS::Serverless::Function").values():
         variables.update(function["Properties"].get("Environment", {}).get("Variables", {}))
     engram = {name for name in variables if name.startswith("ENGRAM_")}
-    assert engram <= env.asked, f"set but never read: {engram - env.asked}"
+    for name in [name for name in os.environ if name.startswith("ENGRAM_")]:
+        monkeypatch.delenv(name)
+    unset = Settings()
+
+    def is_read(name: str) -> bool:
+        """Setting it changes the settings, or is refused by their validation."""
+        with monkeypatch.context() as env:
+            env.setenv(name, "probe-value")
+            try:
+                return Settings() != unset
+            except ValueError:
+                return True
+
+    unread = {name for name in engram if not is_read(name)}
+    assert not unread, f"set but never read: {unread}"
     required = {f"ENGRAM_{n}" for n in ("TASKS_TABLE", "API_KEYS_TABLE", "RECORDS_TABLE",
                                         "IDEMPOTENCY_TABLE", "BUCKET")}
     assert required <= engram

@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
-from engram.services.lexical import tokenize
+from engram.retrieval.lexical import tokenize
 
 FIELD_TYPES = {"keyword", "text", "long", "integer", "date", "boolean", "float", "object",
                "knn_vector"}

@@ -32,14 +32,15 @@ from tests.fakes.embedder import HashingEmbedder
 from tests.fakes.opensearch_server import FakeOpenSearch
 
 from engram.aws import runtime as aws_runtime_module
-from engram.aws.runtime import AwsClients, AwsRuntime, build_aws_services
-from engram.aws.settings import (
+from engram.aws.runtime import AwsClients, AwsRuntime, build_aws_runtime
+from engram.config import (
     AwsSettings,
     EmbeddingSettings,
+    LlmSettings,
     OpenSearchSettings,
+    Settings,
     VisionSettings,
 )
-from engram.config import LlmSettings
 from engram.models.domain import Task, TaskRef
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +142,7 @@ def local_substitutions(retry_interval_seconds: int = 1,
 
 @dataclass
 class MotoStack:
-    settings: AwsSettings
+    settings: Settings
     clients: AwsClients
     runtime: AwsRuntime
     tables: dict[str, Any]
@@ -188,13 +189,13 @@ class MotoStack:
         return [t for t in tasks if t.user_id == user_id]
 
     def executions(self) -> list[dict[str, Any]]:
-        if not self.settings.state_machine_arn:
+        if not self.settings.aws.state_machine_arn:
             return []
         return self.sfn.list_executions(
-            stateMachineArn=self.settings.state_machine_arn)["executions"]
+            stateMachineArn=self.settings.aws.state_machine_arn)["executions"]
 
     def wait_for_execution(self, name: str, timeout: float = 30) -> dict[str, Any]:
-        arn = self.settings.state_machine_arn.replace(":stateMachine:", ":execution:")
+        arn = self.settings.aws.state_machine_arn.replace(":stateMachine:", ":execution:")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             described = self.sfn.describe_execution(executionArn=f"{arn}:{name}")
@@ -204,7 +205,7 @@ class MotoStack:
         raise TimeoutError(f"execution {name} still running after {timeout} s")
 
     def history(self, name: str) -> list[dict[str, Any]]:
-        arn = self.settings.state_machine_arn.replace(":stateMachine:", ":execution:")
+        arn = self.settings.aws.state_machine_arn.replace(":stateMachine:", ":execution:")
         return self.sfn.get_execution_history(executionArn=f"{arn}:{name}")["events"]
 
 
@@ -268,8 +269,8 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
         secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="engram-test/provider", SecretString=VISION_SECRET)["ARN"] \
             if vision or llm else ""
-        settings = AwsSettings(
-            vision=vision or VisionSettings(), llm=llm or LlmSettings(),
+        settings = Settings(vision=vision or VisionSettings(), llm=llm or LlmSettings(),
+                            aws=AwsSettings(
             provider_secret_arn=secret_arn,
             ocr_topic_arn=topic, ocr_role_arn=OCR_ROLE_ARN, transcription="enabled",
             job_prefix=JOB_PREFIX,
@@ -280,7 +281,7 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
             opensearch=OpenSearchSettings(endpoint=f"http://127.0.0.1:{search.port}",
                                           service="es", index="engram-memories"),
             embedding=EmbeddingSettings(model_id=HashingEmbedder.model_name,
-                                        dimension=HashingEmbedder.dimension))
+                                        dimension=HashingEmbedder.dimension)))
         clients = AwsClients(
             s3=s3, dynamodb=dynamodb,
             dynamodb_client=boto3.client("dynamodb", region_name=REGION),
@@ -288,7 +289,7 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
             opensearch=OpenSearch(hosts=[{"host": "127.0.0.1", "port": search.port}]),
             textract=boto3.client("textract", region_name=REGION),
             transcribe=boto3.client("transcribe", region_name=REGION))
-        runtime = build_aws_services(settings, embedder=HashingEmbedder(), clients=clients)
+        runtime = build_aws_runtime(settings, embedder=HashingEmbedder(), clients=clients)
         stack = MotoStack(settings=settings, clients=clients, runtime=runtime, tables=tables,
                           opensearch=search, ocr_queue_url=ocr_queue)
         if execute:

@@ -22,6 +22,7 @@ from tests.integration.aws_stack import (
     TENANT,
     HeldWorkflow,
     MotoStack,
+    handler_module,
     invoke,
     load_event,
     moto_stack,
@@ -29,9 +30,9 @@ from tests.integration.aws_stack import (
 from tests.integration.test_parsing_textract import textract_blocks
 from tests.integration.test_transcribe_media import transcript_json
 
-from engram.aws import runtime as aws_runtime_module
-from engram.aws.runtime import build_aws_services
-from engram.models.api import AddMessageRequest
+from engram.api.memos.models import AddMessageRequest
+from engram.api.memos.translate import accept_args
+from engram.aws.runtime import AwsRuntime, build_aws_runtime
 from engram.models.pipeline import (
     ContentJobRecord,
     ParsedMessages,
@@ -40,6 +41,7 @@ from engram.models.pipeline import (
     job_record_key,
     work_key,
 )
+from engram.pipeline.steps import PipelineDeps
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -90,8 +92,8 @@ def add_file(stack: MotoStack, user: str, name: str, data: bytes, text: str = ""
     content = [{"type": "text", "text": text}] if text else []
     content.append({"type": "file", "file": {"file_data": base64.b64encode(data).decode(),
                                              "file_name": name}})
-    ingest.add_messages(TENANT, AddMessageRequest(
-        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": content}]))
+    ingest.accept(TENANT, *accept_args(AddMessageRequest(
+        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": content}])))
     (ref,) = held.refs
     return ref.model_dump()
 
@@ -278,13 +280,23 @@ def test_notices_of_unknown_jobs_are_consumed(stack):
         "outcome"] == "unknown"
 
 
+def runtime_with(stack: MotoStack, **aws: str) -> AwsRuntime:
+    """The stack's runtime, built again with other AWS settings."""
+    settings = stack.settings.model_copy(update={
+        "aws": stack.settings.aws.model_copy(update=aws)})
+    return build_aws_runtime(settings, embedder=HashingEmbedder(), clients=stack.clients)
+
+
+def parse_task(ref: dict, deps: PipelineDeps) -> dict:
+    """The parse function's seam, called with a runtime of the test's own."""
+    return handler_module("parse").parse_task(ref, deps)
+
+
 def test_with_transcription_disabled_audio_is_capability_unavailable(stack):
-    settings = stack.settings.model_copy(update={"transcription": "disabled"})
-    runtime = build_aws_services(settings, embedder=HashingEmbedder(), clients=stack.clients)
-    aws_runtime_module.install(runtime)
+    runtime = runtime_with(stack, transcription="disabled")
     ref = add_file(stack, "u-off", "memo.wav", docs_wav(), text="Listen to this.")
 
-    assert invoke("parse", ref) == ref  # nothing to wait for
+    assert parse_task(ref, runtime.pipeline) == ref  # nothing to wait for
     (item,) = stack.task(ref["task_id"]).items
     assert item.state == "failed"
     assert item.error == ("Processing Failed: audio transcription unavailable: Amazon "
@@ -294,12 +306,10 @@ def test_with_transcription_disabled_audio_is_capability_unavailable(stack):
 
 
 def test_without_the_ocr_topic_scanned_pages_are_read_in_the_parse_step(stack):
-    settings = stack.settings.model_copy(update={"ocr_topic_arn": ""})
-    runtime = build_aws_services(settings, embedder=HashingEmbedder(), clients=stack.clients)
-    aws_runtime_module.install(runtime)
+    runtime = runtime_with(stack, ocr_topic_arn="")
     ref = add_file(stack, "u-sync", "scan.pdf", docs.pdf_scanned())
 
-    assert invoke("parse", ref) == ref  # DetectDocumentText per scanned page instead
+    assert parse_task(ref, runtime.pipeline) == ref  # DetectDocumentText per scanned page instead
     (item,) = stack.task(ref["task_id"]).items
     assert (item.state, item.pages) == ("completed", 2)
 

@@ -170,12 +170,12 @@ def test_inbox_file_takes_the_real_s3_notification_path(stack, api_key):
     queue_url, queue_arn = new_queue("engram-test-upload")
     # As template.yaml configures the bucket: object-created under inbox/ → the queue.
     stack.s3.put_bucket_notification_configuration(
-        Bucket=stack.settings.bucket, NotificationConfiguration={"QueueConfigurations": [{
+        Bucket=stack.settings.aws.bucket, NotificationConfiguration={"QueueConfigurations": [{
             "QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"],
             "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "inbox/"}]}}}]})
-    stack.s3.put_object(Bucket=stack.settings.bucket, Key="inbox/tenant-a/u-inbox/note 1.txt",
+    stack.s3.put_object(Bucket=stack.settings.aws.bucket, Key="inbox/tenant-a/u-inbox/note 1.txt",
                         Body=PREFERENCE.encode())
-    stack.s3.put_object(Bucket=stack.settings.bucket, Key="requests/not-for-the-inbox.json",
+    stack.s3.put_object(Bucket=stack.settings.aws.bucket, Key="requests/not-for-the-inbox.json",
                         Body=b"{}")
 
     messages = drain(queue_url)

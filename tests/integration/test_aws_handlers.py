@@ -24,9 +24,9 @@ from tests.integration.aws_stack import (
 
 from engram.adapters.dynamodb_tables import TaskWriteConflict
 from engram.aws.events import CaughtError, S3ObjectCreated
-from engram.aws.runtime import AwsClients, ConfigurationError, LazyClient, build_aws_services
-from engram.aws.settings import AwsSettings, EmbeddingSettings
+from engram.aws.runtime import AwsClients, ConfigurationError, LazyClient, build_aws_runtime
 from engram.aws.steps import run_step
+from engram.config import AwsSettings, EmbeddingSettings, Settings
 from engram.errors import PermanentError, RetryableError
 from engram.models.domain import Role, Task, TaskRef, TaskStatus
 from engram.models.pipeline import IngestJob, request_key
@@ -117,7 +117,7 @@ def test_api_add_with_an_idempotency_key_runs_once(stack):
 def test_an_add_retried_after_start_execution_failed_finds_its_task(stack, monkeypatch):
     """StartExecution fails after the task row is written; the client retries with the
     same key: the same task, started this time, and no second task or message."""
-    workflow = stack.runtime.services.ingest.workflow
+    workflow = stack.runtime.services.ingest.workflow.state_machine
     real = workflow._sfn
     failing = type("Down", (), {"start_execution": lambda self, **kw: (_ for _ in ()).throw(
         throttled()), "exceptions": real.exceptions})()
@@ -434,17 +434,20 @@ def test_settings_come_from_the_template_environment(monkeypatch):
            "ENGRAM_OPENSEARCH_ENDPOINT": "https://abc.eu-west-1.aoss.amazonaws.com",
            "ENGRAM_OPENSEARCH_SERVICE": "aoss", "ENGRAM_EMBEDDING_DIMENSION": "512",
            "ENGRAM_LLM_PROVIDER": "none", "ENGRAM_EMBEDDING_BASE_URL": ""}
-    settings = AwsSettings.from_env(env)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ENGRAM_STATE_MACHINE_ARN", raising=False)
+    settings = Settings().aws
     assert settings.region == "eu-west-1" and settings.embedding.dimension == 512
     assert settings.opensearch.use_custom_ids is False  # Serverless refuses custom ids
     assert settings.state_machine_arn == ""
 
 
 def test_the_factory_creates_no_client_until_one_is_used(aws_credentials):  # noqa: F811
-    settings = AwsSettings(region="us-east-1", tasks_table="t", api_keys_table="k",
-                           records_table="r", idempotency_table="i", bucket="b")
+    settings = Settings(aws=AwsSettings(region="us-east-1", tasks_table="t", api_keys_table="k",
+                                        records_table="r", idempotency_table="i", bucket="b"))
     clients = AwsClients.from_settings(settings)
-    runtime = build_aws_services(settings, clients=clients)  # Bedrock embedder by default
+    runtime = build_aws_runtime(settings, clients=clients)  # Bedrock embedder by default
     assert runtime.pipeline.embedder.dimension == 1024
     untouched = [clients.s3, clients.stepfunctions, clients.bedrock_runtime,
                  clients.opensearch, clients.dynamodb_client]
@@ -452,9 +455,9 @@ def test_the_factory_creates_no_client_until_one_is_used(aws_credentials):  # no
 
 
 def test_an_openai_provider_without_its_key_secret_is_refused_at_cold_start(aws_credentials):  # noqa: F811
-    settings = AwsSettings(region="us-east-1", tasks_table="t", api_keys_table="k",
-                           records_table="r", idempotency_table="i", bucket="b",
-                           embedding=EmbeddingSettings(provider="openai",
-                                                       base_url="https://llm.example/v1"))
+    settings = Settings(aws=AwsSettings(
+        region="us-east-1", tasks_table="t", api_keys_table="k", records_table="r",
+        idempotency_table="i", bucket="b",
+        embedding=EmbeddingSettings(provider="openai", base_url="https://llm.example/v1")))
     with pytest.raises(ConfigurationError, match="ENGRAM_PROVIDER_SECRET_ARN"):
-        build_aws_services(settings)
+        build_aws_runtime(settings)

@@ -33,7 +33,7 @@ from tests.integration.aws_stack import (
 )
 from tests.integration.test_parsing_textract import textract_blocks
 
-from engram.aws.settings import VisionSettings
+from engram.config import VisionSettings
 from engram.models.domain import TaskRef
 from engram.models.pipeline import ParsedMessages, work_key
 
@@ -199,7 +199,7 @@ def test_images_are_described_when_a_vision_model_is_set(aws_credentials,  # noq
     vision = OpenAIEmbeddingsServer()
     vision.chat_model = "gpt-4o-mini"
     monkeypatch.setattr(TextractBackend, "BLOCKS", textract_blocks([OCR_LINES]))
-    settings = VisionSettings(model_id="gpt-4o-mini", base_url=vision.base_url)
+    settings = VisionSettings(model="gpt-4o-mini", base_url=vision.base_url)
     try:
         with moto_stack(monkeypatch, vision=settings) as stack:
             stack.runtime.services.keys.register(API_KEY, TENANT, label="test")

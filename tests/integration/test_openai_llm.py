@@ -12,8 +12,8 @@ from tests.fakes.openai_chat import ScriptedChatServer, closed_port_url
 
 from engram.adapters.openai_llm import OpenAIChatModel, llm_client
 from engram.errors import LlmUnavailable, PermanentError
+from engram.extraction.structured import ask
 from engram.models.domain import TokenUsage
-from engram.services.structured import ask
 
 KEY = "sk-llm-test-0123456789abcdef"
 SCHEMA = {"type": "object", "properties": {"facts": {"type": "array", "items": {

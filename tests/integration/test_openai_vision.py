@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import os
+from unittest import mock
 
 import boto3
 import pytest
@@ -17,10 +19,9 @@ from tests.fakes.openai_server import OpenAIEmbeddingsServer
 
 from engram.adapters.openai_vision import MAX_TOKENS, OpenAIVisionDescriber, vision_client
 from engram.aws.runtime import default_describer
-from engram.aws.settings import AwsSettings
 from engram.config import Settings
+from engram.errors import ImageDescriptionFailed
 from engram.local.runtime import local_describer
-from engram.parsing import ImageDescriptionFailed
 
 SECRET = "sk-vision-test-0123456789"
 
@@ -96,25 +97,26 @@ def test_an_empty_answer_is_a_failure(server):
 def test_local_settings_wire_the_describer(server, monkeypatch):
     for name in ("ENGRAM_VISION_MODEL", "ENGRAM_VISION_BASE_URL", "ENGRAM_VISION_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    assert local_describer(Settings.from_env()) is None  # off unless configured
+    assert local_describer(Settings()) is None  # off unless configured
     monkeypatch.setenv("ENGRAM_VISION_MODEL", "llava")
     monkeypatch.setenv("ENGRAM_VISION_BASE_URL", server.base_url)
     monkeypatch.setenv("ENGRAM_VISION_API_KEY", SECRET)
-    settings = Settings.from_env()
+    settings = Settings()
     assert SECRET not in repr(settings)
     assert local_describer(settings).describe(docs.text_png(["x"]), "image/png")
     assert server.requests[-1]["body"]["model"] == "llava"
     assert server.requests[-1]["auth"] == f"Bearer {SECRET}"
     monkeypatch.delenv("ENGRAM_VISION_MODEL")
     with pytest.raises(ValueError, match="ENGRAM_VISION_MODEL"):
-        Settings.from_env()
+        Settings()
 
 
-def aws_settings(**env: str) -> AwsSettings:
-    return AwsSettings.from_env({
-        "AWS_REGION": REGION, "ENGRAM_TASKS_TABLE": "t", "ENGRAM_API_KEYS_TABLE": "k",
-        "ENGRAM_RECORDS_TABLE": "r", "ENGRAM_IDEMPOTENCY_TABLE": "i", "ENGRAM_BUCKET": "b",
-        **env})
+def aws_settings(**env: str) -> Settings:
+    with mock.patch.dict(os.environ, {
+            "AWS_REGION": REGION, "ENGRAM_TASKS_TABLE": "t", "ENGRAM_API_KEYS_TABLE": "k",
+            "ENGRAM_RECORDS_TABLE": "r", "ENGRAM_IDEMPOTENCY_TABLE": "i", "ENGRAM_BUCKET": "b",
+            **env}):
+        return Settings()
 
 
 def test_aws_runtime_reads_the_key_from_secrets_manager_on_first_use(

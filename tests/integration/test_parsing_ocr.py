@@ -9,7 +9,8 @@ import pytest
 from tests import fixtures_docs as docs
 
 from engram.adapters.tesseract_ocr import TesseractOcr
-from engram.parsing import CapabilityUnavailable, parse_item
+from engram.errors import CapabilityUnavailable
+from engram.parsing import parse_item
 
 # In CI a missing tesseract is an install bug to surface, not a reason to skip.
 pytestmark = pytest.mark.skipif(

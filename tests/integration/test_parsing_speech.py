@@ -11,11 +11,12 @@ import wave
 import pytest
 from tests import fixtures_docs as docs
 
-from engram.parsing import LimitExceeded, ParseError, detect_kind, parse_item
-from engram.parsing.offline_speech import (
+from engram.adapters.pocketsphinx_speech import (
     PocketSphinxTranscriber,
     offline_transcriber_available,
 )
+from engram.errors import LimitExceeded, ParseError
+from engram.parsing import detect_kind, parse_item
 
 SPEECH = "My favourite colour is green and I live in Berlin."
 

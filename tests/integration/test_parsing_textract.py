@@ -21,7 +21,7 @@ from engram.adapters.textract_ocr import (
     pdf_text_result,
     start_pdf_text_detection,
 )
-from engram.parsing import ParseError
+from engram.errors import ParseError
 
 
 def geometry(top: float) -> dict:

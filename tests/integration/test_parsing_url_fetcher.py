@@ -15,6 +15,7 @@ import pytest
 from tests import fixtures_docs as docs
 
 from engram.adapters.url_fetcher import FetchFailed, FetchRefused, SafeFetcher
+from engram.services.url_policy import SsrfPolicy
 
 PNG = docs.text_png(["Order 4711"])
 BIG = b"x" * (2 * 2**20)
@@ -103,7 +104,7 @@ def origin():
 
 
 def allowed(**kwargs) -> SafeFetcher:
-    return SafeFetcher(allow_hosts=["127.0.0.1"], **kwargs)
+    return SafeFetcher(SsrfPolicy(["127.0.0.1"]), **kwargs)
 
 
 def test_allow_listed_loopback_host_is_fetched(origin):
@@ -115,14 +116,14 @@ def test_allow_listed_loopback_host_is_fetched(origin):
 
 def test_the_same_url_without_the_allow_list_is_refused(origin):
     with pytest.raises(FetchRefused, match="^refused: 127.0.0.1 is a loopback address$"):
-        SafeFetcher().fetch(f"{origin}/image.png")
+        SafeFetcher(SsrfPolicy()).fetch(f"{origin}/image.png")
 
 
 def test_allow_list_entry_with_a_port_matches_only_that_port(origin):
     port = int(origin.rsplit(":", 1)[1])
-    assert SafeFetcher(allow_hosts=[f"127.0.0.1:{port}"]).fetch(f"{origin}/host").data
+    assert SafeFetcher(SsrfPolicy([f"127.0.0.1:{port}"])).fetch(f"{origin}/host").data
     with pytest.raises(FetchRefused):
-        SafeFetcher(allow_hosts=[f"127.0.0.1:{port + 1}"]).fetch(f"{origin}/host")
+        SafeFetcher(SsrfPolicy([f"127.0.0.1:{port + 1}"])).fetch(f"{origin}/host")
 
 
 def test_file_name_from_content_disposition(origin):
@@ -169,7 +170,7 @@ def test_connects_to_the_checked_address_with_the_urls_host_header(origin):
         resolved.append(host)
         return ["127.0.0.1"]
 
-    fetcher = SafeFetcher(allow_hosts=["files.test"], resolve=resolve)
+    fetcher = SafeFetcher(SsrfPolicy(["files.test"]), resolve=resolve)
     content = fetcher.fetch(f"http://files.test:{port}/host")
 
     assert content.data == f"files.test:{port}".encode()  # no real DNS knows files.test
@@ -228,7 +229,7 @@ def https_origin(tmp_path_factory):
 
 def test_https_to_a_pinned_address_verifies_the_urls_host(https_origin):
     port, client_tls = https_origin
-    fetcher = SafeFetcher(allow_hosts=["files.test", "other.test"], tls_context=client_tls,
+    fetcher = SafeFetcher(SsrfPolicy(["files.test", "other.test"]), tls_context=client_tls,
                           resolve=lambda host, port_: ["127.0.0.1"])
 
     assert fetcher.fetch(f"https://files.test:{port}/host").data == f"files.test:{port}".encode()

@@ -69,3 +69,16 @@ def test_an_empty_prefix_is_refused(store):
     with pytest.raises(ValueError, match="prefix is empty"):
         store.delete_prefix("/")
     assert store.get_bytes("requests/t1/u1/a.json") == b"x"
+
+
+def test_a_streamed_object_appears_only_when_the_block_ends_well(store, s3):
+    with store.writer("uploads/t1/anon/1/a.pdf") as out:
+        out.write(b"%PDF-1.4 ")
+        out.write(b"streamed")
+    assert store.get_bytes("uploads/t1/anon/1/a.pdf") == b"%PDF-1.4 streamed"
+    assert s3.head_object(Bucket=BUCKET, Key="uploads/t1/anon/1/a.pdf")[
+        "ServerSideEncryption"] == "AES256"
+    with pytest.raises(RuntimeError), store.writer("uploads/t1/anon/2/b.pdf") as out:
+        out.write(b"half")
+        raise RuntimeError("refused half-way")
+    assert store.head("uploads/t1/anon/2/b.pdf") is None

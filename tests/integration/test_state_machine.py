@@ -34,7 +34,8 @@ from tests.integration.test_parsing_textract import textract_blocks
 from tests.integration.test_transcribe_media import transcript_json
 
 from engram.adapters.sfn_workflow import StepFunctionsWorkflow
-from engram.models.api import AddMessageRequest
+from engram.api.memos.models import AddMessageRequest
+from engram.api.memos.translate import accept_args
 from engram.models.domain import TaskRef, TaskStatus
 from engram.models.pipeline import content_job_key, content_key, request_key
 
@@ -51,14 +52,14 @@ def accept(stack: MotoStack, user: str, text: str) -> TaskRef:
     """add/message through the real IngestService; the execution is not started yet."""
     held = HeldWorkflow()
     ingest = dataclasses.replace(stack.runtime.services.ingest, workflow=held)
-    ingest.add_messages(TENANT, AddMessageRequest(
-        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": text}]))
+    ingest.accept(TENANT, *accept_args(AddMessageRequest(
+        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": text}])))
     (ref,) = held.refs
     return ref
 
 
 def run(stack: MotoStack, ref: TaskRef) -> dict:
-    StepFunctionsWorkflow(stack.sfn, stack.settings.state_machine_arn).start(ref)
+    StepFunctionsWorkflow(stack.sfn, stack.settings.aws.state_machine_arn).start(ref)
     return stack.wait_for_execution(ref.task_id)
 
 
@@ -109,7 +110,7 @@ def test_retryable_failure_is_retried_and_recovers(stack):
 def test_permanent_failure_marks_the_task_failed_with_the_reason(stack):
     ref = accept(stack, "u-broken", "I like hiking on weekends.")
     # The raw request disappears: parse cannot load it, and retrying will not help.
-    stack.s3.delete_object(Bucket=stack.settings.bucket,
+    stack.s3.delete_object(Bucket=stack.settings.aws.bucket,
                            Key=request_key(TENANT, ref.user_id, ref.task_id))
     execution = run(stack, ref)
 
@@ -129,10 +130,10 @@ def test_an_unclassified_error_is_caught_too_and_named(stack):
         # neither retryable nor permanent by name, so the Catch takes it.
         if function == "index":
             plan_key = f"work/{TENANT}/{ref.task_id}/plan.json"
-            plan = stack.s3.get_object(Bucket=stack.settings.bucket, Key=plan_key)
+            plan = stack.s3.get_object(Bucket=stack.settings.aws.bucket, Key=plan_key)
             text = plan["Body"].read().decode()
             broken = text.replace('"vector":[', '"vector":[' + "0.0," * 3, 1)
-            stack.s3.put_object(Bucket=stack.settings.bucket, Key=plan_key, Body=broken)
+            stack.s3.put_object(Bucket=stack.settings.aws.bucket, Key=plan_key, Body=broken)
 
     stack.before_task = corrupt_the_plan
     execution = run(stack, ref)
@@ -156,14 +157,14 @@ def accept_with_file(stack: MotoStack, user: str, text: str, name: str, data: by
     content = [{"type": "text", "text": text},
                {"type": "file", "file": {"file_data": base64.b64encode(data).decode(),
                                          "file_name": name}}]
-    ingest.add_messages(TENANT, AddMessageRequest(
-        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": content}]))
+    ingest.accept(TENANT, *accept_args(AddMessageRequest(
+        user_id=user, conversation_id="c1", messages=[{"role": "user", "content": content}])))
     (ref,) = held.refs
     return ref
 
 
 def start(stack: MotoStack, ref: TaskRef) -> None:
-    StepFunctionsWorkflow(stack.sfn, stack.settings.state_machine_arn).start(ref)
+    StepFunctionsWorkflow(stack.sfn, stack.settings.aws.state_machine_arn).start(ref)
 
 
 def wait_for_invocation(stack: MotoStack, name: str, timeout: float = 20) -> None:
@@ -265,7 +266,7 @@ def test_audio_waits_for_its_transcribe_job_and_keeps_time_spans(stack):
         assert time.monotonic() < deadline, "the Transcribe job was never started"
         time.sleep(0.05)
     # What Transcribe does when the job ends: the transcript in the bucket, then the event.
-    stack.s3.put_object(Bucket=stack.settings.bucket, Key=output,
+    stack.s3.put_object(Bucket=stack.settings.aws.bucket, Key=output,
                         Body=json.dumps(transcript_json(job_name)).encode())
     state_manager.set_transition("transcribe::transcriptionjob", {"progression": "immediate"})
     try:

@@ -12,7 +12,7 @@ from moto import mock_aws
 from tests.fakes.aws import REGION, aws_credentials  # noqa: F401 - fixture
 
 from engram.adapters.transcribe_media import TranscribeJobs, transcript_from_json
-from engram.parsing import ParseError
+from engram.errors import ParseError
 
 WORDS = [  # (start, end, word, punctuation after it)
     (0.04, 0.41, "Hello", ","), (0.41, 0.9, "team", "."),

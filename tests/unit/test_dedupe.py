@@ -9,18 +9,19 @@ from tests.fakes.extractor import ScriptedExtractor
 from engram.adapters.file_object_store import FileObjectStore
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.adapters.sqlite_store import SqliteStore
+from engram.api.memos.models import AddMessageRequest, FeedbackRequest
+from engram.api.memos.translate import accept_args, feedback_args
 from engram.config import Limits
-from engram.models.api import AddMessageRequest, FeedbackRequest
 from engram.models.domain import Candidate, MemoryStatus, MemoryType, MessageRecord, TaskRef
-from engram.services.dedupe import (
+from engram.pipeline.dedupe import (
     content_hash,
     corrected,
     name_different_things,
     names_more,
     refine,
 )
+from engram.pipeline.steps import PipelineDeps, run_pipeline
 from engram.services.ingest import IngestService
-from engram.services.pipeline import PipelineDeps, run_pipeline
 
 
 def as_candidate(message: MessageRecord) -> list[Candidate]:
@@ -56,7 +57,7 @@ class Harness:
                     for t, at in zip(texts, times, strict=True)]
         req = AddMessageRequest(user_id="u", conversation_id="c", async_mode=async_mode,
                                 messages=messages)
-        data = self.ingest.add_messages("t", req)
+        data = self.ingest.accept("t", *accept_args(req))
         task = self.store.get("t", data.task_id)
         assert task.status == "completed", task.error
         return task.memory_views.model_dump()
@@ -156,8 +157,8 @@ def test_fast_path_turns_are_retired_when_the_task_completes(h):
 def test_feedback_corrects_the_closest_memory(h):
     h.add("The user chose the 7 Days Inn hotel in Guangzhou")
     original = h.active(MemoryType.user)[0]
-    data = h.ingest.add_feedback("t", FeedbackRequest(
-        user_id="u", feedback_content="The user chose the Hilton hotel in Guangzhou"))
+    data = h.ingest.accept("t", *feedback_args(FeedbackRequest(
+        user_id="u", feedback_content="The user chose the Hilton hotel in Guangzhou")))
     task = h.store.get("t", data.task_id)
     assert task.status == "completed" and task.memory_views.updated == [original.id]
     (memory,) = h.active(MemoryType.user)
@@ -168,8 +169,8 @@ def test_feedback_corrects_the_closest_memory(h):
 
 def test_feedback_asking_to_forget_invalidates(h):
     h.add("The user chose the 7 Days Inn hotel in Guangzhou")
-    data = h.ingest.add_feedback("t", FeedbackRequest(
-        user_id="u", feedback_content="Please forget that the user chose the 7 Days Inn hotel"))
+    data = h.ingest.accept("t", *feedback_args(FeedbackRequest(
+        user_id="u", feedback_content="Please forget that the user chose the 7 Days Inn hotel")))
     task = h.store.get("t", data.task_id)
     assert task.memory_views.deleted and h.active(MemoryType.user) == []
     (gone,) = h.store.get_many("t", task.memory_views.deleted)
@@ -186,7 +187,7 @@ def test_failed_step_marks_the_task_failed_and_keeps_the_request(h, tmp_path):
     h.deps.extractor = ScriptedExtractor(broken)
     req = AddMessageRequest(user_id="u", conversation_id="c", async_mode=False,
                             messages=[{"role": "user", "content": "hello there"}])
-    data = h.ingest.add_messages("t", req)
+    data = h.ingest.accept("t", *accept_args(req))
     task = h.store.get("t", data.task_id)
     assert data.status == "failed" and "extract" in task.error and "exploded" in task.error
     h.deps.extractor = ScriptedExtractor(as_candidate)  # the endpoint is back: retry
@@ -211,8 +212,8 @@ def test_feedback_naming_the_wrong_value_corrects_the_memory_that_has_it(h):
           "The user chose 7 Days Inn for the trip to Guangzhou")
     by_value = {m.memory_value: m for m in h.active(MemoryType.user)}
     hotel = by_value["The user chose 7 Days Inn for the trip to Guangzhou"]
-    data = h.ingest.add_feedback("t", FeedbackRequest(
-        user_id="u", feedback_content="The user switched to Hilton, not 7 Days Inn"))
+    data = h.ingest.accept("t", *feedback_args(FeedbackRequest(
+        user_id="u", feedback_content="The user switched to Hilton, not 7 Days Inn")))
     assert h.store.get("t", data.task_id).memory_views.updated == [hotel.id]
     values = sorted(m.memory_value for m in h.active(MemoryType.user))
     assert values == ["The user chose a window seat for the flight to Guangzhou",
@@ -232,14 +233,15 @@ def test_a_second_correction_does_not_nest_the_note():
 def test_the_turn_stays_findable_while_its_task_completes(h):
     """Between any two writes of the index step, a search finds the fast-path turn or
     the memory that replaced it."""
-    from engram.models.api import SearchRequest
+    from engram.api.memos.models import SearchRequest
+    from engram.api.memos.translate import search_spec
     from engram.services.search import SearchService
 
     search = SearchService(memories=h.store, index=h.index, embedder=h.deps.embedder)
     seen: list[list[str]] = []
 
     def probe() -> None:
-        found = search.search("t", SearchRequest(query="Finnish", user_id="u"))
+        found = search.search("t", search_spec(SearchRequest(query="Finnish", user_id="u")))
         seen.append([s.memory.memory_type.value for s in found.facts])
 
     class Probed:

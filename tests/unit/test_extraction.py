@@ -8,10 +8,11 @@ from datetime import date
 import pytest
 from tests.seeds import QUESTIONNAIRE_EN, QUESTIONNAIRE_ZH
 
+from engram.extraction.context import detect_language
+from engram.extraction.rules.extractor import RuleBasedExtractor
+from engram.extraction.temporal import day_start_ms
 from engram.models.domain import Candidate, MemoryType, MessageRecord
 from engram.models.times import to_epoch_ms
-from engram.services.extraction import RuleBasedExtractor, detect_language
-from engram.services.temporal import day_start_ms
 
 DEFAULT_TIME = "2025-09-12 08:00:00"
 

@@ -1,4 +1,4 @@
-from engram.services.lexical import stem, tokenize
+from engram.retrieval.lexical import stem, tokenize
 
 
 def test_lowercases_and_splits_on_non_alphanumerics():

@@ -10,10 +10,10 @@ from tests.fakes.language_model import ScriptedModel
 from tests.unit.test_extraction import messages
 
 from engram.errors import LlmUnavailable
+from engram.extraction.llm import LlmExtractor
 from engram.models.domain import CONTEXT_SEPARATOR, MemoryType
 from engram.models.pipeline import ToolCallRecord
 from engram.models.times import to_epoch_ms
-from engram.services.llm_extraction import LlmExtractor
 
 
 def memory(memory_type: str, key: str, value: str, sources: list[str], **fields) -> dict:

@@ -10,11 +10,11 @@ from tests.fakes.language_model import ScriptedModel
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.adapters.sqlite_store import SqliteStore
 from engram.errors import LlmUnavailable
+from engram.extraction.resolution import LlmConflictResolver
 from engram.models.domain import Candidate, Memory, MemoryStatus, MemoryType
 from engram.models.pipeline import DedupePlan, IngestJob
-from engram.services.dedupe import RESOLVER_FALLBACK, content_hash, plan_changes
-from engram.services.llm_resolution import LlmConflictResolver
-from engram.services.vectors import memory_vectors
+from engram.pipeline.dedupe import RESOLVER_FALLBACK, content_hash, plan_changes
+from engram.retrieval.vectors import memory_vectors
 
 SEPT_12 = 1757664000000  # 2025-09-12 08:00 UTC
 SEPT_25 = 1758801600000  # 2025-09-25 12:00 UTC

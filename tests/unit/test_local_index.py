@@ -10,7 +10,7 @@ from engram.adapters.local_index import LocalMemoryIndex
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import compile_filter
 from engram.ports import IndexQuery
-from engram.services.lexical import tokenize
+from engram.retrieval.lexical import tokenize
 
 DIM = 16
 ALL_TYPES = list(MemoryType)

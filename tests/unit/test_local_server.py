@@ -13,9 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from engram.adapters.cpu_priority import background_work, is_background, lower_thread_priority
+from engram.adapters.cpu_priority import lower_thread_priority
 from engram.local.server import LaneDispatcher, is_ingest
 from engram.local.workflow import PIPELINE_NICENESS, InProcessWorkflow
+from engram.ports import background_work, is_background
 
 
 class FakeTask:
@@ -174,8 +175,8 @@ def test_concurrent_requests_each_see_their_own_event():
     own body and tenant (request A is held inside its route until B has started)."""
     from aws_lambda_powertools.event_handler.api_gateway import Router
 
+    from engram.api.auth import tenant_of
     from engram.api.resolver import RequestScopedRestResolver
-    from engram.api.routes import tenant_of
     from engram.local.server import LambdaContext, proxy_event
 
     b_started = threading.Event()

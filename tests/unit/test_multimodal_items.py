@@ -8,16 +8,19 @@ import base64
 
 import pytest
 
+from engram.api.everos.translate import compile_scope
+from engram.api.memos.translate import memos_items
 from engram.config import Limits
 from engram.errors import PayloadTooLarge, Unprocessable
+from engram.extraction.documents import add_locations, passages
+from engram.extraction.images import image_description, image_turns
+from engram.extraction.trajectories import trajectory_candidates
 from engram.models.content import ItemInput, ItemStatus, TextBlockRef
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
 from engram.models.pipeline import IngestJob, ToolCallRecord
-from engram.services.attachments import AttachmentIntake, fetch_refusal, memos_items
-from engram.services.everos import compile_scope
-from engram.services.items import add_locations, image_description, image_turns, passages
-from engram.services.trajectories import trajectory_candidates
+from engram.services.attachments import AttachmentIntake
 from engram.services.uploads import UploadService
+from engram.services.url_policy import SsrfPolicy
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 20
 
@@ -35,10 +38,10 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 20
     ("http://127.0.0.1:8080/a.png", ["127.0.0.1:8080"], None),
     ("http://127.0.0.1:8081/a.png", ["127.0.0.1:8080"], "loopback"),
     ("http://127.0.0.1:8081/a.png", ["127.0.0.1"], None),
-    ("ftp://example.com/a.png", [], "http(s)"),
+    ("ftp://example.com/a.png", [], "only http and https"),
 ])
 def test_fetch_refusal(url, allow, refused):
-    reason = fetch_refusal(url, allow)
+    reason = SsrfPolicy(allow).url_refusal(url)
     assert (reason is None) if refused is None else (refused in reason), reason
 
 

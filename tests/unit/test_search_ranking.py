@@ -5,8 +5,9 @@ import pytest
 from tests.fakes.embedder import HashingEmbedder
 
 from engram.models.domain import Candidate, Memory, MemoryType
-from engram.services.search import DIVERSITY, REPEAT_PENALTY, ScoredMemory, diversify
-from engram.services.vectors import TURN_WEIGHT, memory_vectors
+from engram.retrieval.diversify import DIVERSITY, REPEAT_PENALTY, diversify
+from engram.retrieval.vectors import TURN_WEIGHT, memory_vectors
+from engram.services.search import ScoredMemory
 
 
 def scored(value: str, relativity: float, sources: list[str]) -> ScoredMemory:

@@ -6,14 +6,14 @@ from datetime import date
 
 import pytest
 
-from engram.models.times import to_epoch_ms
-from engram.services.temporal import (
+from engram.extraction.temporal import (
     day_start_ms,
     resolve_relative_dates,
     shift_months,
     strip_relative_dates,
     zh_number,
 )
+from engram.models.times import to_epoch_ms
 
 FRIDAY_MORNING = to_epoch_ms("2025-09-12 08:00:00", "t")  # a Friday
 

@@ -19,9 +19,10 @@ from engram.adapters.local_uploads import (
     check_policy,
     load_or_create_secret,
 )
+from engram.api.everos.models import ObjectSignRequest
+from engram.api.everos.translate import sign_objects
 from engram.config import Limits
 from engram.errors import Forbidden, NotFound, Unprocessable
-from engram.models.everos import ObjectSignRequest
 from engram.services.uploads import UploadService, safe_file_name
 
 SECRET = b"s" * 32
@@ -124,12 +125,44 @@ def test_a_file_larger_than_a_chunk_arrives_whole(receiver):
     assert store.get_bytes(KEY) == content
 
 
+class Trickle(BytesIO):
+    """A client whose body arrives a few bytes at a time."""
+
+    def read(self, size: int = -1) -> bytes:
+        return super().read(min(size, 7) if size >= 0 else 7)
+
+
+def test_a_form_read_in_small_pieces_and_what_follows_the_file_is_ignored(receiver):
+    receiver_, store, _ = receiver
+    content = b"%PDF-1.4\r\n--" + bytes(range(256)) * 4
+    body = multipart(signed_fields(), content)[:-len(f"--{BOUNDARY}--\r\n")]
+    body += f"--{BOUNDARY}\r\nnot a part at all".encode()  # S3 never reads past the file
+    stream = Trickle(body)
+    assert receiver_.receive(f"multipart/form-data; boundary={BOUNDARY}", len(body),
+                             stream) == KEY
+    assert store.get_bytes(KEY) == content and stream.read() == b""
+
+
+def test_a_body_shorter_than_its_length_is_incomplete(receiver):
+    receiver_, store, _ = receiver
+    body = multipart(signed_fields(), b"z" * 100)
+    with pytest.raises(UploadRefused) as refused:
+        receiver_.receive(f"multipart/form-data; boundary={BOUNDARY}", len(body) + 10,
+                          BytesIO(body[:50]))
+    assert refused.value.code == "IncompleteBody" and store.head(KEY) is None
+
+
 @pytest.mark.parametrize("body, code", [
     (lambda: multipart(signed_fields(max_bytes=100), b"x" * 101), "EntityTooLarge"),
     (lambda: multipart(signed_fields(), b""), "EntityTooSmall"),
     (lambda: multipart(signed_fields(), None), "InvalidArgument"),
     (lambda: multipart(signed_fields(), b"y" * 5000)[:-200], "MalformedPOSTRequest"),
     (lambda: b"not a form at all", "MalformedPOSTRequest"),
+    (lambda: f"--{BOUNDARY}--\r\n".encode(), "MalformedPOSTRequest"),
+    (lambda: multipart({**signed_fields(), "x-ignore-big": "v" * 70000}, b"x"),
+     "EntityTooLarge"),
+    (lambda: multipart({**signed_fields(), **{f"x-ignore-{i}": "v" for i in range(50)}}, b"x"),
+     "MalformedPOSTRequest"),
 ])
 def test_refused_uploads_leave_nothing_behind(receiver, body, code):
     receiver_, store, root = receiver
@@ -176,23 +209,23 @@ def request(*files, user=None) -> ObjectSignRequest:
 
 
 def test_sign_makes_a_key_per_file_under_the_tenant():
-    signed = service().sign("tenant/a", request(("Q3 report (final).pdf", "file"),
-                                                ("cat.PNG", "image"), ("talk.mp3", "file")))
+    signed = sign_objects(service(), "tenant/a", request(
+        ("Q3 report (final).pdf", "file"), ("cat.PNG", "image"), ("talk.mp3", "file")))
     keys = [s.objectKey for s in signed]
     assert all(k.startswith("uploads/tenant%2Fa/anon/") for k in keys)
     assert keys[0].endswith("/Q3_report_final.pdf") and keys[1].endswith("/cat.PNG")
     assert [s.objectSignedInfo.maxSize for s in signed] == [100 * 2**20, 10 * 2**20, 500 * 2**20]
     policy = json.loads(base64.b64decode(signed[1].objectSignedInfo.fields["policy"]))
     assert {"Content-Type": "image/png"} in policy["conditions"]
-    assert service().sign("t", request(("a.pdf", "file"), user="u 1"))[0].objectKey.startswith(
-        "uploads/t/u%201/")
+    assert sign_objects(service(), "t", request(("a.pdf", "file"), user="u 1")
+                        )[0].objectKey.startswith("uploads/t/u%201/")
 
 
 def test_sign_limits():
     with pytest.raises(Unprocessable, match="21 files; the limit is 20"):
-        service().sign("t", request(*[("a.pdf", "file")] * 21))
+        sign_objects(service(), "t", request(*[("a.pdf", "file")] * 21))
     with pytest.raises(Unprocessable, match="is not an image"):
-        service().sign("t", request(("notes.pdf", "image")))
+        sign_objects(service(), "t", request(("notes.pdf", "image")))
 
 
 def test_keys_are_checked_against_the_tenant_and_the_store():

@@ -19,12 +19,13 @@ def serve(args: argparse.Namespace) -> int:
     from engram.local.runtime import build_local_runtime, stored_api_key
     from engram.local.server import ServerOptions, make_server
 
-    settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir)
+    given = {"host": args.host, "port": args.port, "data_dir": args.data_dir}  # over ENGRAM_*
+    settings = Settings(**{name: value for name, value in given.items() if value is not None})
     runtime = build_local_runtime(settings)
     services = runtime.services
     options = ServerOptions(
-        host=settings.host, port=settings.port, threads=settings.http_threads,
-        timeout=settings.http_timeout_seconds, max_body_bytes=settings.limits.max_body_bytes,
+        host=settings.host, port=settings.port, threads=settings.http.threads,
+        timeout=settings.http.timeout_seconds, max_body_bytes=settings.limits.max_body_bytes,
         max_upload_bytes=max(settings.limits.max_image_bytes,
                              settings.limits.max_document_bytes, settings.limits.max_media_bytes))
     server = make_server(options, create_app(services), services.keys, runtime.uploads)

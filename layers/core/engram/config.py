@@ -1,14 +1,28 @@
-"""Settings, read once from the environment (ENGRAM_*) and validated."""
+"""Settings of both profiles (`engram serve` and the Lambdas), read once from the
+environment and validated.
+
+`Settings` reads ENGRAM_<FIELD> for its own fields and ENGRAM_<GROUP>__<FIELD> for its
+groups (ENGRAM_LLM__MODEL, ENGRAM_AWS__OPENSEARCH__INDEX). The names template.yaml and
+the README use (ENGRAM_LLM_MODEL, ENGRAM_TASKS_TABLE, AWS_REGION, …) are mapped onto those
+fields in one table, ENVIRONMENT_NAMES. An empty variable counts as unset (the template
+passes "" for a parameter left empty).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class Limits(BaseModel):
@@ -33,11 +47,20 @@ class Limits(BaseModel):
     upload_expiry_seconds: int = 15 * 60  # how long a signed upload form stays valid
 
 
+# Settings hold API keys (ENGRAM_API_KEYS, the LLM's and the vision model's): a validation
+# error names the field and the rule, never the value given.
+SECRET_INPUT = ConfigDict(hide_input_in_errors=True)
+
+
 class LlmSettings(BaseModel):
-    """ENGRAM_LLM_*: the chat model used for extraction and conflict resolution."""
+    """ENGRAM_LLM_*: the chat model used for extraction and conflict resolution, on an
+    OpenAI-compatible endpoint; unset, the rule-based path does both."""
+
+    model_config = SECRET_INPUT  # a refused value is not echoed: it may hold the key
 
     model: str = ""  # "": no LLM, rule-based extraction and conflict resolution
     base_url: str = ""  # "": OpenAI's API
+    # Locally; on AWS the key is the provider secret's (Secrets Manager), never a variable.
     api_key: SecretStr = SecretStr("")
     timeout_seconds: float = Field(default=60.0, gt=0, le=900)  # per attempt
     max_retries: int = Field(default=3, ge=0, le=10)  # on 429/5xx/timeouts, with backoff
@@ -54,27 +77,124 @@ class LlmSettings(BaseModel):
             raise ValueError("ENGRAM_LLM_BASE_URL is set but ENGRAM_LLM_MODEL is not")
         return self
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> LlmSettings:
-        names = {"model": "ENGRAM_LLM_MODEL", "base_url": "ENGRAM_LLM_BASE_URL",
-                 "api_key": "ENGRAM_LLM_API_KEY", "timeout_seconds": "ENGRAM_LLM_TIMEOUT_SECONDS",
-                 "max_retries": "ENGRAM_LLM_MAX_RETRIES", "json_mode": "ENGRAM_LLM_JSON_MODE"}
-        return cls(**{field: environ[name] for field, name in names.items()
-                      if environ.get(name)})
+
+class VisionSettings(BaseModel):
+    """ENGRAM_VISION_*: a vision-capable model on an OpenAI-compatible endpoint that
+    describes images (OCR reads their text either way). Off unless a model is named."""
+
+    model_config = SECRET_INPUT
+
+    model: str = ""  # "": images are read by OCR alone
+    base_url: str = ""  # "": OpenAI's API
+    api_key: SecretStr = SecretStr("")  # locally; on AWS the provider secret's
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+    @model_validator(mode="after")
+    def _needs_a_model(self) -> VisionSettings:
+        if self.base_url and not self.model:
+            raise ValueError("ENGRAM_VISION_BASE_URL is set but ENGRAM_VISION_MODEL is not")
+        return self
 
 
-class Settings(BaseModel):
+class HttpSettings(BaseModel):
+    """`engram serve`'s HTTP server: requests handled at once (more wait their turn), and
+    seconds without a byte moving before a connection (a stalled body, an idle
+    keep-alive) is closed."""
+
+    threads: int = Field(default=8, ge=1, le=256)
+    timeout_seconds: int = Field(default=30, ge=1, le=3600)
+
+
+class OpenSearchSettings(BaseModel):
+    endpoint: str = ""  # https://… of the Serverless collection or the managed domain
+    service: Literal["aoss", "es"] = "aoss"  # the SigV4 service name
+    index: str = "engram-memories"
+    # Serverless (classic) vector collections refuse custom document ids; domains take
+    # them. None: decided by the service.
+    custom_ids: bool | None = None
+    # "innerproduct" for domains older than OpenSearch 2.19 (no Faiss cosinesimil there).
+    space_type: Literal["cosinesimil", "innerproduct"] = "cosinesimil"
+
+    @property
+    def use_custom_ids(self) -> bool:
+        return self.service == "es" if self.custom_ids is None else self.custom_ids
+
+
+class EmbeddingSettings(BaseModel):
+    """The AWS profile's embedding model (`engram serve` runs MiniLM: ENGRAM_EMBEDDER)."""
+
+    provider: Literal["bedrock", "openai"] = "bedrock"
+    model_id: str = "amazon.titan-embed-text-v2:0"
+    # Fixed at index creation: changing model or dimension means a new index.
+    dimension: int = Field(default=1024, gt=0, le=16_000)
+    base_url: str = ""  # OpenAI-compatible endpoint (provider "openai")
+
+    @model_validator(mode="after")
+    def _openai_needs_an_endpoint(self) -> EmbeddingSettings:
+        if self.provider == "openai" and not self.base_url:
+            raise ValueError("ENGRAM_EMBEDDING_BASE_URL is required with provider 'openai'")
+        return self
+
+
+class AwsSettings(BaseModel):
+    """The AWS profile's resources (template.yaml sets every one in each function's
+    environment); `missing()` names those a Lambda cannot start without."""
+
+    region: str = ""
+    tasks_table: str = ""
+    api_keys_table: str = ""
+    records_table: str = ""
+    idempotency_table: str = ""
+    bucket: str = ""
+    # Only the functions that start executions (API, ingest queue, upload received) get
+    # it: giving it to the step functions would make the template circular.
+    state_machine_arn: str = ""
+    opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    # Secrets Manager secret holding the API key of the OpenAI-compatible endpoint(s).
+    provider_secret_arn: str = ""
+    # How long a business key (bucket+key+sequencer, queued job) is remembered.
+    idempotency_seconds: int = Field(default=24 * 3600, gt=0)
+    # Scanned PDFs: one asynchronous Textract job each, announced on this SNS topic
+    # (published by Textract assuming the role). Unset: scanned pages are OCRed page by
+    # page with the synchronous call, inside the parse step.
+    ocr_topic_arn: str = ""
+    ocr_role_arn: str = ""
+    # Audio and video: Amazon Transcribe jobs, or "capability unavailable" when disabled.
+    transcription: Literal["enabled", "disabled"] = "disabled"
+    transcribe_language: str = ""  # e.g. en-US; "": Transcribe identifies the language
+    # Prefix of Transcribe job names (unique per account and Region: the stack's name);
+    # the EventBridge rule matches it.
+    job_prefix: str = Field(default="engram", pattern=r"^[0-9A-Za-z._-]{1,60}$")
+
+    @property
+    def async_ocr(self) -> bool:
+        return bool(self.ocr_topic_arn and self.ocr_role_arn)
+
+    def missing(self) -> list[str]:
+        """The variables of the resources every function needs that are not set."""
+        needed = ("region", "tasks_table", "api_keys_table", "records_table",
+                  "idempotency_table", "bucket")
+        return [variable_of("aws", field) for field in needed if not getattr(self, field)]
+
+
+class Settings(BaseSettings):
+    """Everything either profile reads from its environment; each reads what it uses."""
+
+    model_config = SettingsConfigDict(env_prefix="ENGRAM_", env_nested_delimiter="__",
+                                      env_ignore_empty=True, hide_input_in_errors=True)
+
     data_dir: Path = Path(".engram")
     host: str = "127.0.0.1"
     port: int = 8000
     # "key:tenant,key2:tenant2": keys given here are used instead of the generated one.
-    api_keys: dict[str, str] = Field(default_factory=dict)
+    api_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     pipeline_workers: int = 2
-    # `engram serve`'s HTTP server: requests handled at once (more wait their turn), and
-    # seconds without a byte moving before a connection (a stalled body, an idle
-    # keep-alive) is closed.
-    http_threads: int = Field(default=8, ge=1, le=256)
-    http_timeout_seconds: int = Field(default=30, ge=1, le=3600)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     # all-MiniLM-L6-v2 run three ways: int8 ONNX (default: 2.5× the throughput of torch,
     # same LoCoMo recall), fp32 ONNX (the torch vectors exactly), or sentence-transformers.
     embedder: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
@@ -83,25 +203,13 @@ class Settings(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     # Hosts (name or address, optionally :port) that server-side URL fetches may reach even
     # though they resolve to a private, loopback or link-local address. Off by default.
-    fetch_allow_hosts: list[str] = Field(default_factory=list)
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The URL clients reach this server at, for the upload forms `object/sign` returns
     # (default http://<host>:<port>; set it when serving behind a proxy or on 0.0.0.0).
     public_url: str | None = None
-    # A vision-capable model on an OpenAI-compatible endpoint describes images (OCR reads
-    # their text either way). Off unless a model is named; no base URL: OpenAI's API.
-    vision_model: str = ""
-    vision_base_url: str = ""
-    vision_api_key: SecretStr = SecretStr("")
-    vision_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
-    # An LLM on an OpenAI-compatible endpoint extracts memories and resolves conflicts
-    # when a model is named; otherwise the rule-based path does both. No base URL: OpenAI.
     llm: LlmSettings = Field(default_factory=LlmSettings)
-
-    @model_validator(mode="after")
-    def _vision_needs_a_model(self) -> Settings:
-        if self.vision_base_url and not self.vision_model:
-            raise ValueError("ENGRAM_VISION_BASE_URL is set but ENGRAM_VISION_MODEL is not")
-        return self
+    vision: VisionSettings = Field(default_factory=VisionSettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)  # the Lambdas' resources
 
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod
@@ -116,28 +224,14 @@ class Settings(BaseModel):
         return value
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        env = {
-            "data_dir": os.environ.get("ENGRAM_DATA_DIR"),
-            "host": os.environ.get("ENGRAM_HOST"),
-            "port": os.environ.get("ENGRAM_PORT"),
-            "api_keys": os.environ.get("ENGRAM_API_KEYS"),
-            "pipeline_workers": os.environ.get("ENGRAM_PIPELINE_WORKERS"),
-            "http_threads": os.environ.get("ENGRAM_HTTP_THREADS"),
-            "http_timeout_seconds": os.environ.get("ENGRAM_HTTP_TIMEOUT_SECONDS"),
-            "embedder": os.environ.get("ENGRAM_EMBEDDER"),
-            "model_dir": os.environ.get("ENGRAM_MODEL_DIR"),
-            "fetch_allow_hosts": os.environ.get("ENGRAM_FETCH_ALLOW_HOSTS"),
-            "public_url": os.environ.get("ENGRAM_PUBLIC_URL"),
-            "vision_model": os.environ.get("ENGRAM_VISION_MODEL"),
-            "vision_base_url": os.environ.get("ENGRAM_VISION_BASE_URL"),
-            "vision_api_key": os.environ.get("ENGRAM_VISION_API_KEY"),
-            "vision_timeout_seconds": os.environ.get("ENGRAM_VISION_TIMEOUT_SECONDS"),
-        }
-        values = {k: v for k, v in env.items() if v not in (None, "")}
-        values["llm"] = LlmSettings.from_env()
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments first, then the nested spelling, then the table; no .env file.
+        return init_settings, env_settings, EnvironmentNames(settings_cls)
 
     @property
     def upload_url(self) -> str:
@@ -146,6 +240,72 @@ class Settings(BaseModel):
             return self.public_url.rstrip("/") + "/uploads"
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}/uploads"
+
+
+# The variables template.yaml, samconfig.toml and the README name, and the field each
+# sets where that is not the nested spelling (ENGRAM_LLM_MODEL, not ENGRAM_LLM__MODEL).
+ENVIRONMENT_NAMES: dict[str, tuple[str, ...]] = {
+    "ENGRAM_HTTP_THREADS": ("http", "threads"),
+    "ENGRAM_HTTP_TIMEOUT_SECONDS": ("http", "timeout_seconds"),
+    "ENGRAM_LLM_MODEL": ("llm", "model"),
+    "ENGRAM_LLM_BASE_URL": ("llm", "base_url"),
+    "ENGRAM_LLM_API_KEY": ("llm", "api_key"),
+    "ENGRAM_LLM_TIMEOUT_SECONDS": ("llm", "timeout_seconds"),
+    "ENGRAM_LLM_MAX_RETRIES": ("llm", "max_retries"),
+    "ENGRAM_LLM_JSON_MODE": ("llm", "json_mode"),
+    "ENGRAM_VISION_MODEL": ("vision", "model"),
+    "ENGRAM_VISION_BASE_URL": ("vision", "base_url"),
+    "ENGRAM_VISION_API_KEY": ("vision", "api_key"),
+    "ENGRAM_VISION_TIMEOUT_SECONDS": ("vision", "timeout_seconds"),
+    "AWS_REGION": ("aws", "region"),  # set by Lambda itself
+    "ENGRAM_TASKS_TABLE": ("aws", "tasks_table"),
+    "ENGRAM_API_KEYS_TABLE": ("aws", "api_keys_table"),
+    "ENGRAM_RECORDS_TABLE": ("aws", "records_table"),
+    "ENGRAM_IDEMPOTENCY_TABLE": ("aws", "idempotency_table"),
+    "ENGRAM_BUCKET": ("aws", "bucket"),
+    "ENGRAM_STATE_MACHINE_ARN": ("aws", "state_machine_arn"),
+    "ENGRAM_PROVIDER_SECRET_ARN": ("aws", "provider_secret_arn"),
+    "ENGRAM_IDEMPOTENCY_SECONDS": ("aws", "idempotency_seconds"),
+    "ENGRAM_OCR_TOPIC_ARN": ("aws", "ocr_topic_arn"),
+    "ENGRAM_OCR_ROLE_ARN": ("aws", "ocr_role_arn"),
+    "ENGRAM_TRANSCRIPTION": ("aws", "transcription"),
+    "ENGRAM_TRANSCRIBE_LANGUAGE": ("aws", "transcribe_language"),
+    "ENGRAM_JOB_PREFIX": ("aws", "job_prefix"),
+    "ENGRAM_OPENSEARCH_ENDPOINT": ("aws", "opensearch", "endpoint"),
+    "ENGRAM_OPENSEARCH_SERVICE": ("aws", "opensearch", "service"),
+    "ENGRAM_OPENSEARCH_INDEX": ("aws", "opensearch", "index"),
+    "ENGRAM_OPENSEARCH_CUSTOM_IDS": ("aws", "opensearch", "custom_ids"),
+    "ENGRAM_OPENSEARCH_SPACE_TYPE": ("aws", "opensearch", "space_type"),
+    "ENGRAM_EMBEDDING_PROVIDER": ("aws", "embedding", "provider"),
+    "ENGRAM_EMBEDDING_MODEL": ("aws", "embedding", "model_id"),
+    "ENGRAM_EMBEDDING_DIMENSION": ("aws", "embedding", "dimension"),
+    "ENGRAM_EMBEDDING_BASE_URL": ("aws", "embedding", "base_url"),
+}
+
+
+def variable_of(*path: str) -> str:
+    """The variable that sets a field, for messages: variable_of("aws", "bucket")."""
+    named = [name for name, fields in ENVIRONMENT_NAMES.items() if fields == path]
+    return named[0] if named else "ENGRAM_" + "__".join(path).upper()
+
+
+class EnvironmentNames(PydanticBaseSettingsSource):
+    """The variables of ENVIRONMENT_NAMES, as the (nested) fields they set."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the table
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, (*groups, field) in ENVIRONMENT_NAMES.items():
+            value = os.environ.get(name)
+            if not value:
+                continue
+            target = values
+            for group in groups:
+                target = target.setdefault(group, {})
+            target[field] = value
+        return values
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Error classes shared by services, the API and (later) the Step Functions ASL.
 
 API errors carry the HTTP status they map to; pipeline errors are classified as
-retryable or permanent so a workflow can Retry the first and Catch the second.
+retryable or permanent so a workflow can Retry the first and Catch the second; parse
+errors fail one content item, with the reason its status shows.
 """
 
 
@@ -57,3 +58,21 @@ class PermanentError(EngramError):
 class LlmUnavailable(RetryableError):
     """The LLM endpoint did not answer (down, timed out, 429/5xx after the client's own
     retries): the task fails with its raw input kept and can be retried."""
+
+
+# --- content parsing: the item fails (its status says why), the rest of the task goes on ---
+
+class ParseError(Exception):
+    """The item cannot be parsed; str() is the reason shown to the user."""
+
+
+class LimitExceeded(ParseError):
+    """The item is over a limit; the message names the limit."""
+
+
+class CapabilityUnavailable(ParseError):
+    """This deployment has no engine for the item (no OCR, no speech model, no ffmpeg)."""
+
+
+class ImageDescriptionFailed(Exception):
+    """The describer gave no description; str() is the reason, free of secrets."""

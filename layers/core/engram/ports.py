@@ -3,14 +3,15 @@ DynamoDB/S3/OpenSearch on AWS. Services never import an adapter."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import BinaryIO, NamedTuple, Protocol
 
 import numpy as np
 from pydantic import BaseModel
 
-from engram.models.api import AddMessageData
 from engram.models.domain import (
     Candidate,
     Memory,
@@ -21,8 +22,9 @@ from engram.models.domain import (
     TokenUsage,
 )
 from engram.models.filters import FilterNode
+from engram.models.parsed import ParseResult, Transcript
 from engram.models.pipeline import ToolCallRecord
-from engram.parsing.types import ParseResult, Transcript
+from engram.models.requests import AcceptResult
 
 
 class ObjectInfo(NamedTuple):
@@ -34,6 +36,12 @@ class ObjectStore(Protocol):
     """Raw requests, uploaded files and the pointers pipeline steps hand each other."""
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def writer(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """A file to stream an object into (an upload too large to hold in memory): the
+        object appears under `key` only when the block ends without an error, else
+        nothing is left behind."""
+        ...
 
     def get_bytes(self, key: str) -> bytes: ...
 
@@ -224,8 +232,29 @@ class Embedder(Protocol):
     dimension: int
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 rows, one per text."""
+        """L2-normalised float32 rows, one per text. Called from background work (see
+        `background_work`) or for a request; an embedder sharing the host's cores with
+        requests may let the request go first."""
         ...
+
+
+# Background work yields the CPU to requests: the ingest pipeline runs inside
+# background_work(), and CPU-heavy adapters (the local embedder) ask is_background() to let
+# foreground work, a search's query, go first.
+_background = contextvars.ContextVar("engram_background_work", default=False)
+
+
+def is_background() -> bool:
+    return _background.get()
+
+
+@contextmanager
+def background_work() -> Iterator[None]:
+    token = _background.set(True)
+    try:
+        yield
+    finally:
+        _background.reset(token)
 
 
 class Extraction(NamedTuple):
@@ -316,7 +345,7 @@ class AcceptOnce(Protocol):
     `fingerprint`) is an Unprocessable error, and one still being accepted a Conflict."""
 
     def run(self, tenant_id: str, key: str, fingerprint: str,
-            accept: Callable[[], AddMessageData]) -> AddMessageData: ...
+            accept: Callable[[], AcceptResult]) -> AcceptResult: ...
 
     def forget(self, tenant_id: str, key: str, fingerprint: str) -> None:
         """Drop the record of an accept, so the key may be used again (its task is gone)."""
@@ -328,6 +357,36 @@ class WorkflowStarter(Protocol):
 
     def start(self, ref: TaskRef, attempt: int = 1) -> None:
         """Run the task's pipeline (`attempt` > 1: again, after it failed)."""
+        ...
+
+
+# --- content engines: OCR, speech and vision for the parse step ---
+
+class Ocr(Protocol):
+    name: str
+
+    def image_text(self, image: bytes) -> str:
+        """PNG/JPEG bytes → the text on the image ("" when there is none)."""
+        ...
+
+
+class ImageDescriber(Protocol):
+    """A vision-capable model that says what an image shows (OCR reads its text)."""
+
+    name: str
+
+    def describe(self, image: bytes, content_type: str) -> str:
+        """PNG/JPEG/GIF/WebP bytes and their MIME type → one sentence on what the image
+        shows. Raises ImageDescriptionFailed (with a reason fit to show) when it cannot."""
+        ...
+
+
+class Transcriber(Protocol):
+    name: str
+
+    def transcribe(self, audio: bytes, *, name: str = "") -> Transcript:
+        """16-bit PCM WAV bytes, any rate, mono or not (the media parser has ffmpeg decode
+        everything else first) → timed text."""
         ...
 
 
@@ -379,3 +438,17 @@ class TaskCallbacks(Protocol):
         ...
 
     def fail(self, token: str, error: str, cause: str) -> bool: ...
+
+
+class UrlPolicy(Protocol):
+    """Which URLs a server-side fetch may reach: the one SSRF policy (services/url_policy.py),
+    handed to the URL fetcher. Each answer is None (go ahead) or the reason to show."""
+
+    def url_refusal(self, url: str) -> str | None:
+        """Judged from the URL alone: scheme, credentials, metadata hosts, a literal
+        address, the allow-list."""
+        ...
+
+    def resolved_refusal(self, host: str, port: int, addresses: Sequence[str]) -> str | None:
+        """Judged on the addresses `host` resolved to, before connecting to any."""
+        ...

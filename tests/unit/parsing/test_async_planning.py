@@ -1,4 +1,4 @@
-"""What the parse step hands to asynchronous jobs on AWS (services/items.AsyncEngines):
+"""What the parse step hands to asynchronous jobs on AWS (pipeline/content_reader.AsyncEngines):
 a PDF's scanned pages (never its blank ones) and audio/video, with their formats."""
 
 from __future__ import annotations
@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 from tests import fixtures_docs as docs
 
-from engram.parsing import CapabilityUnavailable, LimitExceeded, ParseLimits, ParseResult
+from engram.config import Limits
+from engram.errors import CapabilityUnavailable, LimitExceeded
+from engram.models.parsed import ParseResult
 from engram.parsing.media import media_format
 from engram.parsing.pdf import pages_without_text, parse_pdf
-from engram.services.items import AsyncEngines, Deferral
+from engram.pipeline.content_reader import AsyncEngines, Deferral
 
-LIMITS = ParseLimits()
+LIMITS = Limits()
 
 
 def test_ocr_later_reads_the_text_layer_and_lists_the_scanned_pages():
@@ -36,10 +38,10 @@ def test_a_scanned_pdf_is_deferred_with_what_was_read():
 def test_limits_apply_before_a_job_is_planned():
     with pytest.raises(LimitExceeded, match="limit is 1 pages"):
         AsyncEngines(ocr=True).plan(docs.pdf_scanned(), "pdf", "s.pdf",
-                                    ParseLimits(max_pages=1))
+                                    Limits(max_pages=1))
     with pytest.raises(LimitExceeded, match="audio is"):
         AsyncEngines(transcription=True).plan(b"ID3" + b"\0" * 100, "audio", "a.mp3",
-                                              ParseLimits(max_media_bytes=10))
+                                              Limits(max_media_bytes=10))
 
 
 def test_media_is_deferred_or_unavailable_with_the_deployment_reason():

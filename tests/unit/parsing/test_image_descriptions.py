@@ -1,5 +1,5 @@
 """Images read by OCR and, when a vision model is configured, described
-(services/items.ContentReader with fake engines): the description in the image's turn
+(pipeline/content_reader.ContentReader with fake engines): the description in the image's turn
 and so in the memory, and a describer failure as a warning, never the item's failure."""
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import io
 import pytest
 from PIL import Image
 
+from engram.errors import CapabilityUnavailable, ImageDescriptionFailed
+from engram.extraction.images import image_description, image_turns
+from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.models.content import ContentItem, ItemStatus
 from engram.models.domain import MessageRecord, Role, Task
-from engram.parsing import CapabilityUnavailable, ImageDescriptionFailed
-from engram.services.extraction import RuleBasedExtractor
-from engram.services.items import ContentReader, image_description, image_turns, parse_items
+from engram.pipeline.content_reader import ContentReader, parse_items
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 20
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from tests import fixtures_docs as docs
 
-from engram.parsing import ParseError, detect_kind
+from engram.errors import ParseError
+from engram.parsing import detect_kind
 
 
 @pytest.mark.parametrize(

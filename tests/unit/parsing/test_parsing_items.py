@@ -11,15 +11,10 @@ from email.parser import BytesParser
 import pytest
 from tests import fixtures_docs as docs
 
-from engram.parsing import (
-    CapabilityUnavailable,
-    LimitExceeded,
-    ParseError,
-    ParseLimits,
-    TextBlock,
-    Transcript,
-    parse_item,
-)
+from engram.config import Limits
+from engram.errors import CapabilityUnavailable, LimitExceeded, ParseError
+from engram.models.parsed import TextBlock, Transcript
+from engram.parsing import parse_item
 
 
 def text_of(result) -> str:
@@ -53,7 +48,7 @@ def test_pdf_over_the_page_limit_names_the_limit():
 
 
 def test_pdf_over_the_size_limit_names_the_limit():
-    limits = ParseLimits(max_document_bytes=2**20)
+    limits = Limits(max_document_bytes=2**20)
     with pytest.raises(LimitExceeded, match=r"^document is 1\.5 MB; the limit is 1 MB$"):
         parse_item(b"%PDF-1.4" + b"\0" * (3 * 2**19), kind="pdf", ocr=None, limits=limits)
 
@@ -234,7 +229,7 @@ def test_audio_and_video_without_a_transcriber_are_capability_unavailable():
     with pytest.raises(CapabilityUnavailable, match="^audio transcription unavailable: no speech"):
         parse_item(b"RIFF\0\0\0\0WAVEfmt ", kind="audio", ocr=None)
     with pytest.raises(LimitExceeded, match=r"^video is 2 MB; the limit is 1 MB$"):
-        parse_item(b"\0" * 2**21, kind="video", ocr=None, limits=ParseLimits(max_media_bytes=2**20))
+        parse_item(b"\0" * 2**21, kind="video", ocr=None, limits=Limits(max_media_bytes=2**20))
 
 
 def test_video_without_ffmpeg_says_so(monkeypatch):

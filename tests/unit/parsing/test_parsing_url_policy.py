@@ -1,5 +1,5 @@
-"""The URL fetcher's address policy and data: URLs, with no network at all: resolution is
-a stub, and any connection attempt fails the test."""
+"""The URL policy as the fetcher applies it, and data: URLs, with no network at all:
+resolution is a stub, and any connection attempt fails the test."""
 
 from __future__ import annotations
 
@@ -9,13 +9,9 @@ import socket
 
 import pytest
 
-from engram.adapters.url_fetcher import (
-    FetchFailed,
-    FetchRefused,
-    SafeFetcher,
-    address_refusal,
-    parse_data_url,
-)
+from engram.adapters.url_fetcher import FetchFailed, FetchRefused, SafeFetcher
+from engram.errors import Unprocessable
+from engram.services.url_policy import SsrfPolicy, address_refusal, decode_data_url
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +90,7 @@ def stub_resolver(table: dict[str, list[str]]):
     ],
 )
 def test_refusals_happen_before_any_connection(url, message):
-    fetcher = SafeFetcher(resolve=stub_resolver({
+    fetcher = SafeFetcher(SsrfPolicy(), resolve=stub_resolver({
         "intranet.example": ["10.9.8.7"],
         "mixed.example": ["93.184.216.34", "192.168.0.2"],  # one bad address is enough
         "files.example": ["93.184.216.34"],
@@ -106,7 +102,7 @@ def test_refusals_happen_before_any_connection(url, message):
 
 def test_allow_list_lets_a_named_private_host_through_but_never_metadata():
     fetcher = SafeFetcher(
-        allow_hosts=["intranet.example", "10.0.0.7:8080", "169.254.169.254"],
+        SsrfPolicy(["intranet.example", "10.0.0.7:8080", "169.254.169.254"]),
         resolve=stub_resolver({"intranet.example": ["10.9.8.7"]}),
     )
     # allowed: they get as far as connecting (which this test forbids)
@@ -124,33 +120,53 @@ def test_resolution_failure_is_a_failed_fetch():
         raise socket.gaierror(-2, "Name or service not known")
 
     with pytest.raises(FetchFailed, match="could not resolve nowhere.invalid"):
-        SafeFetcher(resolve=broken).fetch("http://nowhere.invalid/")
+        SafeFetcher(SsrfPolicy(), resolve=broken).fetch("http://nowhere.invalid/")
 
 
-# --- data: URLs --------------------------------------------------------------------------
+# --- data: URLs (decoded when the add arrives, never fetched) ------------------------------
 
 def test_data_url_base64_image():
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
     url = "data:image/png;base64," + base64.b64encode(png).decode()
 
-    content = SafeFetcher().fetch(url)
-
-    assert content.data == png and content.content_type == "image/png"
+    assert decode_data_url(url, "x") == (png, "image/png")
 
 
-def test_data_url_percent_encoded_text_and_default_type():
-    content = parse_data_url("data:,Hello%2C%20World", max_bytes=100)
-    assert content.data == b"Hello, World" and content.content_type == "text/plain"
-
-
-def test_data_url_over_the_cap_is_refused_before_decoding():
-    url = "data:image/png;base64," + base64.b64encode(b"\0" * 3000).decode()
-    with pytest.raises(FetchRefused, match=r"holds about 3000 bytes; the limit is 2 KB"):
-        SafeFetcher().fetch(url, max_bytes=2048)
+def test_the_fetcher_takes_no_data_urls():
+    with pytest.raises(FetchRefused, match="only http and https URLs are fetched, not data"):
+        SafeFetcher(SsrfPolicy()).fetch("data:,Hello%2C%20World")
 
 
 def test_malformed_data_urls():
-    with pytest.raises(FetchFailed, match="no ','"):
-        parse_data_url("data:image/png;base64", max_bytes=100)
-    with pytest.raises(FetchFailed, match="malformed data URL"):
-        parse_data_url("data:image/png;base64,@@@@", max_bytes=100)
+    with pytest.raises(Unprocessable, match="must be data:<type>;base64,<content>"):
+        decode_data_url("data:image/png;base64", "x")
+    with pytest.raises(Unprocessable, match="must be data:<type>;base64,<content>"):
+        decode_data_url("data:,Hello%2C%20World", "x")
+    with pytest.raises(Unprocessable, match="is not base64"):
+        decode_data_url("data:image/png;base64,@@@@", "x")
+
+
+# --- one policy, at accept time and at fetch time ----------------------------------------
+
+def test_metadata_inside_ipv6_is_refused_even_for_an_allow_listed_name():
+    fetcher = SafeFetcher(SsrfPolicy(["files.example", "::ffff:169.254.169.254"]),
+                          resolve=stub_resolver({"files.example": ["::ffff:169.254.169.254"]}))
+    with pytest.raises(FetchRefused, match="^refused: files.example resolves to .* metadata"):
+        fetcher.fetch("http://files.example/")
+    with pytest.raises(FetchRefused, match="cloud metadata address"):
+        fetcher.fetch("http://[::ffff:169.254.169.254]/")
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://127.0.0.1:8080/a.png", "is refused: 127.0.0.1 is a loopback address (ENGRAM_FETCH_"
+                                    "ALLOW_HOSTS names hosts that may be fetched anyway)"),
+    ("http://localhost/a.png", "is refused: localhost is the local machine (ENGRAM_FETCH_"),
+    ("http://169.254.169.254/", "is refused: 169.254.169.254 is a cloud metadata address"),
+    ("http://user:pw@files.example/", "is refused: URLs with credentials in them"),
+    ("https://files.example/a.png", None),
+])
+def test_an_add_is_told_the_same_reasons(url, message):
+    refusal = SsrfPolicy().accept_refusal(url)
+    assert refusal == message if message is None else refusal.startswith(message), refusal
+    if message and "metadata" in message:
+        assert "ENGRAM_FETCH_ALLOW_HOSTS" not in refusal  # the allow-list cannot help there

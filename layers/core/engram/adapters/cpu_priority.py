@@ -1,31 +1,13 @@
-"""Background work yields the CPU to requests. The ingest pipeline marks what it runs as
-background (`background_work()`); CPU-heavy adapters (the embedder) let foreground work,
-a search's query, go first; and the pipeline's own threads run at a lower OS priority, so
-when a request and a pipeline step both want a core, the kernel gives it to the request."""
+"""The OS scheduler: the pipeline's own threads run at a lower priority, so when a request
+and a pipeline step both want a core, the kernel gives it to the request. (What runs as
+background work, which CPU-heavy adapters let requests overtake, is marked with
+`engram.ports.background_work`.)"""
 
 from __future__ import annotations
 
-import contextvars
 import os
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-_background = contextvars.ContextVar("engram_background_work", default=False)
-
-
-def is_background() -> bool:
-    return _background.get()
-
-
-@contextmanager
-def background_work() -> Iterator[None]:
-    token = _background.set(True)
-    try:
-        yield
-    finally:
-        _background.reset(token)
 
 
 def lower_thread_priority(niceness: int) -> bool:

@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
 from pydantic import BaseModel
 
 from engram.errors import Conflict, Unprocessable
-from engram.models.api import AddMessageData
+from engram.models.requests import AcceptResult
 
 REPLAY_WINDOW_SECONDS = 24 * 3600
 
@@ -36,7 +36,7 @@ class AcceptClaim(BaseModel):
     fingerprint: str
 
 
-def _accept(claim: AcceptClaim, accept: Callable[[], AddMessageData]) -> AddMessageData:
+def _accept(claim: AcceptClaim, accept: Callable[[], AcceptResult]) -> AcceptResult:
     return accept()
 
 
@@ -64,16 +64,16 @@ class PowertoolsAcceptOnce:
             raise_on_no_idempotency_key=True, expires_after_seconds=expires_after_seconds)
         self._make_store = make_store
         self._store: BasePersistenceLayer | None = None
-        self._run: Callable[..., AddMessageData] | None = None
+        self._run: Callable[..., AcceptResult] | None = None
         self._lock = threading.Lock()
 
-    def _runner(self) -> Callable[..., AddMessageData]:
+    def _runner(self) -> Callable[..., AcceptResult]:
         with self._lock:
             if self._run is None:
                 self._store = self._make_store()
                 self._run = idempotent_function(
                     _accept, data_keyword_argument="claim", persistence_store=self._store,
-                    config=self._config, output_serializer=PydanticSerializer(AddMessageData))
+                    config=self._config, output_serializer=PydanticSerializer(AcceptResult))
             return self._run
 
     def forget(self, tenant_id: str, key: str, fingerprint: str) -> None:
@@ -87,7 +87,7 @@ class PowertoolsAcceptOnce:
         self._config.register_lambda_context(context)
 
     def run(self, tenant_id: str, key: str, fingerprint: str,
-            accept: Callable[[], AddMessageData]) -> AddMessageData:
+            accept: Callable[[], AcceptResult]) -> AcceptResult:
         claim = AcceptClaim(tenant_id=tenant_id, key=key, fingerprint=fingerprint)
         try:
             return self._runner()(claim=claim, accept=accept)

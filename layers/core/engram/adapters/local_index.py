@@ -17,7 +17,6 @@ running searches side by side would not be faster.
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 from collections import Counter
@@ -29,7 +28,8 @@ import numpy as np
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import TIME_FIELDS, Condition, FilterNode, facet_values
 from engram.ports import IndexHit, IndexQuery
-from engram.services.lexical import tokenize
+from engram.retrieval.fusion import candidate_count
+from engram.retrieval.lexical import bm25_idf, bm25_term_scores, tokenize
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -40,12 +40,8 @@ CREATE TABLE IF NOT EXISTS entries (
 """
 
 SCRUBBED_VERSION = 1  # user_version from which the file has been written with secure_delete
-BM25_K1 = 1.2
 COMMON_TERM_SHARE = 0.8
 COMMON_TERM_MIN_ROWS = 1000  # below this, reading every posting is cheap anyway
-BM25_B = 0.75
-MIN_CANDIDATES = 50  # per signal, however small k is, so fusion downstream has room
-CANDIDATES_PER_RESULT = 4
 # When fewer than this share of a partition's rows pass the type filter, copying them out
 # and scoring only those beats scoring every row (measured at 100k:
 # copying costs about 0.2 ms per 1 % of rows, a full product 3-7 ms).
@@ -160,7 +156,7 @@ class LocalMemoryIndex:
         query = _unit_rows(np.asarray(vector, dtype=np.float32).reshape(1, -1), 1)[0]
         terms = tokenize(text)
         groups = [(frozenset(MemoryType(t) for t in q.types),
-                   max(q.k * CANDIDATES_PER_RESULT, MIN_CANDIDATES) if q.k > 0 else 0)
+                   candidate_count(q.k) if q.k > 0 else 0)
                   for q in queries]
         with self._lock:
             partition = self._partitions.get((tenant_id, user_id))
@@ -451,9 +447,8 @@ class _Partition:
             if self.size >= COMMON_TERM_MIN_ROWS and found > COMMON_TERM_SHARE * self.size:
                 continue  # in nearly every row ("user"): idf ≈ 0, yet the costliest to read
             rows, freqs = self._posting_array(term, postings)
-            idf = math.log(1 + (self.size - found + 0.5) / (found + 0.5))
-            norms = BM25_K1 * (1 - BM25_B + BM25_B * self.doc_lengths[rows] / average_length)
-            scores[rows] += idf * freqs * (BM25_K1 + 1) / (freqs + norms)
+            scores[rows] += bm25_term_scores(bm25_idf(self.size, found), freqs,
+                                             self.doc_lengths[rows], average_length)
         return scores
 
     def _posting_array(self, term: str, postings: dict[int, int]

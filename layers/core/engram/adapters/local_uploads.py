@@ -5,9 +5,10 @@ and S3's XML error on refusal.
 
 The form is S3's: `key`, `Content-Type`, a base64 JSON `policy` in S3's policy language,
 and an HMAC-SHA256 of the policy under a secret kept in the data directory (mode 0600).
-The file, the last form field (as S3 requires), is streamed to a temp file beside its
-destination and renamed into place only once every check passed: a refused or cut-off
-upload leaves nothing behind.
+python-multipart parses the body as it is read. The file, the last form field (as S3
+requires; what follows it is ignored, as S3 does), is streamed into the object store's
+writer (locally a temp file beside its destination, renamed into place) and kept only
+once every check passed: a refused or cut-off upload leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -16,17 +17,22 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 from xml.sax.saxutils import escape
 
-from engram.adapters.file_object_store import FileObjectStore
-from engram.ports import SignedUpload
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+from engram.ports import ObjectStore, SignedUpload
 
 SECRET_FILE = "upload_secret"
 BUCKET = "engram-local"
@@ -36,9 +42,15 @@ ALGORITHM_FIELD = "x-engram-algorithm"
 UNSIGNED_FIELDS = frozenset({"policy", SIGNATURE_FIELD, ALGORITHM_FIELD, "file"})
 UPLOAD_PREFIX = "uploads/"
 MAX_FIELD_BYTES = 64 * 1024
-MAX_HEADER_BYTES = 16 * 1024
+MAX_FIELDS = 50
+MAX_HEADERS = 32  # per part
+MAX_HEADER_BYTES = 16 * 1024  # one header line
+MAX_BOUNDARY_BYTES = 256  # python-multipart's limit (RFC 2046 allows 70)
 FORM_OVERHEAD_BYTES = 1024 * 1024  # room for the other fields around the file
 CHUNK = 256 * 1024
+# The parser logs each malformed body as a warning before raising; the refusal is logged
+# once, by the server, already.
+logging.getLogger("python_multipart").setLevel(logging.ERROR)
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -160,134 +172,112 @@ def check_policy(secret: bytes, fields: dict[str, str], now: datetime | None = N
     return CheckedPolicy(key=key, min_bytes=low, max_bytes=high)
 
 
-class _FormReader:
-    """A streaming multipart/form-data reader over exactly `length` bytes of `stream`."""
+class _Form:
+    """The parser's callbacks: form fields up to the file, then the file itself streamed
+    into `objects.writer` once the fields passed `check_policy`."""
 
-    def __init__(self, stream: BinaryIO, length: int, boundary: bytes):
-        self._stream, self._left = stream, length
-        self._buffer = b""
-        self._delimiter = b"\r\n--" + boundary
+    def __init__(self, secret: bytes, objects: ObjectStore, stack: ExitStack):
+        self._secret, self._objects, self._stack = secret, objects, stack
+        self.fields: dict[str, str] = {}
+        self.key: str | None = None  # set once the file has arrived whole and passed
+        self.in_part = False
+        self.parts = 0
+        self._headers: list[list[bytes]] = []
+        self._value = bytearray()
+        self._name = ""
+        self._file: BinaryIO | None = None
+        self._policy: CheckedPolicy | None = None
+        self._size = 0
 
-    def _fill(self) -> bool:
-        if self._left <= 0:
-            return False
-        chunk = self._stream.read(min(CHUNK, self._left))
-        if not chunk:
-            raise UploadRefused(400, "IncompleteBody",
-                                "the request body ended before its Content-Length")
-        self._left -= len(chunk)
-        self._buffer += chunk
-        return True
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        """Each stops listening once the file is in: what follows it is ignored."""
+        def until_done(callback: Callable[..., None]) -> Callable[..., None]:
+            return lambda *args: None if self.key is not None else callback(*args)
 
-    def drain(self) -> None:
-        self._buffer = b""
-        while self._left > 0:
-            got = self._stream.read(min(CHUNK, self._left))
-            if not got:
-                return
-            self._left -= len(got)
+        return {event: until_done(callback) for event, callback in (
+            ("on_part_begin", self._part_begin), ("on_header_begin", self._header_begin),
+            ("on_header_field", self._header_field),
+            ("on_header_value", self._header_value), ("on_headers_finished", self._headers_done),
+            ("on_part_data", self._data), ("on_part_end", self._part_end))}
 
-    def start(self) -> None:
-        # The body begins with the delimiter without its leading CRLF.
-        self._buffer = b"\r\n"
-        self._expect_delimiter()
+    def _part_begin(self) -> None:
+        self.in_part, self._headers, self._value = True, [], bytearray()
+        self.parts += 1
 
-    def _expect_delimiter(self) -> bool:
-        """Consume a delimiter; True when more parts follow, False at the closing one."""
-        need = len(self._delimiter) + 2
-        while len(self._buffer) < need and self._fill():
-            pass
-        if not self._buffer.startswith(self._delimiter):
-            raise UploadRefused(400, "MalformedPOSTRequest",
-                                "The body of your POST request is not well-formed "
-                                "multipart/form-data.")
-        tail = self._buffer[len(self._delimiter):len(self._delimiter) + 2]
-        self._buffer = self._buffer[len(self._delimiter) + 2:]
-        return tail != b"--"
+    def _header_begin(self) -> None:
+        self._headers.append([b"", b""])  # name, value: each may come in several pieces
 
-    def headers(self) -> dict[str, str]:
-        while b"\r\n\r\n" not in self._buffer:
-            if len(self._buffer) > MAX_HEADER_BYTES or not self._fill():
-                raise UploadRefused(400, "MalformedPOSTRequest", "a form part has no headers")
-        raw, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
-        out: dict[str, str] = {}
-        for line in raw.decode("utf-8", "replace").split("\r\n"):
-            name, sep, value = line.partition(":")
-            if sep:
-                out[name.strip().lower()] = value.strip()
-        return out
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._headers[-1][0] += data[start:end]
 
-    def body(self, sink: BinaryIO | None, limit: int) -> tuple[int, bool]:
-        """Copy the part's content to `sink` (None: keep nothing) up to the next delimiter;
-        stop with EntityTooLarge past `limit` bytes. Returns (size, more parts follow)."""
-        size = 0
-        keep = len(self._delimiter)
-        while True:
-            at = self._buffer.find(self._delimiter)
-            if at >= 0:
-                size += at
-                if size > limit:
-                    raise UploadRefused(400, "EntityTooLarge",
-                                        "Your proposed upload exceeds the maximum allowed size")
-                if sink is not None:
-                    sink.write(self._buffer[:at])
-                self._buffer = self._buffer[at:]
-                return size, self._expect_delimiter()
-            if len(self._buffer) > keep:
-                out = self._buffer[:-keep]
-                size += len(out)
-                if size > limit:
-                    raise UploadRefused(400, "EntityTooLarge",
-                                        "Your proposed upload exceeds the maximum allowed size")
-                if sink is not None:
-                    sink.write(out)
-                self._buffer = self._buffer[-keep:]
-            if not self._fill():
-                raise UploadRefused(400, "MalformedPOSTRequest",
-                                    "the form ended inside a part")
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._headers[-1][1] += data[start:end]
 
-    def value(self) -> tuple[str, bool]:
-        buffer = _Collect()
-        _, more = self.body(buffer, MAX_FIELD_BYTES)
-        return buffer.data.decode("utf-8", "replace"), more
+    def _headers_done(self) -> None:
+        disposition = next((value for name, value in self._headers
+                            if name.strip().lower() == b"content-disposition"), b"")
+        _, params = parse_options_header(disposition)
+        self._name = params.get(b"name", b"").decode("utf-8", "replace")
+        if self._name.lower() != "file" and b"filename" not in params:
+            return
+        # The file (S3 requires it last): the form is judged before a byte of it is kept.
+        self._policy = check_policy(self._secret, self.fields)
+        self._file = self._stack.enter_context(self._objects.writer(self._policy.key))
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self._file is not None:
+            self._size += end - start
+            if self._size > self._policy.max_bytes:
+                raise _too_large()
+            self._file.write(data[start:end])
+            return
+        self._value += data[start:end]
+        if len(self._value) > MAX_FIELD_BYTES:
+            raise _too_large()
+
+    def _part_end(self) -> None:
+        self.in_part = False
+        if self._file is not None:
+            if self._size < self._policy.min_bytes:
+                raise UploadRefused(400, "EntityTooSmall",
+                                    "Your proposed upload is smaller than the minimum "
+                                    "allowed size")
+            self.key = self._policy.key
+            return
+        self.fields[self._name.lower()] = self._value.decode("utf-8", "replace")
+        if len(self.fields) > MAX_FIELDS:
+            raise UploadRefused(400, "MalformedPOSTRequest", "too many form fields")
 
 
-class _Collect:
-    def __init__(self) -> None:
-        self.data = b""
-
-    def write(self, chunk: bytes) -> None:
-        self.data += chunk
+def _too_large() -> UploadRefused:
+    return UploadRefused(400, "EntityTooLarge",
+                         "Your proposed upload exceeds the maximum allowed size")
 
 
-def _disposition(headers: dict[str, str]) -> tuple[str, str | None]:
-    name, filename = "", None
-    for piece in headers.get("content-disposition", "").split(";")[1:]:
-        key, _, value = piece.strip().partition("=")
-        value = value.strip().strip('"')
-        if key.lower() == "name":
-            name = value
-        elif key.lower() == "filename":
-            filename = value
-    return name, filename
+def _malformed() -> UploadRefused:
+    return UploadRefused(400, "MalformedPOSTRequest",
+                         "The body of your POST request is not well-formed "
+                         "multipart/form-data.")
 
 
 def _boundary(content_type: str) -> bytes:
-    kind, _, params = content_type.partition(";")
-    if kind.strip().lower() != "multipart/form-data":
+    kind, params = parse_options_header(content_type)
+    if kind != b"multipart/form-data":
         raise UploadRefused(412, "PreconditionFailed",
                             "uploads must be POSTed as multipart/form-data")
-    for piece in params.split(";"):
-        key, _, value = piece.strip().partition("=")
-        if key.lower() == "boundary" and value.strip().strip('"'):
-            return value.strip().strip('"').encode()
-    raise UploadRefused(400, "MalformedPOSTRequest", "the multipart boundary is missing")
+    boundary = params.get(b"boundary", b"")
+    if not boundary:
+        raise UploadRefused(400, "MalformedPOSTRequest", "the multipart boundary is missing")
+    if len(boundary) > MAX_BOUNDARY_BYTES:
+        raise UploadRefused(400, "MalformedPOSTRequest",
+                            f"the multipart boundary is over {MAX_BOUNDARY_BYTES} characters")
+    return boundary
 
 
 class LocalUploadReceiver:
     """`POST /uploads`: checks a signed form and stores its file in the object store."""
 
-    def __init__(self, secret: bytes, objects: FileObjectStore, max_bytes: int):
+    def __init__(self, secret: bytes, objects: ObjectStore, max_bytes: int):
         self._secret = secret
         self._objects = objects
         self._max_body = max_bytes + FORM_OVERHEAD_BYTES
@@ -300,37 +290,59 @@ class LocalUploadReceiver:
                 raise UploadRefused(411, "MissingContentLength",
                                     "You must provide the Content-Length HTTP header.")
             if length > self._max_body:
-                raise UploadRefused(400, "EntityTooLarge",
-                                    "Your proposed upload exceeds the maximum allowed size")
-            reader = _FormReader(stream, length, _boundary(content_type))
+                raise _too_large()
+            boundary = _boundary(content_type)
         except UploadRefused as refused:
             refused.body_read = False
             raise
+        body = _Body(stream, length)
         try:
-            return self._read_form(reader)
+            return self._read_form(boundary, body)
         finally:
-            reader.drain()
+            body.drain()
 
-    def _read_form(self, reader: _FormReader) -> str:
-        reader.start()
-        fields: dict[str, str] = {}
-        while True:
-            name, filename = _disposition(reader.headers())
-            if name.lower() == "file" or filename is not None:
-                break
-            fields[name.lower()], more = reader.value()
-            if not more:
-                raise UploadRefused(400, "InvalidArgument",
-                                    "POST requires exactly one file upload per request "
-                                    "(a form field named 'file', last)")
-            if len(fields) > 50:
-                raise UploadRefused(400, "MalformedPOSTRequest", "too many form fields")
-        policy = check_policy(self._secret, fields)
-        # S3 ignores whatever follows the file; so does this endpoint.
-        with self._objects.writer(policy.key) as out:
-            size, _ = reader.body(out, policy.max_bytes)
-            if size < policy.min_bytes:
-                raise UploadRefused(400, "EntityTooSmall",
-                                    "Your proposed upload is smaller than the minimum "
-                                    "allowed size")
-        return policy.key
+    def _read_form(self, boundary: bytes, body: _Body) -> str:
+        # The object writer is entered when the file part starts and closed here: it
+        # keeps the file only if the form got as far as `form.key` without an error.
+        with ExitStack() as stack:
+            form = _Form(self._secret, self._objects, stack)
+            parser = MultipartParser(boundary, form.callbacks(), max_header_count=MAX_HEADERS,
+                                     max_header_size=MAX_HEADER_BYTES)
+            for chunk in body.chunks():
+                try:
+                    parser.write(chunk)
+                except MultipartParseError:
+                    if form.key is None:
+                        raise _malformed() from None
+                if form.key is not None:
+                    return form.key  # S3 ignores whatever follows the file; so does this
+            if form.in_part:
+                raise UploadRefused(400, "MalformedPOSTRequest", "the form ended inside a part")
+            if parser.state != MultipartState.END or not form.parts:
+                raise _malformed()
+            raise UploadRefused(400, "InvalidArgument",
+                                "POST requires exactly one file upload per request "
+                                "(a form field named 'file', last)")
+
+
+class _Body:
+    """Exactly `length` bytes of a request body, in chunks."""
+
+    def __init__(self, stream: BinaryIO, length: int):
+        self._stream, self._left = stream, length
+
+    def chunks(self) -> Iterator[bytes]:
+        while self._left > 0:
+            chunk = self._stream.read(min(CHUNK, self._left))
+            if not chunk:
+                raise UploadRefused(400, "IncompleteBody",
+                                    "the request body ended before its Content-Length")
+            self._left -= len(chunk)
+            yield chunk
+
+    def drain(self) -> None:
+        while self._left > 0:
+            got = self._stream.read(min(CHUNK, self._left))
+            if not got:
+                return
+            self._left -= len(got)

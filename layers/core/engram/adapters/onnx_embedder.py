@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engram.adapters.cpu_priority import is_background
+from engram.ports import is_background
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -77,7 +77,7 @@ class OnnxMiniLMEmbedder:
     one call or from several), so the cores work on whole passes instead of splitting each
     operator of one pass between them: no waiting on each other between operators, and one
     caller's numpy work overlaps another's pass. Safe to share between threads. Passes of
-    background work (the ingest pipeline, engram.adapters.cpu_priority) and the others (a
+    background work (the ingest pipeline, engram.ports.background_work) and the others (a
     search's query) take cores from separate counts, so a query never waits for an ingest
     pass: with two threads embedding ingest batches non-stop, a query's embedding took
     p95 4-5 ms this way against 45-50 ms sharing one count. `threads` defaults to the

@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 
-from engram.parsing.types import ImageDescriptionFailed
+from engram.errors import ImageDescriptionFailed
 
 log = logging.getLogger(__name__)
 

@@ -33,11 +33,11 @@ from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnecti
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 
-from engram.adapters.local_index import CANDIDATES_PER_RESULT, MIN_CANDIDATES
 from engram.errors import PermanentError, RetryableError
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import Condition, FilterError, FilterNode
 from engram.ports import IndexHit, IndexQuery
+from engram.retrieval.fusion import candidate_count
 
 VECTOR_FIELD = "vector"
 TEXT_FIELD = "text"
@@ -249,7 +249,7 @@ class OpenSearchMemoryIndex:
         if k <= 0 or not wanted:
             return []
         query = self._unit_rows(np.asarray(vector).reshape(1, -1), 1)[0].tolist()
-        limit = max(k * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
+        limit = candidate_count(k)
         scope = [{"term": {"tenant_id": tenant_id}}, {"term": {"user_id": user_id}},
                  {"terms": {"memory_type": wanted}}]
         if where is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
 
 from botocore.exceptions import ClientError
 
@@ -19,6 +22,15 @@ class S3ObjectStore:
     def put_bytes(self, key: str, data: bytes) -> None:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=data,
                             ServerSideEncryption="AES256")
+
+    @contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        """Spooled to a local temp file, uploaded only when the block ends without an error."""
+        with tempfile.TemporaryFile() as spool:
+            yield spool
+            spool.seek(0)
+            self._s3.upload_fileobj(spool, self._bucket, key,
+                                    ExtraArgs={"ServerSideEncryption": "AES256"})
 
     def get_bytes(self, key: str) -> bytes:
         """Raises KeyError for a missing key. S3 only says NoSuchKey to a caller allowed to

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 
-from engram.parsing import CapabilityUnavailable, ParseError
+from engram.errors import CapabilityUnavailable, ParseError
 
 TIMEOUT_S = 120.0  # a dense, full-page scan takes a few seconds; a hung process must not stall
 

@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from engram.errors import RetryableError
-from engram.parsing import ParseError, ParseResult, TextBlock
-from engram.parsing.text import paragraphs_to_blocks
+from engram.errors import ParseError, RetryableError
+from engram.models.parsed import ParseResult, TextBlock, paragraphs_to_blocks
 
 MAX_RESULTS_PER_CALL = 1000  # GetDocumentTextDetection's ceiling
 

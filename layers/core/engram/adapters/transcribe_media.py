@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any
 
-from engram.parsing import ParseError, TextBlock, Transcript
-from engram.parsing.media import merge_timed_blocks
+from engram.errors import ParseError
+from engram.models.parsed import TextBlock, Transcript, merge_timed_blocks
 from engram.ports import JobState
 
 # What StartTranscriptionJob accepts as MediaFormat; anything else is refused up front.

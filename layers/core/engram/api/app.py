@@ -15,26 +15,27 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from engram import __version__
+from engram.api.everos.models import ObjectSignResponse, ObjectSignResult
+from engram.api.everos.routes import (
+    everos_memories_router,
+    everos_objects_router,
+    everos_tasks_router,
+)
+from engram.api.everos.translate import EverosTranslator
 from engram.api.guard import (
     JsonBodyValidation,
     allowed_methods,
     check_content_type,
     parse_json_object,
 )
+from engram.api.memos.models import ErrorEnvelope
+from engram.api.memos.routes import memories_router, messages_router, search_router, tasks_router
+from engram.api.memos.translate import MemosTranslator
 from engram.api.openapi import ERRORS, SECURITY, SECURITY_SCHEMES
+from engram.api.params import body_size
 from engram.api.resolver import RequestScopedRestResolver
-from engram.api.routes import body_size
-from engram.api.routes.everos_memories import everos_memories_router
-from engram.api.routes.everos_objects import everos_objects_router
-from engram.api.routes.everos_tasks import everos_tasks_router
-from engram.api.routes.memories import memories_router
-from engram.api.routes.messages import messages_router
-from engram.api.routes.search import search_router
-from engram.api.routes.tasks import tasks_router
+from engram.container import Services
 from engram.errors import EngramError, PayloadTooLarge
-from engram.models.api import ErrorEnvelope
-from engram.models.everos import ObjectSignResponse, ObjectSignResult
-from engram.services.container import Services
 
 log = logging.getLogger(__name__)
 PREFIX = "/v1"
@@ -105,7 +106,15 @@ def _json(value: Any) -> str:
 
 
 def create_app(services: Services) -> EngramResolver:
-    everos_body_limit = services.ingest.limits.max_everos_body_bytes
+    """The resolver over the core services: each dialect's routes talk to its translator,
+    and every translator to the same services."""
+    limits = services.ingest.limits
+    memos = MemosTranslator(ingest=services.ingest, search_service=services.search,
+                            memories=services.memories, tasks=services.tasks)
+    everos = EverosTranslator(ingest=services.ingest, search_service=services.search,
+                              memories=services.memories, tasks=services.tasks,
+                              uploads=services.uploads, limits=limits)
+    everos_body_limit = limits.max_everos_body_bytes
 
     def precheck(event: BaseProxyEvent) -> None:
         """Before the body is read: its size (EverOS's limit first, as EverOS does) and
@@ -120,11 +129,11 @@ def create_app(services: Services) -> EngramResolver:
     app = EngramResolver(enable_validation=True, json_body_deserializer=parse_json_object)
     # Powertools' validation middleware runs first; this one checks before it reads the body.
     app._request_validation_middleware = JsonBodyValidation(precheck)
-    for router in (messages_router(services), tasks_router(services),
-                   search_router(services), memories_router(services)):
+    for router in (messages_router(memos), tasks_router(memos), search_router(memos),
+                   memories_router(memos)):
         app.include_router(router, prefix=PREFIX)
-    for router in (everos_objects_router(services), everos_memories_router(services),
-                   everos_tasks_router(services)):
+    for router in (everos_objects_router(everos), everos_memories_router(everos),
+                   everos_tasks_router(everos)):
         app.include_router(router, prefix=EVEROS_PREFIX)
     app.configure_openapi(title="Engram", version=__version__, description=DESCRIPTION,
                           security_schemes=SECURITY_SCHEMES, security=SECURITY)

@@ -7,9 +7,9 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
+from engram.api.everos.models import ObjectSignResponse
 from engram.api.guard import MAX_JSON_DEPTH
-from engram.models.api import ErrorEnvelope
-from engram.models.everos import ObjectSignResponse
+from engram.api.memos.models import ErrorEnvelope
 from engram.models.times import RANGE
 
 SECURITY_SCHEMES = {

@@ -14,7 +14,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsRecordModel
 from pydantic import BaseModel, Field, Json, StrictStr
 
-from engram.models.api import AddMessageRequest
+from engram.api.memos.models import AddMessageRequest
 from engram.models.domain import TaskRef
 from engram.models.pipeline import ContentJob
 

@@ -1,6 +1,7 @@
 """Work that reaches Engram from other AWS services instead of the API: files put under
 inbox/<tenant_id>/<user_id>/ in the bucket, and add/message jobs sent to the ingest
-queue. Both become tasks through the same IngestService the API uses.
+queue. Both become tasks through the same IngestService the API uses (a queued job, and
+an inbox text file, through the MemOS translation: api/memos/translate.py).
 
 S3 and SQS deliver at least once, so `IdempotentIntake` runs each business key once
 (bucket + key + sequencer for an inbox file; the job's idempotency_key, or its content,
@@ -25,14 +26,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from engram.adapters.idempotency import PowertoolsAcceptOnce
+from engram.api.memos.models import AddMessageRequest
+from engram.api.memos.translate import accept_args
 from engram.aws.events import IntakeResult, QueuedAddMessage, S3ObjectCreated
 from engram.aws.observability import count
 from engram.errors import EngramError, PermanentError
-from engram.models.api import AddMessageRequest
 from engram.models.content import ItemInput
 from engram.models.domain import Role, Task, TaskStatus
+from engram.models.requests import AddSpec, MessageDraft
 from engram.ports import ObjectStore, TaskStore
-from engram.services.ingest import AddSpec, IngestService, MessageDraft
+from engram.services.ingest import IngestService
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +106,7 @@ class Intake:
                 messages=[{"role": "user", "content": self._read_text(created, where),
                            "message_id": created.message_id, "chat_time": chat_time}],
                 info={"source": created.uri}, async_mode=True)
-            accepted = self.ingest.add_messages(where.tenant_id, request)
+            accepted = self.ingest.accept(where.tenant_id, *accept_args(request))
         except ValidationError as error:
             return self._reject(created, where, _validation_reason(error))
         except EngramError as error:
@@ -114,9 +117,11 @@ class Intake:
         return IntakeResult(task_id=accepted.task_id, status=accepted.status)
 
     def queued_message(self, job: QueuedAddMessage) -> IntakeResult:
-        """A queued add/message job, run as the API would run it (asynchronously). An
-        invalid job raises: it is redelivered, then kept whole in the ingest DLQ."""
-        accepted = self.ingest.add_messages(job.tenant_id, job.request(), job.idempotency_key)
+        """A queued add/message job (a MemOS add), run as the API would run it
+        (asynchronously). An invalid job raises: it is redelivered, then kept whole in the
+        ingest DLQ."""
+        accepted = self.ingest.accept(job.tenant_id,
+                                      *accept_args(job.request(), job.idempotency_key))
         count("TasksAccepted")
         return IntakeResult(task_id=accepted.task_id, status=accepted.status)
 

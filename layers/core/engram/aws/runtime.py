@@ -1,5 +1,5 @@
-"""The AWS profile's factory: the AWS adapters wired into the same services
-`engram serve` runs, built once per cold start.
+"""The AWS profile's factory: the AWS adapters, as the PortSet that container.py wires
+into the same services `engram serve` runs, built once per cold start.
 
 Clients are made on first use, so an invocation pays only for what it calls: the
 authorizer never creates an S3, Step Functions or OpenSearch client, and a step that
@@ -10,35 +10,36 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from functools import cached_property, partial
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engram.adapters.idempotency import PowertoolsAcceptOnce
 from engram.aws.intake import IdempotentIntake, Intake
-from engram.aws.settings import AwsSettings
+from engram.config import Settings
+from engram.container import (
+    PortSet,
+    Services,
+    build_content_jobs,
+    build_pipeline,
+    build_services,
+)
 from engram.errors import EngramError
-from engram.models.domain import Memory, MemoryType
+from engram.models.domain import Memory, MemoryType, Task, TaskRef
 from engram.models.filters import FilterNode
-from engram.parsing import ImageDescriber
-from engram.ports import Embedder, IndexHit, IndexQuery, LanguageModel, MemoryIndex
-from engram.services.attachments import AttachmentIntake
-from engram.services.container import Services
-from engram.services.content_jobs import ContentJobs
-from engram.services.everos import EverosService
-from engram.services.ingest import IngestService
-from engram.services.items import AsyncEngines, ContentReader, parse_limits
+from engram.pipeline.content_jobs import ContentJobs
+from engram.pipeline.steps import PipelineDeps, run_pipeline
+from engram.ports import Embedder, ImageDescriber, IndexHit, IndexQuery, LanguageModel
 from engram.services.keys import ApiKeyService
-from engram.services.memories import MemoryService
-from engram.services.pipeline import PipelineDeps, memory_writers, run_pipeline
-from engram.services.search import SearchService
-from engram.services.tasks import TaskService
-from engram.services.uploads import UploadService
+from engram.services.url_policy import SsrfPolicy
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    from engram.adapters.sfn_workflow import StepFunctionsWorkflow
 
 
 class ConfigurationError(EngramError):
@@ -76,11 +77,12 @@ class AwsClients:
     transcribe: Any = None  # audio and video
 
     @classmethod
-    def from_settings(cls, settings: AwsSettings) -> AwsClients:
+    def from_settings(cls, settings: Settings) -> AwsClients:
         import boto3
         from botocore.config import Config
 
-        session = boto3.session.Session(region_name=settings.region)
+        aws = settings.aws
+        session = boto3.session.Session(region_name=aws.region)
         # Fail fast and let the caller's retry policy (the ASL, SQS) take over.
         config = Config(connect_timeout=5, read_timeout=30,
                         retries={"mode": "standard", "max_attempts": 3})
@@ -92,10 +94,9 @@ class AwsClients:
         def search_client() -> Any:
             from engram.adapters.opensearch_index import opensearch_client
 
-            if not settings.opensearch.endpoint:
+            if not aws.opensearch.endpoint:
                 raise ConfigurationError("ENGRAM_OPENSEARCH_ENDPOINT is not set")
-            return opensearch_client(settings.opensearch.endpoint, settings.region,
-                                     settings.opensearch.service)
+            return opensearch_client(aws.opensearch.endpoint, aws.region, aws.opensearch.service)
 
         return cls(
             # SigV4 also for the pre-signed upload forms (SigV2 is refused by newer regions)
@@ -148,8 +149,8 @@ class IndexOnFirstUse:
         return self._ready().nearest(tenant_id, user_id, vectors, k, types)
 
 
-def default_embedder(settings: AwsSettings, clients: AwsClients) -> Embedder:
-    embedding = settings.embedding
+def default_embedder(settings: Settings, clients: AwsClients) -> Embedder:
+    embedding = settings.aws.embedding
     if embedding.provider == "bedrock":
         from engram.adapters.bedrock_embedder import BedrockEmbedder
 
@@ -163,7 +164,7 @@ def default_embedder(settings: AwsSettings, clients: AwsClients) -> Embedder:
     return OpenAIEmbedder(client, embedding.model_id, embedding.dimension)
 
 
-def default_describer(settings: AwsSettings) -> ImageDescriber | None:
+def default_describer(settings: Settings) -> ImageDescriber | None:
     """The vision model that describes images, when ENGRAM_VISION_MODEL names one. Its
     client (and the secret it needs) is made on the first image, not at cold start; with
     no provider secret the endpoint is called without a key (a private one)."""
@@ -173,13 +174,13 @@ def default_describer(settings: AwsSettings) -> ImageDescriber | None:
     from engram.adapters.openai_vision import OpenAIVisionDescriber, vision_client
 
     def client() -> Any:
-        key = provider_api_key(settings) if settings.provider_secret_arn else ""
+        key = provider_api_key(settings) if settings.aws.provider_secret_arn else ""
         return vision_client(vision.base_url, key, timeout=vision.timeout_seconds)
 
-    return OpenAIVisionDescriber(LazyClient(client), vision.model_id)
+    return OpenAIVisionDescriber(LazyClient(client), vision.model)
 
 
-def default_llm(settings: AwsSettings) -> LanguageModel | None:
+def default_llm(settings: Settings) -> LanguageModel | None:
     """The chat model for extraction and conflict resolution, when ENGRAM_LLM_MODEL names
     one; its client (and the provider secret) is made on the first call."""
     llm = settings.llm
@@ -188,21 +189,103 @@ def default_llm(settings: AwsSettings) -> LanguageModel | None:
     from engram.adapters.openai_llm import OpenAIChatModel, llm_client
 
     def client() -> Any:
-        key = provider_api_key(settings) if settings.provider_secret_arn else ""
+        key = provider_api_key(settings) if settings.aws.provider_secret_arn else ""
         return llm_client(llm.base_url or None, key, timeout=llm.timeout_seconds,
                           max_retries=llm.max_retries)
 
     return OpenAIChatModel(LazyClient(client), llm.model, json_mode=llm.json_mode)
 
 
-def provider_api_key(settings: AwsSettings) -> str:
+def provider_api_key(settings: Settings) -> str:
     """The OpenAI-compatible endpoint's key, from Secrets Manager (cached by Powertools for
     five minutes); never from an environment variable, never logged."""
-    if not settings.provider_secret_arn:
+    arn = settings.aws.provider_secret_arn
+    if not arn:
         raise ConfigurationError("ENGRAM_PROVIDER_SECRET_ARN is required with provider 'openai'")
     from aws_lambda_powertools.utilities.parameters import get_secret
 
-    return get_secret(settings.provider_secret_arn)
+    return get_secret(arn)
+
+
+@dataclass
+class StateMachineRunner:
+    """Tasks run in the state machine; a sync add (async_mode false) runs the same steps
+    inline in the API call, as `engram serve` does, but without asynchronous content jobs:
+    there is no state machine to wait for them. Nothing to hold during an erasure: each
+    step checks its task instead."""
+
+    state_machine: StepFunctionsWorkflow
+    pipeline: PipelineDeps
+    _inline: PipelineDeps = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        content = self.pipeline.content
+        jobs = content.jobs if content else None
+        self._inline = self.pipeline if jobs is None else replace(
+            self.pipeline, content=replace(content, jobs=replace(
+                jobs, ocr=False, transcription=False)))
+
+    def start(self, ref: TaskRef, attempt: int = 1) -> None:
+        self.state_machine.start(ref, attempt)
+
+    def run(self, ref: TaskRef) -> Task:
+        return run_pipeline(self._inline, ref)
+
+    def hold(self, tenant_id: str, user_id: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
+
+def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
+              accept_once: PowertoolsAcceptOnce) -> PortSet:
+    """The AWS adapters, over clients made on first use."""
+    from engram.adapters.dynamodb_tables import (
+        DynamoApiKeyStore,
+        DynamoRecordStore,
+        DynamoTaskStore,
+    )
+    from engram.adapters.opensearch_index import OpenSearchMemoryIndex
+    from engram.adapters.s3_object_store import S3ObjectStore
+    from engram.adapters.s3_upload_signer import S3UploadSigner
+    from engram.adapters.sfn_workflow import StepFunctionsCallbacks
+    from engram.adapters.textract_ocr import TextractOcr, TextractPdfJobs
+    from engram.adapters.transcribe_media import TranscribeJobs
+    from engram.adapters.url_fetcher import SafeFetcher
+    from engram.aws.steps import is_transient
+
+    aws = settings.aws
+    records = DynamoRecordStore(clients.dynamodb.Table(aws.records_table))
+    search = aws.opensearch
+    # Images go through Textract's synchronous DetectDocumentText. A PDF with pages
+    # without a text layer becomes one asynchronous Textract job and audio/video a
+    # Transcribe job, which the state machine waits for (pipeline/content_jobs.py);
+    # without the OCR topic scanned pages are OCRed synchronously, page by page, and
+    # with transcription disabled audio/video end "capability unavailable".
+    ocr_jobs = TextractPdfJobs(clients.textract, bucket=aws.bucket,
+                               sns_topic_arn=aws.ocr_topic_arn,
+                               role_arn=aws.ocr_role_arn) if aws.async_ocr else None
+    transcription_jobs = (TranscribeJobs(clients.transcribe, bucket=aws.bucket,
+                                         language_code=aws.transcribe_language)
+                          if aws.transcription == "enabled" else None)
+    return PortSet(
+        objects=S3ObjectStore(clients.s3, aws.bucket),
+        tasks=DynamoTaskStore(clients.dynamodb.Table(aws.tasks_table)),
+        messages=records, memories=records,
+        api_keys=DynamoApiKeyStore(clients.dynamodb.Table(aws.api_keys_table)),
+        index=IndexOnFirstUse(lambda: OpenSearchMemoryIndex(
+            clients.opensearch, search.index, embedder.dimension,
+            use_custom_ids=search.use_custom_ids, space_type=search.space_type)),
+        embedder=embedder,
+        upload_signer=S3UploadSigner(clients.s3, aws.bucket),
+        fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
+                            max_bytes=settings.limits.max_media_bytes),
+        ocr=TextractOcr(clients.textract), accept_once=accept_once,
+        llm=default_llm(settings),
+        describer=default_describer(settings),
+        callbacks=StepFunctionsCallbacks(clients.stepfunctions),
+        ocr_jobs=ocr_jobs, transcription_jobs=transcription_jobs,
+        transcription_off="Amazon Transcribe is disabled for this deployment "
+                          "(template parameter SpeechTranscription)",
+        transient=is_transient)
 
 
 @dataclass
@@ -210,8 +293,9 @@ class AwsRuntime:
     """What one cold start serves: the API's services and the pipeline's dependencies
     (the same objects underneath), plus the intake the queue consumers use."""
 
-    settings: AwsSettings
+    settings: Settings
     clients: AwsClients
+    ports: PortSet
     services: Services
     pipeline: PipelineDeps
     accept_once: PowertoolsAcceptOnce  # adds accepted once per idempotency key
@@ -219,21 +303,7 @@ class AwsRuntime:
     @cached_property
     def content_jobs(self) -> ContentJobs:
         """Textract and Transcribe jobs and the answers to the workflow's waits for them."""
-        from engram.adapters.sfn_workflow import StepFunctionsCallbacks
-        from engram.adapters.textract_ocr import TextractPdfJobs
-        from engram.adapters.transcribe_media import TranscribeJobs
-
-        settings, clients = self.settings, self.clients
-        ocr = TextractPdfJobs(clients.textract, bucket=settings.bucket,
-                              sns_topic_arn=settings.ocr_topic_arn,
-                              role_arn=settings.ocr_role_arn) if settings.async_ocr else None
-        transcription = (TranscribeJobs(clients.transcribe, bucket=settings.bucket,
-                                        language_code=settings.transcribe_language)
-                         if settings.transcription == "enabled" else None)
-        return ContentJobs(objects=self.pipeline.objects,
-                           callbacks=StepFunctionsCallbacks(clients.stepfunctions),
-                           ocr=ocr, transcription=transcription,
-                           job_prefix=settings.job_prefix)
+        return build_content_jobs(self.ports, self.settings)
 
     @cached_property
     def api(self) -> APIGatewayRestResolver:
@@ -246,98 +316,57 @@ class AwsRuntime:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
         def store() -> DynamoDBPersistenceLayer:
-            return DynamoDBPersistenceLayer(table_name=self.settings.idempotency_table,
+            return DynamoDBPersistenceLayer(table_name=self.settings.aws.idempotency_table,
                                             boto3_client=self.clients.dynamodb_client)
 
         plain = Intake(ingest=self.services.ingest, objects=self.pipeline.objects,
-                       tasks=self.pipeline.tasks, bucket=self.settings.bucket)
+                       tasks=self.pipeline.tasks, bucket=self.settings.aws.bucket)
         return IdempotentIntake(plain, inbox_store=store(), queue_store=store(),
-                                expires_after_seconds=self.settings.idempotency_seconds,
+                                expires_after_seconds=self.settings.aws.idempotency_seconds,
                                 accept_once=self.accept_once)
 
 
-def build_api_key_service(settings: AwsSettings,
-                          clients: AwsClients | None = None) -> ApiKeyService:
+def build_api_key_service(settings: Settings, clients: AwsClients | None = None) -> ApiKeyService:
     """All the authorizer needs: one DynamoDB table."""
     from engram.adapters.dynamodb_tables import DynamoApiKeyStore
 
     clients = clients or AwsClients.from_settings(settings)
-    return ApiKeyService(DynamoApiKeyStore(clients.dynamodb.Table(settings.api_keys_table)))
+    return ApiKeyService(DynamoApiKeyStore(clients.dynamodb.Table(settings.aws.api_keys_table)))
 
 
-def build_aws_services(settings: AwsSettings, *, embedder: Embedder | None = None,
-                       clients: AwsClients | None = None) -> AwsRuntime:
+def build_aws_runtime(settings: Settings, *, embedder: Embedder | None = None,
+                      clients: AwsClients | None = None) -> AwsRuntime:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    from engram.adapters.dynamodb_tables import DynamoRecordStore, DynamoTaskStore
-    from engram.adapters.opensearch_index import OpenSearchMemoryIndex
-    from engram.adapters.s3_object_store import S3ObjectStore
-    from engram.adapters.s3_upload_signer import S3UploadSigner
     from engram.adapters.sfn_workflow import StepFunctionsWorkflow
-    from engram.adapters.textract_ocr import TextractOcr
-    from engram.adapters.url_fetcher import SafeFetcher
-    from engram.aws.steps import is_transient
 
     clients = clients or AwsClients.from_settings(settings)
-    embedder = embedder or default_embedder(settings, clients)
-    objects = S3ObjectStore(clients.s3, settings.bucket)
-    tasks = DynamoTaskStore(clients.dynamodb.Table(settings.tasks_table))
-    records = DynamoRecordStore(clients.dynamodb.Table(settings.records_table))
-    search = settings.opensearch
-    index: MemoryIndex = IndexOnFirstUse(lambda: OpenSearchMemoryIndex(
-        clients.opensearch, search.index, embedder.dimension,
-        use_custom_ids=search.use_custom_ids, space_type=search.space_type))
-    limits = settings.limits
-    # Images go through Textract's synchronous DetectDocumentText. A PDF with pages
-    # without a text layer becomes one asynchronous Textract job and audio/video a
-    # Transcribe job, which the state machine waits for (services/content_jobs.py);
-    # without the OCR topic scanned pages are OCRed synchronously, page by page, and
-    # with transcription disabled audio/video end "capability unavailable".
-    jobs = AsyncEngines(
-        ocr=settings.async_ocr, transcription=settings.transcription == "enabled",
-        transcription_off="Amazon Transcribe is disabled for this deployment "
-                          "(template parameter SpeechTranscription)")
-    content = ContentReader(
-        ocr=TextractOcr(clients.textract), limits=parse_limits(limits), jobs=jobs,
-        fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
-                            max_bytes=limits.max_media_bytes),
-        describer=default_describer(settings))
-    extractor, resolver = memory_writers(default_llm(settings))
-    pipeline = PipelineDeps(objects=objects, tasks=tasks, memories=records, index=index,
-                            embedder=embedder, extractor=extractor, resolver=resolver,
-                            content=content, transient=is_transient)
-    # Inline runs (a sync add) have no state machine to wait with: no async jobs there.
-    inline = replace(pipeline, content=replace(content, jobs=replace(
-        jobs, ocr=False, transcription=False)))
-    uploads = UploadService(signer=S3UploadSigner(clients.s3, settings.bucket),
-                            objects=objects, limits=limits)
-    # async_mode (the default) starts the state machine; async_mode false runs the
-    # same four steps inline in the API call, as `engram serve` does.
-    workflow = StepFunctionsWorkflow(clients.stepfunctions, settings.state_machine_arn)
+    aws = settings.aws
     # The records share the intake's idempotency table: Powertools prefixes each key
     # with the function that made it.
     accept_once = PowertoolsAcceptOnce(
-        lambda: DynamoDBPersistenceLayer(table_name=settings.idempotency_table,
+        lambda: DynamoDBPersistenceLayer(table_name=aws.idempotency_table,
                                          boto3_client=clients.dynamodb_client),
-        expires_after_seconds=settings.idempotency_seconds)
-    ingest = IngestService(
-        objects=objects, tasks=tasks, messages=records, memories=records, index=index,
-        embedder=embedder, workflow=workflow, run_now=partial(run_pipeline, inline), limits=limits,
-        attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)),
-        once=accept_once)
-    search_service = SearchService(memories=records, index=index, embedder=embedder)
-    memory_service = MemoryService(memories=records, messages=records, index=index,
-                                   embedder=embedder, objects=objects, tasks=tasks)
-    task_service = TaskService(tasks, workflow)
-    services = Services(
-        ingest=ingest, search=search_service, memories=memory_service, tasks=task_service,
-        keys=build_api_key_service(settings, clients), uploads=uploads,
-        everos=EverosService(ingest=ingest, search_service=search_service, memories=records,
-                             memory_service=memory_service, tasks=task_service,
-                             limits=limits),
-    )
-    return AwsRuntime(settings=settings, clients=clients, services=services, pipeline=pipeline,
-                      accept_once=accept_once)
+        expires_after_seconds=aws.idempotency_seconds)
+    ports = aws_ports(settings, clients, embedder or default_embedder(settings, clients),
+                      accept_once)
+    pipeline = build_pipeline(ports, settings)
+    # async_mode (the default) starts the state machine; async_mode false runs the
+    # same four steps inline in the API call.
+    runner = StateMachineRunner(
+        StepFunctionsWorkflow(clients.stepfunctions, aws.state_machine_arn), pipeline)
+    services = build_services(ports, settings, pipeline, runner)
+    return AwsRuntime(settings=settings, clients=clients, ports=ports, services=services,
+                      pipeline=pipeline, accept_once=accept_once)
+
+
+def settings_from_environment() -> Settings:
+    """This function's settings; the resources every function names must be set."""
+    settings = Settings()
+    missing = settings.aws.missing()
+    if missing:
+        raise ConfigurationError(f"not set in this function's environment: {', '.join(missing)}")
+    return settings
 
 
 _lock = threading.Lock()
@@ -350,7 +379,7 @@ def aws_runtime() -> AwsRuntime:
     global _runtime
     with _lock:
         if _runtime is None:
-            _runtime = build_aws_services(AwsSettings.from_env())
+            _runtime = build_aws_runtime(settings_from_environment())
         return _runtime
 
 
@@ -358,7 +387,7 @@ def api_key_service() -> ApiKeyService:
     global _keys
     with _lock:
         if _keys is None:
-            _keys = build_api_key_service(AwsSettings.from_env())
+            _keys = build_api_key_service(settings_from_environment())
         return _keys
 
 

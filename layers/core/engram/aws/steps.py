@@ -15,7 +15,7 @@ from engram.aws.events import ExecutionStatusChange, FailedStepInput
 from engram.aws.observability import count
 from engram.errors import RetryableError
 from engram.models.domain import TaskRef, TaskStatus
-from engram.services.pipeline import PipelineDeps, mark_failed
+from engram.pipeline.steps import PipelineDeps, mark_failed
 
 Step = Callable[[PipelineDeps, TaskRef], TaskRef]
 T = TypeVar("T")

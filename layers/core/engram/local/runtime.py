@@ -1,5 +1,6 @@
 """The embedded profile: SQLite, files, an exact in-process index, the local embedding
-model and the rule-based extractor, wired into the same services the Lambdas use."""
+model and the rule-based extractor, as the PortSet that container.py wires into the same
+services the Lambdas use."""
 
 from __future__ import annotations
 
@@ -22,21 +23,12 @@ from engram.adapters.sqlite_store import SqliteIdempotencyLayer, SqliteStore
 from engram.adapters.tesseract_ocr import TesseractOcr
 from engram.adapters.url_fetcher import SafeFetcher
 from engram.config import Settings
+from engram.container import PortSet, Services, build_pipeline, build_services
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
-from engram.parsing import ImageDescriber, Transcriber
-from engram.ports import Embedder, LanguageModel
-from engram.services.attachments import AttachmentIntake
-from engram.services.container import Services
-from engram.services.everos import EverosService
-from engram.services.ingest import IngestService
-from engram.services.items import ContentReader, parse_limits
+from engram.ports import Embedder, ImageDescriber, LanguageModel, Transcriber
 from engram.services.keys import ApiKeyService
-from engram.services.memories import MemoryService
-from engram.services.pipeline import PipelineDeps, memory_writers
-from engram.services.search import SearchService
-from engram.services.tasks import TaskService
-from engram.services.uploads import UploadService
+from engram.services.url_policy import SsrfPolicy
 
 log = logging.getLogger(__name__)
 KEY_FILE = "api_key"
@@ -91,57 +83,40 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
     if embedder is None:
         embedder = local_embedder(settings)
         embedder.warm_up()  # load the model now, not on the first request
-    limits = settings.limits
-    content = ContentReader(
-        ocr=TesseractOcr(), limits=parse_limits(limits), transcriber=local_transcriber(),
-        fetcher=SafeFetcher(allow_hosts=settings.fetch_allow_hosts,
-                            max_bytes=limits.max_media_bytes),
-        describer=local_describer(settings))
-    extractor, resolver = memory_writers(local_llm(settings))
-    deps = PipelineDeps(objects=objects, tasks=store, memories=store, index=index,
-                        embedder=embedder, extractor=extractor, resolver=resolver,
-                        content=content)
-    workflow = InProcessWorkflow(deps, settings.pipeline_workers)
-    keys = ApiKeyService(store)
     secret = load_or_create_secret(data_dir)
-    uploads = UploadService(signer=LocalUploadSigner(secret, settings.upload_url),
-                            objects=objects, limits=limits)
     claims = SqliteIdempotencyLayer(store)
     claims.forget_in_progress()  # left by a process that stopped mid-accept
     once = PowertoolsAcceptOnce(lambda: claims)
     once.register_lambda_context(FixedTimeLeft(ACCEPT_DEADLINE_MS))
-    ingest = IngestService(
-        objects=objects, tasks=store, messages=store, memories=store, index=index,
-        embedder=embedder, workflow=workflow, run_now=workflow.run, limits=limits,
-        attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)),
-        once=once)
-    search = SearchService(memories=store, index=index, embedder=embedder)
 
     def checkpoint() -> None:
         """After an erasure: no page from before it stays in either database's WAL."""
         store.checkpoint()
         index.checkpoint()
 
-    memories = MemoryService(memories=store, messages=store, index=index, embedder=embedder,
-                             objects=objects, tasks=store, hold_user=workflow.hold,
-                             after_erase=checkpoint)
-    tasks = TaskService(store, workflow)
-    services = Services(
-        ingest=ingest, search=search, memories=memories, tasks=tasks, keys=keys,
-        uploads=uploads,
-        everos=EverosService(ingest=ingest, search_service=search, memories=store,
-                             memory_service=memories, tasks=tasks, limits=limits),
-    )
-    new_key = ensure_api_keys(settings, keys, store.count(), data_dir)
+    ports = PortSet(
+        objects=objects, tasks=store, messages=store, memories=store, api_keys=store,
+        index=index, embedder=embedder,
+        upload_signer=LocalUploadSigner(secret, settings.upload_url),
+        fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
+                            max_bytes=settings.limits.max_media_bytes),
+        ocr=TesseractOcr(), accept_once=once, llm=local_llm(settings),
+        transcriber=local_transcriber(), describer=local_describer(settings),
+        after_erase=checkpoint)
+    pipeline = build_pipeline(ports, settings)
+    workflow = InProcessWorkflow(pipeline, settings.pipeline_workers)
+    services = build_services(ports, settings, pipeline, workflow)
+    new_key = ensure_api_keys(settings, services.keys, store.count(), data_dir)
     return LocalRuntime(settings=settings, store=store, index=index, workflow=workflow,
                         services=services, new_api_key=new_key,
-                        uploads=LocalUploadReceiver(secret, objects, limits.max_media_bytes))
+                        uploads=LocalUploadReceiver(secret, objects,
+                                                    settings.limits.max_media_bytes))
 
 
 def local_transcriber() -> Transcriber | None:
     """PocketSphinx when installed (offline, its model ships in the wheel); otherwise audio
     items end with "capability unavailable" and the rest of the message is processed."""
-    from engram.parsing.offline_speech import (
+    from engram.adapters.pocketsphinx_speech import (
         PocketSphinxTranscriber,
         offline_transcriber_available,
     )
@@ -151,13 +126,14 @@ def local_transcriber() -> Transcriber | None:
 
 def local_describer(settings: Settings) -> ImageDescriber | None:
     """The vision model that describes images, when ENGRAM_VISION_MODEL names one."""
-    if not settings.vision_model:
+    vision = settings.vision
+    if not vision.enabled:
         return None
     from engram.adapters.openai_vision import OpenAIVisionDescriber, vision_client
 
-    client = vision_client(settings.vision_base_url, settings.vision_api_key.get_secret_value(),
-                           timeout=settings.vision_timeout_seconds)
-    return OpenAIVisionDescriber(client, settings.vision_model)
+    client = vision_client(vision.base_url, vision.api_key.get_secret_value(),
+                           timeout=vision.timeout_seconds)
+    return OpenAIVisionDescriber(client, vision.model)
 
 
 def local_embedder(settings: Settings) -> OnnxMiniLMEmbedder | MiniLMEmbedder:

@@ -8,9 +8,10 @@ import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from engram.adapters.cpu_priority import background_work, lower_thread_priority
+from engram.adapters.cpu_priority import lower_thread_priority
 from engram.models.domain import Task, TaskRef
-from engram.services.pipeline import PipelineDeps, run_pipeline
+from engram.pipeline.steps import PipelineDeps, run_pipeline
+from engram.ports import background_work
 
 # The pipeline's threads give way to requests when both want a core (Linux nice values).
 # Under bench/load.py (8 clients, 30 % adds) +5 took search p95 from ~40 to ~37 ms and

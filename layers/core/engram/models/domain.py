@@ -6,8 +6,10 @@ Times are UTC epoch milliseconds. `event_time` (when something was said, from
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
+import unicodedata
 import uuid
 from enum import StrEnum
 from typing import Literal
@@ -119,6 +121,16 @@ class MemoryVersion(BaseModel):
     change: Literal["add", "update", "supersede", "delete", "feedback", "edit"]
     reason: str
     task_id: str | None = None
+
+
+_PUNCTUATION = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def content_hash(memory_type: MemoryType, value: str) -> str:
+    """A memory's identity for exact dedupe: its type and its words, case, width and
+    punctuation aside."""
+    normalised = _PUNCTUATION.sub(" ", unicodedata.normalize("NFKC", value).casefold()).strip()
+    return hashlib.sha256(f"{memory_type.value}|{normalised}".encode()).hexdigest()
 
 
 class Memory(BaseModel):

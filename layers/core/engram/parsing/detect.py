@@ -8,7 +8,7 @@ import zipfile
 from io import BytesIO
 from pathlib import PurePosixPath
 
-from engram.parsing.types import ParseError
+from engram.errors import ParseError
 
 EXTENSION_KINDS = {
     **dict.fromkeys(["png", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff"], "image"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from engram.config import Limits
+from engram.errors import LimitExceeded, ParseError
+from engram.models.parsed import KINDS, ParseResult
 from engram.parsing.detect import detect_kind
 from engram.parsing.documents import parse_docx, parse_legacy_doc
 from engram.parsing.email_message import parse_email
@@ -10,18 +13,10 @@ from engram.parsing.images import parse_image
 from engram.parsing.media import parse_media
 from engram.parsing.pdf import parse_pdf
 from engram.parsing.text import parse_text
-from engram.parsing.types import (
-    DEFAULT_LIMITS,
-    KINDS,
-    LimitExceeded,
-    Ocr,
-    ParseError,
-    ParseLimits,
-    ParseResult,
-    Transcriber,
-)
+from engram.ports import Ocr, Transcriber
 
 OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+DEFAULT_LIMITS = Limits()  # the seeds' published limits
 
 
 def parse_item(
@@ -30,7 +25,7 @@ def parse_item(
     kind: str,
     name: str = "",
     ocr: Ocr | None,
-    limits: ParseLimits = DEFAULT_LIMITS,
+    limits: Limits = DEFAULT_LIMITS,
     transcriber: Transcriber | None = None,
 ) -> ParseResult:
     """One item → text blocks. Raises ParseError (LimitExceeded, CapabilityUnavailable)
@@ -43,7 +38,7 @@ def _parse(
     kind: str,
     name: str,
     ocr: Ocr | None,
-    limits: ParseLimits,
+    limits: Limits,
     transcriber: Transcriber | None,
     depth: int,
 ) -> ParseResult:
@@ -74,7 +69,7 @@ def _parse(
     return parse_text(data)
 
 
-def _parse_word(data: bytes, limits: ParseLimits) -> ParseResult:
+def _parse_word(data: bytes, limits: Limits) -> ParseResult:
     """"doc" items are Word files (DOCX, DOC, RTF) or, as EverOS sends them, plain text."""
     if data.startswith(b"PK\x03\x04"):
         return parse_docx(data, limits=limits)
@@ -85,7 +80,7 @@ def _parse_word(data: bytes, limits: ParseLimits) -> ParseResult:
     return result
 
 
-def check_size(size: int, kind: str, limits: ParseLimits) -> None:
+def check_size(size: int, kind: str, limits: Limits) -> None:
     """The seeds' size limits, named in the error: images, media, everything else."""
     if kind == "image":
         limit, what = limits.max_image_bytes, "image"

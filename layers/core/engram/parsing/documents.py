@@ -10,19 +10,15 @@ import tempfile
 import zipfile
 from io import BytesIO
 
-from engram.parsing.text import clean_lines, paragraphs_to_blocks
-from engram.parsing.types import (
-    CapabilityUnavailable,
-    LimitExceeded,
-    ParseError,
-    ParseLimits,
-    ParseResult,
-)
+from engram.config import Limits
+from engram.errors import CapabilityUnavailable, LimitExceeded, ParseError
+from engram.models.parsed import ParseResult, paragraphs_to_blocks
+from engram.parsing.text import clean_lines
 
 CATDOC_TIMEOUT_S = 60
 
 
-def parse_docx(data: bytes, *, limits: ParseLimits, origin: str = "") -> ParseResult:
+def parse_docx(data: bytes, *, limits: Limits, origin: str = "") -> ParseResult:
     import docx
     from docx.table import Table
 

@@ -12,9 +12,10 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
+from engram.errors import ParseError
+from engram.models.parsed import ParseResult, TextBlock, paragraphs_to_blocks
 from engram.parsing.html_text import html_to_text
-from engram.parsing.text import paragraphs_to_blocks, split_paragraphs
-from engram.parsing.types import ParseError, ParseResult, TextBlock
+from engram.parsing.text import split_paragraphs
 
 HEADERS = ("From", "To", "Cc", "Subject", "Date")
 MAX_DEPTH = 3  # a mail attached to a mail attached to a mail, and no deeper

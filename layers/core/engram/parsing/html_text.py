@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 
-from engram.parsing.text import clean_lines, decode_text, paragraphs_to_blocks
-from engram.parsing.types import ParseError, ParseResult
+from engram.errors import ParseError
+from engram.models.parsed import ParseResult, paragraphs_to_blocks
+from engram.parsing.text import clean_lines, decode_text
 
 NEVER_TEXT = {
     "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "embed",

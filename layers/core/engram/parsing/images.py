@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from io import BytesIO
 
-from engram.parsing.text import clean_lines, paragraphs_to_blocks, split_paragraphs
-from engram.parsing.types import CapabilityUnavailable, Ocr, ParseError, ParseResult
+from engram.errors import CapabilityUnavailable, ParseError
+from engram.models.parsed import ParseResult, paragraphs_to_blocks
+from engram.parsing.text import clean_lines, split_paragraphs
+from engram.ports import Ocr
 
 PNG = b"\x89PNG\r\n\x1a\n"
 JPEG = b"\xff\xd8\xff"

@@ -1,23 +1,25 @@
-"""Audio and video: speech → timed text through the Transcriber port. Video goes through
-ffmpeg first (its audio track as 16 kHz mono WAV) — when ffmpeg is installed."""
+"""Audio and video: speech → timed text through the Transcriber port, which hears 16-bit
+PCM WAV. Video, compressed audio (MP3, M4A, Ogg…) and other WAV encodings go through
+ffmpeg first (their audio track as 16 kHz mono WAV) — when ffmpeg is installed.
+
+ffmpeg is called here, not behind a port: it is the media parser's format decoder, as
+pypdf is the PDF parser's — one program on every profile that has it, nothing to choose
+or configure — and decoding before the port keeps the speech engines to one format."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import tempfile
+import wave
+from io import BytesIO
 
-from engram.parsing.types import (
-    CapabilityUnavailable,
-    ParseError,
-    ParseResult,
-    TextBlock,
-    Transcriber,
-)
+from engram.errors import CapabilityUnavailable, ParseError
+from engram.models.parsed import ParseResult
+from engram.ports import Transcriber
 
 FFMPEG_TIMEOUT_S = 600
 SPEECH_RATE_HZ = 16_000
-BLOCK_SECONDS = 60.0  # timed text is merged into blocks of about a minute
 
 
 def parse_media(
@@ -28,13 +30,26 @@ def parse_media(
             f"{kind} transcription unavailable: no speech-to-text engine is configured "
             "(no offline speech model installed, no cloud service set up)"
         )
-    audio = to_wav(data, what="video") if kind == "video" else data
-    transcript = transcriber.transcribe(audio, name=name)
+    transcript = transcriber.transcribe(speech_wav(data, kind), name=name)
     blocks = [b if b.origin else _with_origin(b, origin) for b in transcript.blocks]
     result = ParseResult(kind=kind, blocks=blocks, seconds=round(transcript.seconds, 3))
     if not blocks:
         result.warnings.append(f"no speech was recognised in the {kind}")
     return result
+
+
+def speech_wav(data: bytes, kind: str) -> bytes:
+    """What the Transcriber hears: 16-bit PCM WAV as it is (resampling and downmixing are
+    the engine's), anything else decoded by ffmpeg. A RIFF file the wave module cannot
+    read goes on as it is, for the engine to read or refuse."""
+    if kind == "video":
+        return to_wav(data, what="video")
+    try:
+        with wave.open(BytesIO(data)) as wav:
+            width = wav.getsampwidth()
+    except (wave.Error, EOFError):
+        return data if data[:4] == b"RIFF" else to_wav(data)
+    return data if width == 2 else to_wav(data)
 
 
 def to_wav(data: bytes, *, what: str = "audio", rate: int = SPEECH_RATE_HZ) -> bytes:
@@ -69,20 +84,6 @@ def _with_origin(block, origin: str):
     from dataclasses import replace
 
     return replace(block, origin=origin)
-
-
-def merge_timed_blocks(blocks: list[TextBlock], seconds: float = BLOCK_SECONDS
-                       ) -> list[TextBlock]:
-    """Consecutive stretches of speech joined while a block spans at most `seconds`."""
-    merged: list[TextBlock] = []
-    for block in blocks:
-        last = merged[-1] if merged else None
-        if last is not None and (block.end_s or 0) - (last.start_s or 0) <= seconds:
-            merged[-1] = TextBlock(f"{last.text} {block.text}", start_s=last.start_s,
-                                   end_s=block.end_s)
-        else:
-            merged.append(block)
-    return merged
 
 
 def media_format(data: bytes, name: str = "") -> str | None:

@@ -6,17 +6,12 @@ from __future__ import annotations
 import logging
 from io import BytesIO
 
+from engram.config import Limits
+from engram.errors import CapabilityUnavailable, LimitExceeded, ParseError
+from engram.models.parsed import ParseResult, paragraphs_to_blocks
 from engram.parsing.images import ocr_ready_image
-from engram.parsing.text import clean_lines, paragraphs_to_blocks, split_paragraphs
-from engram.parsing.types import (
-    DEFAULT_LIMITS,
-    CapabilityUnavailable,
-    LimitExceeded,
-    Ocr,
-    ParseError,
-    ParseLimits,
-    ParseResult,
-)
+from engram.parsing.text import clean_lines, split_paragraphs
+from engram.ports import Ocr
 
 # Images smaller than this on a side are logos, bullets and rules, not scanned text.
 MIN_OCR_SIDE_PX = 48
@@ -25,7 +20,7 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed-but-readable fil
 
 
 def parse_pdf(
-    data: bytes, *, ocr: Ocr | None, limits: ParseLimits, origin: str = "",
+    data: bytes, *, ocr: Ocr | None, limits: Limits, origin: str = "",
     ocr_later: bool = False,
 ) -> ParseResult:
     """`ocr_later`: read the text layer only and list in `ocr_pages` the pages without
@@ -88,7 +83,7 @@ def open_pdf(data: bytes):  # -> pypdf.PdfReader
         raise ParseError(f"the PDF could not be read: {exc}") from exc
 
 
-def page_count(reader, limits: ParseLimits) -> int:
+def page_count(reader, limits: Limits) -> int:
     count = len(reader.pages)
     if count > limits.max_pages:
         raise LimitExceeded(
@@ -97,11 +92,11 @@ def page_count(reader, limits: ParseLimits) -> int:
     return count
 
 
-def pages_without_text(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> list[int]:
+def pages_without_text(data: bytes, limits: Limits | None = None) -> list[int]:
     """1-based numbers of the pages that need OCR: a Textract job is started only for
     documents that have some (its blocks then replace just those pages)."""
     reader = open_pdf(data)
-    page_count(reader, limits)
+    page_count(reader, Limits() if limits is None else limits)
     return [n for n, page in enumerate(reader.pages, start=1) if not _page_text(page)]
 
 

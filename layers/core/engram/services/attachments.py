@@ -8,14 +8,9 @@ request itself stays small (a Step Functions state carries pointers only)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from engram.config import Limits
 from engram.errors import PayloadTooLarge, Unprocessable
@@ -28,126 +23,17 @@ from engram.models.content import (
 )
 from engram.models.pipeline import item_key
 from engram.services.uploads import UploadService, safe_file_name
-
-_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?);base64,",
-                       re.I)
-_B64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
-# Cloud metadata services: never fetched, allow-listed or not (the fetcher agrees).
-_METADATA_NAMES = frozenset({"metadata", "metadata.google.internal", "metadata.goog",
-                             "instance-data", "instance-data.ec2.internal",
-                             "metadata.azure.internal"})
-_METADATA_ADDRESSES = frozenset({"169.254.169.254", "169.254.170.2", "169.254.169.253",
-                                 "fd00:ec2::254", "fd00:ec2::253", "100.100.100.200",
-                                 "192.0.0.192"})
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif",
-              "image/webp": "webp", "application/pdf": "pdf"}
+from engram.services.url_policy import SsrfPolicy
 
 
 def _bad(where: str, message: str) -> Unprocessable:
     return Unprocessable(f"{where}: {message}")
 
 
-def decode_base64(value: str, where: str) -> bytes:
-    text = value.strip()
-    if not text or not _B64_CHARS.match(text):
-        raise _bad(where, "is not base64")
-    try:
-        compact = re.sub(r"\s+", "", text)
-        if "-" in compact or "_" in compact:
-            return base64.urlsafe_b64decode(compact + "=" * (-len(compact) % 4))
-        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise _bad(where, "is not valid base64") from None
-
-
-def decode_data_url(value: str, where: str) -> tuple[bytes, str | None]:
-    match = _DATA_URL.match(value)
-    if not match:
-        raise _bad(where, "a data: URL must be data:<type>;base64,<content>")
-    content_type = (match.group("type") or "").lower() or None
-    return decode_base64(unquote(value[match.end():]), where), content_type
-
-
 def is_http_url(value: str) -> bool:
     return value[:8].lower().startswith(("http://", "https://"))
 
 
-def fetch_refusal(url: str, allow_hosts: Sequence[str]) -> str | None:
-    """Why this URL may not be fetched, judged from the URL alone (a name that resolves
-    to a private address is refused by the fetcher, after DNS), or None."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        port = parts.port
-    except ValueError:
-        return "is not a valid URL"
-    if parts.scheme.lower() not in ("http", "https"):
-        return "must be an http(s) URL"
-    if not host:
-        return "has no host"
-    if host in _METADATA_NAMES:
-        return f"names a cloud metadata service ({host}); refused"
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        address = None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    if address is not None and str(address) in _METADATA_ADDRESSES:
-        return f"points to a cloud metadata address ({address}); refused"
-    allowed = {h.lower() for h in allow_hosts}
-    if host in allowed or (port and f"{host}:{port}" in allowed):
-        return None
-    hint = " (ENGRAM_FETCH_ALLOW_HOSTS names hosts that may be fetched anyway)"
-    if address is None:
-        if host == "localhost" or host.endswith(".localhost"):
-            return f"names the local machine ({host}); refused{hint}"
-        return None  # a name: the fetcher checks the addresses it resolves to
-    if not address.is_global or address.is_multicast:
-        kind = ("a loopback address" if address.is_loopback
-                else "a link-local address" if address.is_link_local
-                else "a private or reserved address")
-        return f"points to {kind} ({address}); refused{hint}"
-    return None
-
-
-def memos_items(message_index: int, content: Any) -> list[ItemInput]:
-    """A MemOS message's non-text parts (`image_url`, `file`), in content order. The
-    request model has already checked their shape."""
-    if not isinstance(content, list):
-        return []
-    items = []
-    for i, part in enumerate(content):
-        where = f"messages[{message_index}].content[{i}]"
-        if part.get("type") == "image_url":
-            url = part["image_url"]["url"].strip()
-            name = str(part["image_url"].get("file_name") or "")
-            items.append(_from_reference(where + ".image_url.url", "image", url, name))
-        elif part.get("type") == "file":
-            spec = part["file"]
-            data = spec["file_data"].strip()
-            name = str(spec.get("file_name") or spec.get("filename") or "")
-            items.append(_from_reference(where + ".file.file_data", "file", data, name))
-    return items
-
-
-def _from_reference(where: str, kind: str, value: str, name: str) -> ItemInput:
-    if is_http_url(value):
-        if not name:
-            name = unquote(urlsplit(value).path.rsplit("/", 1)[-1])
-        return ItemInput(where=where, type=kind, url=value, name=name)
-    if value[:5].lower() == "data:":
-        data, content_type = decode_data_url(value, where)
-        if kind == "image" and content_type and not content_type.startswith("image/"):
-            raise _bad(where, f"a data: URL of type {content_type} is not an image")
-        if not name:
-            name = f"{kind}.{EXTENSIONS.get(content_type or '', 'bin')}"
-        return ItemInput(where=where, type=kind, data=data, content_type=content_type,
-                         name=name)
-    if kind == "image":
-        raise _bad(where, "must be an http(s) URL or a data:image/...;base64,... URL")
-    return ItemInput(where=where, type=kind, data=decode_base64(value, where),
-                     name=name or "file")
 
 
 @dataclass
@@ -161,7 +47,10 @@ class AcceptedItems:
 class AttachmentIntake:
     uploads: UploadService
     limits: Limits
-    allow_hosts: tuple[str, ...] = ()
+    allow_hosts: tuple[str, ...] = ()  # ENGRAM_FETCH_ALLOW_HOSTS (see services/url_policy.py)
+
+    def __post_init__(self) -> None:
+        self._urls = SsrfPolicy(self.allow_hosts)
 
     def _limit(self, item_type: str, content_type: str | None) -> tuple[int, str]:
         kind = size_class(item_type, content_type)
@@ -199,7 +88,7 @@ class AttachmentIntake:
                 key = item_key(tenant_id, user_id, task_id, message_id, index)
                 out.blobs.append((key, draft.data))
             elif url is not None:
-                refusal = fetch_refusal(url, self.allow_hosts)
+                refusal = self._urls.accept_refusal(url)
                 if refusal:
                     raise _bad(draft.where, f"{_shown(url)} {refusal}")
             elif key is not None:

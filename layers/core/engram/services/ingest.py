@@ -1,4 +1,4 @@
-"""Accepting add/message and add/feedback.
+"""Accepting an add (messages, feedback, an agent's trajectory), whichever API sent it.
 
 The raw request is written first (nothing is lost if a later step fails), then, in async
 mode, every turn is embedded and indexed as WorkingMemory (the fast path: searchable on
@@ -13,11 +13,10 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from engram.config import Limits
 from engram.errors import Conflict, PayloadTooLarge, Unprocessable
-from engram.models.api import AddMessageData, AddMessageRequest, FeedbackRequest
 from engram.models.content import ItemInput
 from engram.models.domain import (
     Memory,
@@ -27,9 +26,11 @@ from engram.models.domain import (
     Task,
     TaskRef,
     TaskStatus,
+    content_hash,
     new_id,
 )
 from engram.models.pipeline import IngestJob, ToolCallRecord, request_key, task_prefix
+from engram.models.requests import AcceptResult, AddSpec, MessageDraft
 from engram.ports import (
     AcceptOnce,
     Embedder,
@@ -40,42 +41,10 @@ from engram.ports import (
     TaskStore,
     WorkflowStarter,
 )
-from engram.services.attachments import AcceptedItems, AttachmentIntake, memos_items
-from engram.services.dedupe import content_hash
-from engram.services.vectors import memory_vectors
+from engram.retrieval.vectors import memory_vectors
+from engram.services.attachments import AcceptedItems, AttachmentIntake
 
 WORKING_ROLES = (Role.user, Role.assistant)
-
-
-@dataclass
-class MessageDraft:
-    """One message of an add, whichever API it came through."""
-
-    role: Role
-    text: str
-    chat_time: int | None = None
-    message_id: str | None = None
-    speaker: str | None = None
-    items: list[ItemInput] = field(default_factory=list)
-    tool_calls: list[tuple[str, str, str]] = field(default_factory=list)  # (id, name, args)
-    tool_call_id: str | None = None  # a tool turn: the call it answers
-
-
-@dataclass
-class AddSpec:
-    """Where an add goes and how it runs."""
-
-    user_id: str
-    conversation_id: str
-    async_mode: bool = True
-    kind: str = "add"  # "agent": tool calls become tool memory; "feedback": corrections
-    agent_id: str | None = None
-    app_id: str | None = None
-    tags: list[str] = field(default_factory=list)
-    info: dict[str, str] = field(default_factory=dict)
-    allow_public: bool = False
-    knowledgebase_ids: list[str] = field(default_factory=list)
-    idempotency_key: str | None = None  # the client's Idempotency-Key, or a queued job's
 
 
 @dataclass
@@ -92,37 +61,8 @@ class IngestService:
     attachments: AttachmentIntake | None = None  # None: non-text content is refused
     once: AcceptOnce | None = None  # None: replays are not recognised (tests of other parts)
 
-    def add_messages(self, tenant_id: str, req: AddMessageRequest,
-                     idempotency_key: str | None = None) -> AddMessageData:
-        drafts = [MessageDraft(role=Role(m.role), text=shown_text(m.text, calls),
-                               chat_time=m.chat_time, message_id=m.message_id, speaker=m.name,
-                               items=memos_items(i, m.content), tool_calls=calls,
-                               tool_call_id=m.tool_call_id)
-                  for i, m in enumerate(req.messages)
-                  for calls in [[(c.id, c.function.name, c.function.arguments)
-                                 for c in m.tool_calls or []]]]
-        spec = AddSpec(
-            user_id=req.user_id, conversation_id=req.conversation_id,
-            async_mode=req.async_mode, agent_id=req.agent_id, app_id=req.app_id,
-            tags=req.tags or [], info=req.info or {}, allow_public=req.allow_public,
-            knowledgebase_ids=req.allow_knowledgebase_ids or [],
-            idempotency_key=idempotency_key)
-        return self.accept(tenant_id, spec, drafts)
-
-    def add_feedback(self, tenant_id: str, req: FeedbackRequest,
-                     idempotency_key: str | None = None) -> AddMessageData:
-        spec = AddSpec(
-            user_id=req.user_id, conversation_id=req.conversation_id or "feedback",
-            kind="feedback", agent_id=req.agent_id, app_id=req.app_id,
-            allow_public=req.allow_public,
-            knowledgebase_ids=req.allow_knowledgebase_ids or [],
-            idempotency_key=idempotency_key)
-        draft = MessageDraft(role=Role.user, text=req.feedback_content,
-                             chat_time=req.feedback_time)
-        return self.accept(tenant_id, spec, [draft])
-
     def accept(self, tenant_id: str, spec: AddSpec, drafts: list[MessageDraft]
-               ) -> AddMessageData:
+               ) -> AcceptResult:
         """Check, store and queue (or run) an add, once.
 
         An add with an idempotency key (the client's, or, when every message carries a
@@ -140,7 +80,7 @@ class IngestService:
             return self._accept_new(tenant_id, spec, drafts, task_id)
         ran = False
 
-        def accept_new() -> AddMessageData:
+        def accept_new() -> AcceptResult:
             nonlocal ran
             ran = True
             return self._accept_new(tenant_id, spec, drafts, task_id)
@@ -168,7 +108,7 @@ class IngestService:
                         f"({draft.message_id!r}): a message id names one message")
 
     def _accept_new(self, tenant_id: str, spec: AddSpec, drafts: list[MessageDraft],
-                    task_id: str) -> AddMessageData:
+                    task_id: str) -> AcceptResult:
         """Any non-text item makes an add asynchronous whatever `async_mode` says: parsing
         files takes longer than a request may wait."""
         task = Task(task_id=task_id, tenant_id=tenant_id, user_id=spec.user_id,
@@ -203,7 +143,7 @@ class IngestService:
             self.objects.put_bytes(key, data)
         return self._accept(task, job, spec.async_mode or bool(accepted.items))
 
-    def _accept(self, task: Task, job: IngestJob, async_mode: bool) -> AddMessageData:
+    def _accept(self, task: Task, job: IngestJob, async_mode: bool) -> AcceptResult:
         # Order matters: the raw request and the task row first, so a crash after this
         # point leaves a waiting task that is resumed, never a half-accepted request.
         # Every write here is keyed by ids derived from the task, so running it again
@@ -219,10 +159,10 @@ class IngestService:
             existing = self.tasks.get(task.tenant_id, task.task_id)
             if existing is not None and existing.status != TaskStatus.waiting:
                 # Accepted and started before: what it is now, without running it again.
-                return AddMessageData(success=existing.status != TaskStatus.failed,
-                                      task_id=existing.task_id, status=existing.status.value,
-                                      message_ids=message_ids,
-                                      memory_views=None if async_mode else task_views(existing))
+                return AcceptResult(success=existing.status != TaskStatus.failed,
+                                    task_id=existing.task_id, status=existing.status.value,
+                                    message_ids=message_ids,
+                                    memory_views=None if async_mode else task_views(existing))
         self.messages.add_many(job.messages)
         if working:
             self.memories.put_many(working)
@@ -232,12 +172,12 @@ class IngestService:
         ref = TaskRef(tenant_id=task.tenant_id, task_id=task.task_id, user_id=task.user_id)
         if async_mode:
             self.workflow.start(ref)
-            return AddMessageData(task_id=task.task_id, status=TaskStatus.waiting.value,
-                                  message_ids=message_ids)
+            return AcceptResult(task_id=task.task_id, status=TaskStatus.waiting.value,
+                                message_ids=message_ids)
         done = self.run_now(ref)
-        return AddMessageData(success=done.status == TaskStatus.completed, task_id=done.task_id,
-                              status=done.status.value, message_ids=message_ids,
-                              memory_views=task_views(done))
+        return AcceptResult(success=done.status == TaskStatus.completed, task_id=done.task_id,
+                            status=done.status.value, message_ids=message_ids,
+                            memory_views=task_views(done))
 
     def _withdraw(self, task: Task, job: IngestJob, working: list[Memory]) -> None:
         """The user was erased while this add was being written (erasure removes task rows
@@ -286,11 +226,6 @@ def implicit_key(drafts: list[MessageDraft], fingerprint: str) -> str | None:
     if drafts and all(d.message_id for d in drafts):
         return f"content:{fingerprint}"
     return None
-
-
-def shown_text(text: str, calls: list[tuple[str, str, str]]) -> str:
-    """A turn's text as kept and replayed: its tool calls written out after its words."""
-    return "\n".join([text, *(f"[tool call {name}] {args}" for _, name, args in calls)]).strip()
 
 
 def tool_call_records(records: list[MessageRecord], drafts: list[MessageDraft]

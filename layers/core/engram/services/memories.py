@@ -1,4 +1,5 @@
-"""Reading and editing a user's memories, and reading back raw messages."""
+"""Reading, editing, deleting and erasing a user's memories, and reading back raw
+messages."""
 
 from __future__ import annotations
 
@@ -6,25 +7,21 @@ import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
-from engram.errors import NotFound, Unprocessable
-from engram.models.api import DeleteMemoryRequest, GetMemoryRequest, UpdateMemoryRequest
+from engram.errors import NotFound
 from engram.models.domain import (
-    FACT_TYPES,
-    TOOL_TYPES,
     ErasureReceipt,
     Memory,
     MemoryStatus,
-    MemoryType,
     MemoryVersion,
     MessageRecord,
     Task,
     TaskStatus,
+    content_hash,
     now_ms,
 )
-from engram.models.filters import FilterError, split_sources
 from engram.models.pipeline import segment, upload_prefix, user_prefix, work_prefix
+from engram.models.requests import MemoryEdit, PageSpec
 from engram.ports import (
     Embedder,
     MemoryIndex,
@@ -34,25 +31,10 @@ from engram.ports import (
     ObjectStore,
     TaskStore,
 )
-from engram.services.content_jobs import forget_job
-from engram.services.dedupe import content_hash
+from engram.retrieval.vectors import memory_vectors
 from engram.services.uploads import INBOX_PREFIX
-from engram.services.vectors import memory_vectors
-
-
-@dataclass
-class MemoryPages:
-    facts: MemoryPage
-    preferences: list[Memory]
-    tools: list[Memory]
-
 
 SIGNED_FOLDER = re.compile(r"[0-9a-f]{32}")  # the one-file folder object/sign makes per key
-
-
-class Deletion(NamedTuple):
-    deleted: int  # memories taken out of search (by id), or erased (by user)
-    receipt: ErasureReceipt | None = None  # by user: everything erased, per kind
 
 
 def _no_hold(tenant_id: str, user_id: str) -> AbstractContextManager[object]:
@@ -71,6 +53,10 @@ class MemoryService:
     embedder: Embedder
     objects: ObjectStore
     tasks: TaskStore
+    # Removes an item's content-job record (tenant, task, message id, item index) and
+    # answers the keys removed: the pipeline's own bookkeeping (pipeline/content_jobs.py
+    # forget_job), handed in so that erasure need not know its layout.
+    forget_content_job: Callable[[str, str, str, int], list[str]]
     # Held while a user is erased so that no task of theirs runs meanwhile (locally the
     # runner's per-user lock). On AWS there is none: each step checks its task instead.
     hold_user: Callable[[str, str], AbstractContextManager[object]] = field(
@@ -79,26 +65,9 @@ class MemoryService:
     # in a -wal file).
     after_erase: Callable[[], None] = field(default=_nothing)
 
-    def page(self, tenant_id: str, req: GetMemoryRequest) -> MemoryPages:
-        try:
-            where = split_sources(req.filter)["user"]
-        except FilterError as exc:
-            raise Unprocessable(str(exc)) from None
-        offset = (req.page - 1) * req.size
-        facts = self.memories.list_active(tenant_id, req.user_id, FACT_TYPES, offset, req.size,
-                                          where)
-
-        def first_page(types: tuple[MemoryType, ...], wanted: bool) -> list[Memory]:
-            if not wanted:
-                return []
-            return self.memories.list_active(tenant_id, req.user_id, types, 0, req.size,
-                                             where).items
-
-        return MemoryPages(
-            facts=facts,
-            preferences=first_page((MemoryType.preference,), req.include_preference),
-            tools=first_page(TOOL_TYPES, req.include_tool_memory),
-        )
+    def page(self, tenant_id: str, spec: PageSpec) -> MemoryPage:
+        return self.memories.list_active(tenant_id, spec.user_id, spec.types, spec.offset,
+                                         spec.limit, spec.where)
 
     def get(self, tenant_id: str, memory_id: str) -> Memory:
         found = self.memories.get_many(tenant_id, [memory_id])
@@ -106,24 +75,24 @@ class MemoryService:
             raise NotFound(f"memory {memory_id} not found")
         return found[0]
 
-    def update(self, tenant_id: str, req: UpdateMemoryRequest) -> Memory:
-        memory = self.get(tenant_id, req.memory_id)
+    def update(self, tenant_id: str, edit: MemoryEdit) -> Memory:
+        memory = self.get(tenant_id, edit.memory_id)
         if memory.status == MemoryStatus.deleted:
-            raise NotFound(f"memory {req.memory_id} was deleted")
+            raise NotFound(f"memory {edit.memory_id} was deleted")
         now = now_ms()
-        if req.content is not None and req.content != memory.memory_value:
+        if edit.content is not None and edit.content != memory.memory_value:
             memory.history.append(MemoryVersion(
                 version=memory.version, memory_value=memory.memory_value,
                 valid_from=memory.valid_from, valid_to=now, change="edit",
                 reason="edited through update/memory"))
-            memory.memory_value, memory.version, memory.valid_from = req.content, \
+            memory.memory_value, memory.version, memory.valid_from = edit.content, \
                 memory.version + 1, now
-            memory.content_hash = content_hash(memory.memory_type, req.content)
+            memory.content_hash = content_hash(memory.memory_type, edit.content)
             memory.context = ""  # the old neighbouring text no longer describes it
-        if req.title is not None:
-            memory.memory_key = req.title
-        if req.status is not None:
-            memory.status = MemoryStatus(req.status)
+        if edit.title is not None:
+            memory.memory_key = edit.title
+        if edit.status is not None:
+            memory.status = edit.status
             memory.valid_to = now if memory.status == MemoryStatus.archived else None
         memory.update_time = now
         self.memories.put_many([memory])
@@ -133,11 +102,9 @@ class MemoryService:
             self.index.remove(tenant_id, [memory.id])
         return memory
 
-    def delete(self, tenant_id: str, req: DeleteMemoryRequest) -> Deletion:
-        if req.user_id:
-            receipt = self.erase_user(tenant_id, req.user_id)
-            return Deletion(receipt.memories, receipt)
-        found = [m for m in self.memories.get_many(tenant_id, req.memory_ids or [])
+    def delete(self, tenant_id: str, memory_ids: list[str]) -> int:
+        """Memories taken out of search (their rows and history stay): how many."""
+        found = [m for m in self.memories.get_many(tenant_id, memory_ids)
                  if m.status != MemoryStatus.deleted]
         if not found:
             raise NotFound("none of memory_ids was found")
@@ -146,7 +113,7 @@ class MemoryService:
             memory.status, memory.valid_to, memory.update_time = MemoryStatus.deleted, now, now
         self.memories.put_many(found)
         self.index.remove(tenant_id, [m.id for m in found])
-        return Deletion(len(found))
+        return len(found)
 
     def erase_user(self, tenant_id: str, user_id: str) -> ErasureReceipt:
         """Everything of a user, for good: memories in every status (their history with
@@ -168,7 +135,7 @@ class MemoryService:
                    for key in self.objects.delete_prefix(prefix)}
         work = self._forget_work(tenant_id, tasks)
         # Task rows go before anything they point to: a step still running then finds
-        # its task gone and removes what it wrote (services/pipeline.py).
+        # its task gone and removes what it wrote (pipeline/steps.py).
         erased = self.tasks.erase_tasks(tasks)
         receipt.tasks = len(erased)
         work |= self._forget_work(tenant_id, erased)  # what a step wrote meanwhile
@@ -232,8 +199,8 @@ class MemoryService:
                 continue
             removed.update(self.objects.delete_prefix(work_prefix(tenant_id, task.task_id)))
             for item in task.items:
-                removed.update(forget_job(self.objects, tenant_id, task.task_id,
-                                          item.message_id, item.index))
+                removed.update(self.forget_content_job(tenant_id, task.task_id,
+                                                       item.message_id, item.index))
         return removed
 
     def conversation(self, tenant_id: str, user_id: str, conversation_id: str,

@@ -1,35 +1,19 @@
 """search/memory: embed the query, hybrid dense + lexical search inside the user's
-partition, fuse, threshold, and split into facts, preferences and tool memories."""
+partition, fuse, threshold, diversify (retrieval/fusion.py, retrieval/diversify.py), and
+split into facts, preferences and tool memories."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from engram.errors import Unprocessable
-from engram.models.api import SearchRequest
 from engram.models.domain import FACT_TYPES, TOOL_TYPES, Memory, MemoryStatus, MemoryType
-from engram.models.filters import Condition, FilterError, FilterNode, split_sources
+from engram.models.requests import SearchSpec
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore
+from engram.retrieval.diversify import DIVERSITY_POOL, diversify
+from engram.retrieval.fusion import fuse
 
-DENSE_WEIGHT = 0.6
-LEXICAL_HALF_SCORE = 8.0  # the BM25 score that earns half the lexical weight
 SAME_CONVERSATION_BOOST = 0.02
 RELOAD_MARGIN = 5
-# Maximal marginal relevance, from the best DIVERSITY_POOL × limit: each next result is
-# the one with the best relativity, less DIVERSITY × its cosine to the closest result
-# already chosen, less REPEAT_PENALTY when every turn it came from is already behind a
-# chosen result. Several memories saying nearly the same thing ("family matters to
-# Melanie"), or split from one turn, would otherwise fill the list. LoCoMo dev
-# recall_frac@10 (turn-mixed vectors): neither 0.739 → cosine λ 0.25 0.774 → plus
-# repeats 0.1 / 0.2 / 0.3: 0.789 / 0.793 / 0.797; λ 0.15 / 0.2 / 0.25 / 0.35 / 0.45 with
-# repeats 0.3: 0.798 / 0.804 / 0.797 / 0.797 / 0.785; repeats 0.2 / 0.5 / 1 at λ 0.2:
-# 0.803 / 0.804 / 0.804.
-DIVERSITY = 0.2
-REPEAT_PENALTY = 0.3
-DIVERSITY_POOL = 3
 
 
 @dataclass
@@ -55,53 +39,6 @@ class SearchResult:
             "User preferences: " + "; ".join(values) + ".")
 
 
-def fuse(hits: Sequence[IndexHit]) -> dict[str, float]:
-    """Relativity in [0, 1]: cosine plus a saturating BM25 (absolute, so a `relativity`
-    threshold means the same whatever else was found). Weights tuned on LoCoMo dev."""
-    return {h.id: DENSE_WEIGHT * max(h.dense, 0.0)
-            + (1 - DENSE_WEIGHT) * h.lexical / (h.lexical + LEXICAL_HALF_SCORE)
-            for h in hits}
-
-
-def diversify(scored: list[ScoredMemory], vectors: list[np.ndarray | None],
-              limit: int) -> list[ScoredMemory]:
-    """`limit` of `scored` (best first) in MMR order. Relativity is left as it is: it is
-    the memory's own relevance; the order is what diversification changes. Without
-    vectors (an index that does not return them) only repeated turns count."""
-    if len(scored) <= 1:
-        return scored[:limit]
-    relevance = np.array([s.relativity for s in scored])
-    matrix = np.stack(vectors) if all(v is not None for v in vectors) else None
-    similar = matrix @ matrix.T if matrix is not None else None
-    redundancy = np.zeros(len(scored))
-    sources = [frozenset(s.memory.sources) for s in scored]
-    shown: set[str] = set()
-    left = np.ones(len(scored), dtype=bool)
-    order = []
-    for _ in range(min(limit, len(scored))):
-        repeats = np.array([bool(s) and s <= shown for s in sources])
-        value = relevance - DIVERSITY * redundancy - REPEAT_PENALTY * repeats
-        pick = int(np.argmax(np.where(left, value, -np.inf)))
-        order.append(pick)
-        left[pick] = False
-        shown |= sources[pick]
-        if similar is not None:
-            redundancy = np.maximum(redundancy, similar[pick])
-    return [scored[i] for i in order]
-
-
-def request_filter(req: SearchRequest) -> FilterNode | None:
-    """The user-source filter plus the top-level agent_id / app_id / tags constraints."""
-    try:
-        node = split_sources(req.filter)["user"]
-    except FilterError as exc:
-        raise Unprocessable(str(exc)) from None
-    extra = [Condition(field=f, op="eq", value=v)
-             for f, v in (("agent_id", req.agent_id), ("app_id", req.app_id)) if v]
-    extra += [Condition(field="tags", op="contains", value=t) for t in req.tags or []]
-    if not extra:
-        return node
-    return FilterNode(all_of=[*extra, *([node] if node else [])])
 
 
 @dataclass
@@ -110,12 +47,10 @@ class SearchService:
     index: MemoryIndex
     embedder: Embedder
 
-    def search(self, tenant_id: str, req: SearchRequest) -> SearchResult:
-        where = request_filter(req)
+    def search(self, tenant_id: str, req: SearchSpec) -> SearchResult:
+        where = req.where
         vector = self.embedder.embed([req.query])[0]
-        limits = (req.memory_limit_number,
-                  req.preference_limit_number if req.include_preference else 0,
-                  req.tool_memory_limit_number if req.include_tool_memory else 0)
+        limits = (req.fact_limit, req.preference_limit, req.tool_limit)
         groups = (FACT_TYPES, (MemoryType.preference,), TOOL_TYPES)
         queries = [IndexQuery(types, limit * 3)
                    for types, limit in zip(groups, limits, strict=True)]

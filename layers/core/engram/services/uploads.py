@@ -9,10 +9,10 @@ import uuid
 from dataclasses import dataclass
 
 from engram.config import Limits
-from engram.errors import Forbidden, NotFound, Unprocessable
+from engram.errors import Forbidden, NotFound
 from engram.models.content import guess_content_type, size_class
-from engram.models.everos import ObjectSignedInfo, ObjectSignItem, ObjectSignRequest
 from engram.models.pipeline import segment, upload_prefix
+from engram.models.requests import SignedFile
 from engram.ports import ObjectInfo, ObjectStore, UploadSigner
 
 INBOX_PREFIX = "inbox/"  # the AWS inbox: inbox/<tenant>/<user>/<file>
@@ -44,31 +44,19 @@ class UploadService:
         return {"image": self.limits.max_image_bytes, "media": self.limits.max_media_bytes,
                 "document": self.limits.max_document_bytes}[kind]
 
-    def sign(self, tenant_id: str, req: ObjectSignRequest) -> list[ObjectSignItem]:
-        if len(req.objectList) > self.limits.max_files_per_request:
-            raise Unprocessable(
-                f"objectList has {len(req.objectList)} files; the limit is "
-                f"{self.limits.max_files_per_request} files per request")
-        folder = f"{upload_prefix(tenant_id)}{segment(req.userId) if req.userId else ANONYMOUS}"
-        signed = []
-        for i, item in enumerate(req.objectList):
-            name = safe_file_name(item.fileName)
-            content_type = guess_content_type(name)
-            if item.fileType == "image" and not content_type.startswith("image/"):
-                raise Unprocessable(
-                    f"objectList[{i}]: fileType is image but fileName {item.fileName!r} is not "
-                    "an image (jpg, png, gif, webp)")
-            kind = "media" if item.fileType == "video" else size_class(
-                "image" if item.fileType == "image" else "file", content_type)
-            max_bytes = self.max_bytes(kind)
-            key = f"{folder}/{uuid.uuid4().hex}/{name}"
-            form = self.signer.sign(key, content_type, max_bytes,
-                                    self.limits.upload_expiry_seconds)
-            signed.append(ObjectSignItem(
-                fileId=item.fileId, fileName=item.fileName, fileType=item.fileType,
-                objectKey=key, objectSignedInfo=ObjectSignedInfo(
-                    url=form.url, fields=form.fields, maxSize=max_bytes)))
-        return signed
+    def sign(self, tenant_id: str, user_id: str | None, file_name: str, kind: str
+             ) -> SignedFile:
+        """An upload form for one file (`kind`: image, file or video) under a fresh key
+        in the user's upload folder (without a user, the tenant's shared one)."""
+        folder = f"{upload_prefix(tenant_id)}{segment(user_id) if user_id else ANONYMOUS}"
+        name = safe_file_name(file_name)
+        content_type = guess_content_type(name)
+        size = "media" if kind == "video" else size_class(
+            "image" if kind == "image" else "file", content_type)
+        max_bytes = self.max_bytes(size)
+        key = f"{folder}/{uuid.uuid4().hex}/{name}"
+        form = self.signer.sign(key, content_type, max_bytes, self.limits.upload_expiry_seconds)
+        return SignedFile(key=key, url=form.url, fields=form.fields, max_bytes=max_bytes)
 
     def check_key(self, tenant_id: str, key: str, where: str) -> ObjectInfo:
         """An uploaded object of this tenant (through object/sign, or put in its AWS inbox),

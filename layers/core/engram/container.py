@@ -1,0 +1,160 @@
+"""The one place the service graph is wired. A profile (local/runtime.py, aws/runtime.py)
+builds its adapters as a PortSet and a runner of tasks; `build_pipeline` and
+`build_services` make the same pipeline and services from either set:
+
+    pipeline = build_pipeline(ports, settings)
+    services = build_services(ports, settings, pipeline, runner_over(pipeline))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
+
+from engram.config import Settings
+from engram.models.domain import Task, TaskRef
+from engram.pipeline.content_jobs import ContentJobs, forget_job
+from engram.pipeline.content_reader import AsyncEngines, ContentReader, never
+from engram.pipeline.steps import PipelineDeps, memory_writers
+from engram.ports import (
+    AcceptOnce,
+    ApiKeyStore,
+    Embedder,
+    ImageDescriber,
+    LanguageModel,
+    MemoryIndex,
+    MemoryStore,
+    MessageStore,
+    ObjectStore,
+    Ocr,
+    OcrJobs,
+    TaskCallbacks,
+    TaskStore,
+    Transcriber,
+    TranscriptionJobs,
+    UploadSigner,
+    UrlFetcher,
+)
+from engram.services.attachments import AttachmentIntake
+from engram.services.ingest import IngestService
+from engram.services.keys import ApiKeyService
+from engram.services.memories import MemoryService
+from engram.services.search import SearchService
+from engram.services.tasks import TaskService
+from engram.services.uploads import UploadService
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class PortSet:
+    """Every adapter a profile provides."""
+
+    objects: ObjectStore
+    tasks: TaskStore
+    messages: MessageStore
+    memories: MemoryStore
+    api_keys: ApiKeyStore
+    index: MemoryIndex
+    embedder: Embedder
+    upload_signer: UploadSigner
+    fetcher: UrlFetcher
+    ocr: Ocr
+    accept_once: AcceptOnce  # adds accepted once per idempotency key
+    llm: LanguageModel | None = None  # None: rule-based extraction and conflict resolution
+    transcriber: Transcriber | None = None  # None: audio and video are not read here
+    describer: ImageDescriber | None = None  # None: images are read by OCR alone
+    # Where a workflow waits for asynchronous content jobs (AWS: Step Functions task
+    # tokens), and those jobs: a scanned PDF → one OCR job, audio/video → one
+    # transcription job each. None: every item is read in the parse step.
+    callbacks: TaskCallbacks | None = None
+    ocr_jobs: OcrJobs | None = None
+    transcription_jobs: TranscriptionJobs | None = None
+    # Why audio and video cannot be read where the workflow waits for jobs but has no
+    # transcription ("": say nothing more, as locally without a transcriber).
+    transcription_off: str = ""
+    # Errors the workflow retries rather than report as an item's failure (AWS throttling).
+    transient: Callable[[BaseException], bool] = never
+    after_erase: Callable[[], None] = _nothing  # locally: SQLite WAL checkpoints
+
+
+class TaskRunner(Protocol):
+    """Runs the pipeline of accepted tasks (in-process, or Step Functions)."""
+
+    def start(self, ref: TaskRef, attempt: int = 1) -> None:
+        """Run it later (`attempt` > 1: again, after it failed)."""
+        ...
+
+    def run(self, ref: TaskRef) -> Task:
+        """Run it now, to the end (a sync add)."""
+        ...
+
+    def hold(self, tenant_id: str, user_id: str) -> AbstractContextManager[object]:
+        """Held while a user is erased: no task of theirs runs meanwhile."""
+        ...
+
+
+@dataclass
+class Services:
+    """The services one API instance serves."""
+
+    ingest: IngestService
+    search: SearchService
+    memories: MemoryService
+    tasks: TaskService
+    keys: ApiKeyService
+    uploads: UploadService  # object/sign, and the object keys adds name
+
+
+def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
+    """What the parse, extract, dedupe and index steps run on."""
+    jobs = None
+    if ports.callbacks is not None:
+        jobs = AsyncEngines(ocr=ports.ocr_jobs is not None,
+                            transcription=ports.transcription_jobs is not None,
+                            transcription_off=ports.transcription_off)
+    content = ContentReader(ocr=ports.ocr, fetcher=ports.fetcher,
+                            limits=settings.limits, transcriber=ports.transcriber,
+                            jobs=jobs, describer=ports.describer)
+    extractor, resolver = memory_writers(ports.llm)
+    return PipelineDeps(objects=ports.objects, tasks=ports.tasks, memories=ports.memories,
+                        index=ports.index, embedder=ports.embedder, extractor=extractor,
+                        resolver=resolver, content=content, transient=ports.transient)
+
+
+def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
+                   runner: TaskRunner) -> Services:
+    """The API's services, over the same adapters as the pipeline; `runner` runs the
+    tasks they accept."""
+    limits = settings.limits
+    uploads = UploadService(signer=ports.upload_signer, objects=ports.objects, limits=limits)
+    ingest = IngestService(
+        objects=ports.objects, tasks=ports.tasks, messages=ports.messages,
+        memories=ports.memories, index=ports.index, embedder=ports.embedder,
+        workflow=runner, run_now=runner.run, limits=limits,
+        attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)),
+        once=ports.accept_once)
+    search = SearchService(memories=ports.memories, index=ports.index, embedder=ports.embedder)
+    memories = MemoryService(
+        memories=ports.memories, messages=ports.messages, index=ports.index,
+        embedder=ports.embedder, objects=ports.objects, tasks=ports.tasks,
+        hold_user=runner.hold, after_erase=ports.after_erase,
+        forget_content_job=partial(forget_job, ports.objects))
+    tasks = TaskService(ports.tasks, runner)
+    return Services(
+        ingest=ingest, search=search, memories=memories, tasks=tasks,
+        keys=ApiKeyService(ports.api_keys), uploads=uploads)
+
+
+def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:
+    """The content jobs a workflow waits for, and the answers to its waits (AWS)."""
+    if ports.callbacks is None:
+        raise ValueError("this profile has no workflow that waits for content jobs")
+    return ContentJobs(objects=ports.objects, callbacks=ports.callbacks, ocr=ports.ocr_jobs,
+                       transcription=ports.transcription_jobs,
+                       job_prefix=settings.aws.job_prefix)

@@ -1,0 +1,64 @@
+"""What both extractors (rules/ and llm.py) read a turn with: its language, its text
+normalised and without the speaker's "Name:" prefix, the tool calls written out in it, and
+the context a memory keeps of the conversation around it."""
+
+from __future__ import annotations
+
+import re
+
+from engram.models.domain import CONTEXT_SEPARATOR, MessageRecord, Role
+
+CONTEXT_LIMIT = 300
+MAX_TAGS = 5
+# `speaker` values that name a role, not a person.
+GENERIC_SPEAKERS = frozenset({"user", "assistant", "system", "tool", "human", "ai", "bot"})
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+_EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]")
+_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+
+
+def detect_language(text: str) -> str:
+    """'zh' when CJK characters are at least 40% of the letters, else 'en'."""
+    cjk = len(_CJK.findall(text))
+    if not cjk:
+        return "en"
+    return "zh" if cjk / (cjk + len(_LATIN.findall(text))) >= 0.4 else "en"
+
+
+def normalise(text: str) -> str:
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    text = _EMOJI.sub("", text)
+    return "\n".join(_SPACES.sub(" ", line).strip() for line in text.splitlines())
+
+
+def strip_speaker_prefix(text: str, speaker: str | None) -> str:
+    """'Caroline: I went ...' → 'I went ...' when Caroline is the speaker."""
+    if speaker and text.startswith(speaker):
+        rest = text[len(speaker):].lstrip()
+        if rest[:1] in (":", "："):
+            return rest[1:].lstrip()
+    return text
+
+
+def turn_context(previous: MessageRecord | None, message: MessageRecord, own: str,
+                 between: str = "") -> str:
+    """A memory's context (see Candidate.context): the turn `message` answered (when
+    another speaker said it), `between`, and `own`, the words of `message` itself, last."""
+    parts = []
+    if previous and previous.message_id != message.message_id and (
+        previous.role == Role.assistant or previous.speaker != message.speaker
+    ):
+        parts.append(clip(_one_line(previous.text), CONTEXT_LIMIT))
+    parts.append(between)
+    parts.append(clip(_one_line(own), CONTEXT_LIMIT))
+    return CONTEXT_SEPARATOR.join(p for p in parts if p)
+
+
+def _one_line(text: str) -> str:
+    return normalise(text).replace("\n", " ")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
