@@ -85,6 +85,13 @@ def test_timestamp_and_session_filters(call):
     assert body["data"]["episodes"] == []
 
 
+@pytest.mark.parametrize("route", ["memories/get", "memories/search"])
+def test_an_empty_in_list_is_refused_naming_the_filter(call, route):
+    status, body = call(route, {"filters": {"user_id": "u3", "session_id": {"in": []}},
+                                "memory_type": "episodic_memory", "query": "x"})
+    assert status == 422 and "filters.session_id.in" in body["message"], body
+
+
 def test_group_memories_live_in_the_group(call):
     status, body = call("memories/group", {"group_id": "g1", "async_mode": False, "messages": [
         {"role": "user", "timestamp": T0, "sender_id": "a1", "sender_name": "Alice",

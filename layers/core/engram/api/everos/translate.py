@@ -96,6 +96,8 @@ class Scope:
 def _values(value: Any, field: str) -> list[str]:
     if isinstance(value, dict):
         if set(value) == {"in"} and isinstance(value["in"], list):
+            if not value["in"]:
+                raise Unprocessable(f"filters.{field}.in needs at least one value")
             return [str(v) for v in value["in"]]
         if set(value) == {"eq"}:
             value = value["eq"]
