@@ -50,6 +50,26 @@ def resolve_relative_dates(text: str, event_time_ms: int, language: str) -> Reso
     return ResolvedText(rewritten, event_time)
 
 
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The days a relative phrase names: from `start` up to, not including, `end`."""
+
+    start: date
+    end: date
+    phrase: str
+
+
+def relative_periods(text: str, today: date) -> list[Period]:
+    """Every relative date phrase of `text`, English or Chinese, as the days it names
+    counted from `today`, by the same rules as `resolve_relative_dates`: "last Saturday"
+    is the Saturday of the previous week, "last week" that week (Monday to Sunday), "two
+    weeks ago" the seven days around the day 14 days back, "3 months ago" that month."""
+    periods = [Period(*_en_period(m, today), m[0]) for m in _EN_RELATIVE.finditer(text)]
+    if _ZH_DATE_CHARS.search(text):
+        periods += [Period(*_zh_period(m, today), m[0]) for m in _ZH_RELATIVE.finditer(text)]
+    return periods
+
+
 def strip_relative_dates(text: str, language: str) -> str:
     """The text without its relative date phrases, for titles: 'off to Paris next Friday'
     → 'off to Paris'."""
@@ -172,6 +192,23 @@ def _en_span(m: re.Match[str], today: date) -> Span:
     return _en_offset(today, _en_number(m["in_n"]), m["in_unit"].lower())
 
 
+def _en_period(m: re.Match[str], today: date) -> tuple[date, date]:
+    start = _en_span(m, today).start
+    unit = (m["unit"] or m["ago_unit"] or m["in_unit"] or "day").lower()
+    if unit == "week" and not m["unit"]:  # "two weeks ago": around that day
+        return start - timedelta(days=3), start + timedelta(days=4)
+    return start, period_end(start, unit)
+
+
+def period_end(start: date, unit: str) -> date:
+    """The day after the period of `unit` (day, weekend, week, month, year) from `start`."""
+    if unit == "month":
+        return shift_months(start, 1)
+    if unit == "year":
+        return date(start.year + 1, 1, 1)
+    return start + timedelta(days={"week": 7, "weekend": 2}.get(unit, 1))
+
+
 def _direction(word: str) -> int:
     return {"last": -1, "this": 0, "next": 1}[word.lower()]
 
@@ -281,6 +318,23 @@ def _zh_span(m: re.Match[str], today: date) -> tuple[date, str]:
         year = today.year + _ZH_YEARS[m["year"]]
         return date(year, 1, 1), f"{year}年"
     return _zh_offset(today, m)
+
+
+def _zh_period(m: re.Match[str], today: date) -> tuple[date, date]:
+    start, _ = _zh_span(m, today)
+    if m["week_rel"]:
+        unit = {None: "week", "末": "weekend"}.get(m["weekday"], "day")
+    elif m["month_rel"]:
+        unit = "month"
+    elif m["year"]:
+        unit = "year"
+    elif m["unit"]:
+        unit = {"天": "day", "个月": "month", "年": "year"}.get(m["unit"], "week")
+        if unit == "week":  # "两周前": around that day
+            return start - timedelta(days=3), start + timedelta(days=4)
+    else:
+        unit = "day"
+    return start, period_end(start, unit)
 
 
 def _zh_direction(word: str) -> int:
