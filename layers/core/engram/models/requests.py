@@ -82,6 +82,10 @@ class SearchSpec:
     preference_limit: int = 0
     tool_limit: int = 0
     relativity: float | None = None  # the least relativity a result may have
+    # When the question is asked (epoch ms; None: now, or as_of when given): the dates
+    # the query names ("last Saturday") count from it (retrieval/timeframes.py)
+    reference_time: int | None = None
+    as_of: int | None = None  # each memory as it stood then (epoch ms); None: as it is now
 
 
 # --- memories (services/memories.py) -----------------------------------------------------

@@ -1,16 +1,25 @@
 """search/memory: embed the query, hybrid dense + lexical search inside the user's
-partition, fuse, threshold, diversify (retrieval/fusion.py, retrieval/diversify.py), and
-split into facts, preferences and tool memories."""
+partition, fuse, favour what happened when the query says (retrieval/timeframes.py),
+threshold, diversify (retrieval/fusion.py, retrieval/diversify.py), and split into facts,
+preferences and tool memories. With `as_of`, each memory answers as it stood then."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engram.models.domain import FACT_TYPES, TOOL_TYPES, Memory, MemoryStatus, MemoryType
+from engram.models.domain import (
+    FACT_TYPES,
+    TOOL_TYPES,
+    Memory,
+    MemoryStatus,
+    MemoryType,
+    now_ms,
+)
 from engram.models.requests import SearchSpec
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore
 from engram.retrieval.diversify import DIVERSITY_POOL, diversify
 from engram.retrieval.fusion import fuse
+from engram.retrieval.timeframes import TIME_WEIGHT, Window, query_windows, time_match, version_at
 
 SAME_CONVERSATION_BOOST = 0.02
 RELOAD_MARGIN = 5
@@ -39,6 +48,20 @@ class SearchResult:
             "User preferences: " + "; ".join(values) + ".")
 
 
+def within_reach(order: list[str], scores: dict[str, float], pool: int) -> list[str]:
+    """The ids (best first) that may rank among the best `pool` once a time boost (at most
+    TIME_WEIGHT) is added: the best `pool`, and any other within TIME_WEIGHT of the last."""
+    if len(order) <= pool:
+        return order
+    cut = scores[order[pool - 1]] - TIME_WEIGHT
+    return order[:pool] + [i for i in order[pool:] if scores[i] >= cut]
+
+
+def time_boost(memory: Memory, windows: list[Window]) -> float:
+    if not windows:
+        return 0.0
+    when = memory.event_time if memory.event_time is not None else memory.create_time
+    return TIME_WEIGHT * time_match(when, windows)
 
 
 @dataclass
@@ -55,27 +78,42 @@ class SearchService:
         queries = [IndexQuery(types, limit * 3)
                    for types, limit in zip(groups, limits, strict=True)]
         retired_turns = False
+        reference = next((t for t in (req.reference_time, req.as_of) if t is not None),
+                         now_ms())
+        windows = query_windows(req.query, reference)
+        as_of = req.as_of
 
         def ranked(hits: list[IndexHit], limit: int) -> list[ScoredMemory]:
             nonlocal retired_turns
             if limit == 0:
                 return []
             scores = fuse(hits)
-            # Only the best few are loaded; the conversation boost may reorder those.
-            best = sorted(scores, key=lambda i: -scores[i])[:limit * DIVERSITY_POOL
-                                                             + RELOAD_MARGIN]
+            # Only the best few are loaded; the conversation boost may reorder those, and so
+            # may a time boost, which brings in those it can lift among them. With as_of,
+            # every candidate: those not yet known then drop out.
+            order = sorted(scores, key=lambda i: -scores[i])
+            pool = limit * DIVERSITY_POOL + RELOAD_MARGIN
+            if as_of is not None:
+                best = order
+            elif windows:
+                best = within_reach(order, scores, pool)
+            else:
+                best = order[:pool]
             loaded = self.memories.get_many(tenant_id, best)
             retired_turns |= any(m.memory_type == MemoryType.working and
                                  m.status != MemoryStatus.activated for m in loaded)
+            # an eventually consistent index may still return a just-retired memory
+            current = [m for m in loaded if m.status == MemoryStatus.activated]
+            if as_of is not None:
+                current = [v for m in current if (v := version_at(m, as_of)) is not None]
             scored = [ScoredMemory(m, round(scores[m.id] + (
                 SAME_CONVERSATION_BOOST if req.conversation_id and
-                m.conversation_id == req.conversation_id else 0.0), 6))
-                for m in loaded
-                # an eventually consistent index may still return a just-retired memory
-                if m.status == MemoryStatus.activated]
+                m.conversation_id == req.conversation_id else 0.0) + time_boost(m, windows), 6))
+                for m in current]
             if req.relativity is not None:
                 scored = [s for s in scored if s.relativity >= req.relativity]
             scored.sort(key=lambda s: -s.relativity)
+            scored = scored[:pool]
             vectors = {h.id: h.vector for h in hits}
             return diversify(scored, [vectors.get(s.memory.id) for s in scored], limit)
 
