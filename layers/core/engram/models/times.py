@@ -52,6 +52,26 @@ def to_epoch_ms(value: Any, field: str) -> int:
     raise ValueError(f"'{field}' must be a date, a datetime or epoch milliseconds")
 
 
+# The JSON schema of a time a client may send as a date string, epoch seconds or epoch ms.
+CLIENT_TIME_SCHEMA = {"anyOf": [
+    {"type": "string"}, {"type": "null"},
+    {"type": "number", "minimum": 0, "maximum": MAX_EPOCH_MS // 1000},  # seconds
+    {"type": "number", "minimum": SECONDS_BELOW, "maximum": MAX_EPOCH_MS}]}
+CLIENT_TIME = "an ISO 8601 date or datetime, epoch seconds (below 1e10) or epoch milliseconds"
+
+# search's Engram extensions (both APIs): what they mean, for the OpenAPI document.
+REFERENCE_TIME_HELP = (
+    "Engram extension. When the question is asked (default: now, or `as_of` when given): "
+    "dates the query names ('yesterday', 'last Saturday', 'two weeks ago', 'in May', "
+    "'last year', '上周', '昨天') are counted from it, and memories whose event time (the "
+    "`chat_time` they were said at, or the date they name) falls in that period rank "
+    f"higher. A boost, not a filter. {CLIENT_TIME[0].upper() + CLIENT_TIME[1:]}; {RANGE}")
+AS_OF_HELP = (
+    "Engram extension. Search memory as it stood at this time: a memory that was changed "
+    "since answers with the value it held then (from its history), one first said after "
+    f"it is left out. {CLIENT_TIME[0].upper() + CLIENT_TIME[1:]}; {RANGE}")
+
+
 def _epoch_ms(value: int) -> int:
     return in_range(value, "timestamp", value)
 

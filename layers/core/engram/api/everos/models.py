@@ -12,12 +12,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from engram.api.memos.models import NON_EMPTY_LIST, NON_EMPTY_STRING, ToolCall, only_for_role
 from engram.models.domain import ErasureReceipt
 from engram.models.identifiers import Id, plain_identifier
-from engram.models.times import EpochMs
+from engram.models.times import (
+    AS_OF_HELP,
+    CLIENT_TIME_SCHEMA,
+    REFERENCE_TIME_HELP,
+    EpochMs,
+    to_epoch_ms,
+)
 
 
 class Request(BaseModel):
@@ -227,6 +240,10 @@ class MemorySearchRequest(Request):
     method: Literal["keyword", "vector", "hybrid", "agentic"] = "hybrid"
     radius: float | None = Field(default=None, ge=0, le=1)
     top_k: int = Field(default=10, ge=-1, le=100)
+    reference_time: str | int | float | None = Field(
+        default=None, description=REFERENCE_TIME_HELP, json_schema_extra=CLIENT_TIME_SCHEMA)
+    as_of: str | int | float | None = Field(
+        default=None, description=AS_OF_HELP, json_schema_extra=CLIENT_TIME_SCHEMA)
 
     @field_validator("top_k")
     @classmethod
@@ -234,6 +251,11 @@ class MemorySearchRequest(Request):
         if value == 0:
             raise ValueError("top_k is -1 (all above the threshold) or 1-100")
         return value
+
+    @field_validator("reference_time", "as_of")
+    @classmethod
+    def _parse_times(cls, value: Any, info: ValidationInfo) -> int | None:
+        return None if value is None else to_epoch_ms(value, info.field_name or "time")
 
 
 class MemoryDeleteRequest(Request):

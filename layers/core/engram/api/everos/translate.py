@@ -386,7 +386,8 @@ class EverosTranslator:
             found = self.search_service.search(tenant_id, SearchSpec(
                 user_id=partition, query=req.query, where=scope.sessions, fact_limit=limit,
                 preference_limit=limit if "profile" in kinds else 0,
-                tool_limit=limit if "agent_memory" in kinds else 0, relativity=req.radius))
+                tool_limit=limit if "agent_memory" in kinds else 0, relativity=req.radius,
+                reference_time=req.reference_time, as_of=req.as_of))
             for scored in found.facts:
                 if not _in_time(scored.memory, scope.times):
                     continue

@@ -9,12 +9,27 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from engram.models.content import ItemStatus
 from engram.models.domain import ErasureReceipt, TokenUsage
 from engram.models.identifiers import Id
-from engram.models.times import MAX_EPOCH_MS, RANGE, SECONDS_BELOW, to_epoch_ms
+from engram.models.times import (
+    AS_OF_HELP,
+    CLIENT_TIME,
+    CLIENT_TIME_SCHEMA,
+    RANGE,
+    REFERENCE_TIME_HELP,
+    to_epoch_ms,
+)
 
 T = TypeVar("T")
 
@@ -73,12 +88,8 @@ class ChatMessage(BaseModel):
         "image_url, image_url: {url}} (http(s) or data: URL), {type: file, file: {file_data}} "
         "(http(s) URL or base64)")
     chat_time: str | int | float | None = Field(
-        default=None, description="When it was said: an ISO 8601 date or datetime, epoch "
-        f"seconds (below 1e10) or epoch milliseconds; {RANGE}",
-        json_schema_extra={"anyOf": [
-            {"type": "string"}, {"type": "null"},
-            {"type": "number", "minimum": 0, "maximum": MAX_EPOCH_MS // 1000},  # seconds
-            {"type": "number", "minimum": SECONDS_BELOW, "maximum": MAX_EPOCH_MS}]})
+        default=None, description=f"When it was said: {CLIENT_TIME}; {RANGE}",
+        json_schema_extra=CLIENT_TIME_SCHEMA)
     message_id: Id | None = None
     name: str | None = Field(default=None, max_length=256)  # who spoke, OpenAI style
     tool_calls: list[ToolCall] | None = Field(default=None, max_length=128)  # assistant
@@ -219,6 +230,15 @@ class SearchRequest(Request):
     relativity: float | None = Field(default=None, ge=0, le=1)
     knowledgebase_ids: list[Id] | None = None
     include_public: bool = False
+    reference_time: str | int | float | None = Field(
+        default=None, description=REFERENCE_TIME_HELP, json_schema_extra=CLIENT_TIME_SCHEMA)
+    as_of: str | int | float | None = Field(
+        default=None, description=AS_OF_HELP, json_schema_extra=CLIENT_TIME_SCHEMA)
+
+    @field_validator("reference_time", "as_of")
+    @classmethod
+    def _parse_times(cls, value: Any, info: ValidationInfo) -> int | None:
+        return None if value is None else to_epoch_ms(value, info.field_name or "time")
 
 
 class MemoryVersionDetail(BaseModel):

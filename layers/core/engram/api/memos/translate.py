@@ -165,7 +165,7 @@ def search_spec(req: SearchRequest) -> SearchSpec:
         conversation_id=req.conversation_id, fact_limit=req.memory_limit_number,
         preference_limit=req.preference_limit_number if req.include_preference else 0,
         tool_limit=req.tool_memory_limit_number if req.include_tool_memory else 0,
-        relativity=req.relativity)
+        relativity=req.relativity, reference_time=req.reference_time, as_of=req.as_of)
 
 
 def memory_edit(req: UpdateMemoryRequest) -> MemoryEdit:
