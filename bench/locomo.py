@@ -2,6 +2,10 @@
 
     python -m bench.locomo --data ../shared/eval/locomo-dev.json --out bench/results/ --k 5,10,20
 
+Questions are asked with the conversation's last session date as `reference_time` (its
+"now": dates a question names, "in June", "last year", count from the end of the
+conversation, not from the machine's clock); `--reference-time now` leaves it out.
+
 Each conversation is one user; every turn goes through Engram's real service path (the
 services `engram serve` runs, in-process: add/message in sync mode, then search/memory).
 A memory covers the turns in its `sources`; recall counts the evidence turns covered by
@@ -106,13 +110,16 @@ def timed(search: Callable[[str, str], list[Retrieved]],
     return results, latencies
 
 
-def engram_search(runtime: LocalRuntime, depth: int) -> Callable[[str, str], list[Retrieved]]:
+def engram_search(runtime: LocalRuntime, depth: int, asked_at: dict[str, str] | None = None
+                  ) -> Callable[[str, str], list[Retrieved]]:
+    """`asked_at`: each user's reference time (None: now)."""
     limit = min(depth, 25)
 
     def search(user: str, question: str) -> list[Retrieved]:
         found = runtime.services.search.search(TENANT, search_spec(SearchRequest(
             query=question, user_id=user, memory_limit_number=limit,
-            preference_limit_number=limit, include_preference=True)))
+            preference_limit_number=limit, include_preference=True,
+            reference_time=(asked_at or {}).get(user))))
         ranked = merged(found.facts, found.preferences)[:depth]
         return [Retrieved(frozenset(s.memory.sources), len(s.memory.memory_value.split()))
                 for s in ranked]
@@ -199,6 +206,9 @@ def report(results: dict, ks: list[int]) -> str:
         f"Data: `{results['data']}` ({results['questions']} questions with evidence in "
         f"categories 1–4; category 5 reported apart). Model: {results['model']}. "
         f"Hardware: {results['hardware']['cpu']}, {results['hardware']['cores']} cores.",
+        "Questions asked at: " + ("each conversation's last session date (`reference_time`)."
+                                  if results.get("reference_time") == "last-session"
+                                  else "now (no `reference_time`)."),
         f"Engram ingest: {results['ingest']['turns']} turns in {results['ingest']['seconds']} s "
         f"= {results['ingest']['turns_per_second']} turns/s ({results['extractor']}, one "
         f"client); {results['ingest_concurrent']['turns_per_second']} turns/s with "
@@ -232,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/eval/locomo-dev.json"))
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     parser.add_argument("--k", default="5,10,20")
+    parser.add_argument("--reference-time", choices=("last-session", "now"),
+                        default="last-session",
+                        help="when the questions are asked: after the conversation's last "
+                             "session (its date), or now")
     args = parser.parse_args(argv)
     ks = sorted(int(k) for k in args.k.split(","))
     if 10 not in ks:
@@ -250,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     embedder.warm_up()
     with fresh_runtime(embedder) as runtime:
         ingest_stats = ingest(runtime, conversations)
-        runs = [SystemRun("engram", *timed(engram_search(runtime, depth), asks))]
+        asked_at = {c.sample_id: c.last_time for c in conversations} \
+            if args.reference_time == "last-session" else None
+        runs = [SystemRun("engram", *timed(engram_search(runtime, depth, asked_at), asks))]
     with fresh_runtime(embedder) as runtime:  # the same turns again, one client per user
         concurrent_stats = ingest(runtime, conversations, clients=len(conversations))
     for name, search in baseline_searches(conversations, embedder, depth).items():
@@ -261,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         "questions": sum(1 for q in questions if q.category in HEADLINE_CATEGORIES),
         "model": embedder.model_name,
         "extractor": "rule-based extractor",
+        "reference_time": args.reference_time,
         "hardware": hardware(),
         "ingest": ingest_stats,
         "ingest_concurrent": concurrent_stats,

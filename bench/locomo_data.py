@@ -42,6 +42,11 @@ class Conversation:
     def turns(self) -> list[Turn]:
         return [t for _, turns in self.sessions for t in turns]
 
+    @property
+    def last_time(self) -> str:
+        """When the conversation's last session took place (ISO 8601)."""
+        return max(t.chat_time for t in self.turns)
+
 
 def session_time(raw: str) -> str:
     parsed = datetime.strptime(raw.strip(), "%I:%M %p on %d %B, %Y")
