@@ -252,7 +252,7 @@ class MemorySearchRequest(Request):
             raise ValueError("top_k is -1 (all above the threshold) or 1-100")
         return value
 
-    @field_validator("reference_time", "as_of")
+    @field_validator("reference_time", "as_of", mode="before")  # true is not 1 s
     @classmethod
     def _parse_times(cls, value: Any, info: ValidationInfo) -> int | None:
         return None if value is None else to_epoch_ms(value, info.field_name or "time")

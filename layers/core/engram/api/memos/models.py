@@ -235,7 +235,7 @@ class SearchRequest(Request):
     as_of: str | int | float | None = Field(
         default=None, description=AS_OF_HELP, json_schema_extra=CLIENT_TIME_SCHEMA)
 
-    @field_validator("reference_time", "as_of")
+    @field_validator("reference_time", "as_of", mode="before")  # true is not 1 s
     @classmethod
     def _parse_times(cls, value: Any, info: ValidationInfo) -> int | None:
         return None if value is None else to_epoch_ms(value, info.field_name or "time")
