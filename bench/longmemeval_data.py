@@ -99,11 +99,22 @@ def load(path: Path) -> list[Question]:
 
 def select(questions: list[Question], types: list[str] | None = None,
            limit: int | None = None) -> list[Question]:
-    """The retrieval questions: abstention ones (`_abs`) left out, then `types`, then the
-    first `limit`."""
+    """The retrieval questions: abstention ones (`_abs`) left out, then `types`; `limit`
+    takes them in turn from each type (in order within a type), so a quick run of 6 still
+    asks one of each."""
     unknown = set(types or ()) - set(QUESTION_TYPES)
     if unknown:
         raise ValueError(f"unknown question types {sorted(unknown)}; known: {QUESTION_TYPES}")
     chosen = [q for q in questions if not q.abstention
               and (not types or q.question_type in types)]
-    return chosen[:limit] if limit is not None else chosen
+    if limit is None or limit >= len(chosen):
+        return chosen
+    by_type: dict[str, list[Question]] = {}
+    for q in chosen:
+        by_type.setdefault(q.question_type, []).append(q)
+    taken = {id(q) for q in roundrobin(list(by_type.values()))[:limit]}
+    return [q for q in chosen if id(q) in taken]
+
+
+def roundrobin(groups: list[list[Question]]) -> list[Question]:
+    return [g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)]

@@ -3,7 +3,9 @@ question (never the eval data), with expectations worked out by hand."""
 
 import json
 import math
+from types import SimpleNamespace
 
+import bench.longmemeval as lme
 import pytest
 from bench.locomo import Retrieved
 from bench.longmemeval import (
@@ -16,6 +18,7 @@ from bench.longmemeval import (
     turn_recall_all,
 )
 from bench.longmemeval_data import load, select, session_of
+from pydantic import BaseModel, ConfigDict
 
 
 def raw_question(qid: str = "q1", qtype: str = "single-session-assistant") -> dict:
@@ -63,11 +66,15 @@ def test_a_directory_and_a_list_file_load_the_same_questions(tmp_path):
 
 def test_select_leaves_out_abstention_then_filters_types_then_limits(tmp_path):
     questions = [question for raw in (raw_question("a"), raw_question("b_abs"),
-                                      raw_question("c", "multi-session"), raw_question("d"))
+                                      raw_question("d"), raw_question("c", "multi-session"))
                  for question in load(write(tmp_path, raw))]
-    assert [q.question_id for q in select(questions)] == ["a", "c", "d"]
+    assert [q.question_id for q in select(questions)] == ["a", "d", "c"]
     assert [q.question_id for q in select(questions, ["single-session-assistant"])] == ["a", "d"]
+    # a limit takes one of each type in turn (a, then c), not the first two (a, d)
     assert [q.question_id for q in select(questions, limit=2)] == ["a", "c"]
+    assert [q.question_id for q in select(questions, limit=1)] == ["a"]
+    assert [q.question_id for q in select(questions, limit=5)] == ["a", "d", "c"]
+    assert [q.question_id for q in select(questions, ["multi-session"], 1)] == ["c"]
     with pytest.raises(ValueError, match="unknown question types"):
         select(questions, ["single-session"])
 
@@ -136,3 +143,40 @@ def test_percentile_is_nearest_rank():
     assert percentile([5.0, 1.0], 95) == 5.0
     assert percentile([float(i) for i in range(1, 21)], 95) == 19.0
     assert percentile([float(i) for i in range(1, 21)], 50) == 10.0
+
+
+class _Search:
+    def search(self, tenant, spec):
+        return SimpleNamespace(facts=[], preferences=[])
+
+
+class WithoutTime(BaseModel):
+    """A search request as it was before `reference_time`: anything else is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str
+    user_id: str
+    memory_limit_number: int
+    preference_limit_number: int
+    include_preference: bool
+
+
+class WithTime(WithoutTime):
+    reference_time: str | None = None
+
+
+@pytest.mark.parametrize("request_model", [WithoutTime, WithTime])
+def test_engram_search_sends_the_question_date_when_the_request_takes_one(
+        monkeypatch, request_model):
+    sent = []
+    monkeypatch.setattr(lme, "SearchRequest", request_model)
+    monkeypatch.setattr(lme, "search_spec", lambda req: sent.append(req) or req)
+    runtime = SimpleNamespace(services=SimpleNamespace(search=_Search()))
+    dates = {"lme-q1": "2023-05-30T23:42:00+00:00", "lme-q2": "2023-06-01T08:00:00+00:00"}
+
+    lme.engram_search(runtime, 20, dates)("lme-q2", "where?")
+
+    assert (sent[0].user_id, sent[0].memory_limit_number, sent[0].preference_limit_number) == (
+        "lme-q2", 20, 20)
+    if request_model is WithTime:
+        assert sent[0].reference_time == "2023-06-01T08:00:00+00:00"
