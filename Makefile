@@ -9,8 +9,8 @@ PORT   ?= 8000
 DATA   ?= .engram
 SAM_VENV := .venv-sam
 
-.PHONY: setup serve test test-fast bench bench-scale bench-load bench-fuzz lint clean sam-venv \
-	validate system-packages
+.PHONY: setup serve test test-fast bench bench-lme bench-all bench-scale bench-load bench-fuzz \
+	lint clean sam-venv validate system-packages
 
 setup: system-packages $(STAMP)
 
@@ -45,6 +45,13 @@ test-fast: setup
 DATA_FILE ?= ../shared/eval/locomo-dev.json
 bench: setup
 	$(BIN)/python -m bench.locomo --data $(DATA_FILE) --out bench/results/
+
+# The same on LongMemEval_S, a directory of per-question files or one JSON list (LME_DATA=…).
+LME_DATA ?= ../shared/eval/longmemeval-s-dev
+bench-lme: setup
+	$(BIN)/python -m bench.longmemeval --data $(LME_DATA) --out bench/results/lme/
+
+bench-all: bench bench-lme
 
 bench-scale: setup
 	$(BIN)/python -m bench.scale --memories 10000,100000 --out bench/results/
