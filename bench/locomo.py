@@ -9,9 +9,11 @@ conversation, not from the machine's clock); `--reference-time now` leaves it ou
 Each conversation is one user; every turn goes through Engram's real service path (the
 services `engram serve` runs, in-process: add/message in sync mode, then search/memory).
 A memory covers the turns in its `sources`; recall counts the evidence turns covered by
-the top k. Protocol: ../shared/eval/README.md. Ingest is timed twice, each into a fresh
-store: one client sending every session in turn (the recall run), then one client per
-conversation at once.
+the top k. Protocol: ../shared/eval/README.md. Ingest is timed three times, each into a
+fresh store: one client sending every session in turn (the recall run), one client per
+conversation at once, and one client sending async adds (MemOS's default: the accept
+returns once the turns are searchable, `engram serve`'s own pipeline workers extract
+meanwhile), timed until every task has completed; recall is measured after those too.
 """
 
 from __future__ import annotations
@@ -74,28 +76,51 @@ def fresh_runtime(embedder: Embedder) -> Iterator[LocalRuntime]:
             runtime.close()
 
 
-def ingest(runtime: LocalRuntime, conversations: list[Conversation], clients: int = 1
-           ) -> dict:
-    """Every session as one sync add, in order within its conversation. `clients` callers
-    at once, each taking whole conversations (users): what the service sustains when
-    several users send at the same time; one client measures a user's own pace."""
+def ingest(runtime: LocalRuntime, conversations: list[Conversation], clients: int = 1,
+           async_mode: bool = False) -> dict:
+    """Every session as one add, in order within its conversation. `clients` callers at
+    once, each taking whole conversations (users): what the service sustains when several
+    users send at the same time; one client measures a user's own pace. Async adds are
+    timed until every task they queued has completed (polled every 5 ms); `accepted_*`
+    is when the last accept returned."""
+    task_ids: list[str] = []
+
     def send(conv: Conversation) -> int:
         for number, session in conv.sessions:
             req = AddMessageRequest(
-                user_id=conv.sample_id, conversation_id=f"session_{number}", async_mode=False,
+                user_id=conv.sample_id, conversation_id=f"session_{number}",
+                async_mode=async_mode,
                 messages=[{"role": "user", "content": t.text, "name": t.speaker,
                            "chat_time": t.chat_time, "message_id": t.dia_id} for t in session])
             result = runtime.services.ingest.accept(TENANT, *accept_args(req))
-            if result.status != "completed":
+            if result.status != ("waiting" if async_mode else "completed"):
                 raise RuntimeError(f"ingest of {conv.sample_id} session {number} failed")
+            task_ids.append(result.task_id)
         return sum(len(session) for _, session in conv.sessions)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         turns = sum(pool.map(send, conversations))
+    accepted = time.perf_counter() - started
+    out: dict = {"turns": turns, "clients": clients, "async": async_mode}
+    if async_mode:
+        wait_for_tasks(runtime, task_ids)
+        out |= {"accepted_seconds": round(accepted, 2),
+                "accepted_turns_per_second": round(turns / accepted, 1)}
     seconds = time.perf_counter() - started
-    return {"turns": turns, "clients": clients, "seconds": round(seconds, 2),
-            "turns_per_second": round(turns / seconds, 1)}
+    return out | {"seconds": round(seconds, 2), "turns_per_second": round(turns / seconds, 1)}
+
+
+def wait_for_tasks(runtime: LocalRuntime, task_ids: list[str]) -> None:
+    pending = list(task_ids)
+    while pending:
+        task = runtime.services.tasks.get(TENANT, pending[0])
+        if task.status.value == "failed":
+            raise RuntimeError(f"task {task.task_id} failed: {task.error}")
+        if task.status.value == "completed":
+            pending.pop(0)
+        else:
+            time.sleep(0.005)
 
 
 def timed(search: Callable[[str, str], list[Retrieved]],
@@ -212,7 +237,11 @@ def report(results: dict, ks: list[int]) -> str:
         f"Engram ingest: {results['ingest']['turns']} turns in {results['ingest']['seconds']} s "
         f"= {results['ingest']['turns_per_second']} turns/s ({results['extractor']}, one "
         f"client); {results['ingest_concurrent']['turns_per_second']} turns/s with "
-        f"{results['ingest_concurrent']['clients']} clients at once (one per conversation).",
+        f"{results['ingest_concurrent']['clients']} clients at once (one per conversation); "
+        f"{results['ingest_async']['turns_per_second']} turns/s with async adds, one client, "
+        f"until every task completed (accepted at "
+        f"{results['ingest_async']['accepted_turns_per_second']} turns/s; recall_frac@10 "
+        f"after them {results['ingest_async']['recall_frac@10']:.3f}).",
         "",
         "| system | " + " | ".join(f"recall_frac@{k}" for k in ks) + " | recall_all@10 | "
         "words@10 | sources/memory@10 | p50 ms | p95 ms | p50 vs Engram |",
@@ -269,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         runs = [SystemRun("engram", *timed(engram_search(runtime, depth, asked_at), asks))]
     with fresh_runtime(embedder) as runtime:  # the same turns again, one client per user
         concurrent_stats = ingest(runtime, conversations, clients=len(conversations))
+    with fresh_runtime(embedder) as runtime:  # again as async adds: the same memories?
+        async_stats = ingest(runtime, conversations, async_mode=True)
+        after_async = SystemRun("engram_async", *timed(engram_search(runtime, depth), asks))
+    async_stats["recall_frac@10"] = metrics(after_async, questions, [10])["@10"][
+        "micro_1_4"]["recall_frac"]
     for name, search in baseline_searches(conversations, embedder, depth).items():
         runs.append(SystemRun(name, *timed(search, asks)))
 
@@ -281,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "hardware": hardware(),
         "ingest": ingest_stats,
         "ingest_concurrent": concurrent_stats,
+        "ingest_async": async_stats,
         "systems": {run.name: metrics(run, questions, ks) for run in runs},
     }
     args.out.mkdir(parents=True, exist_ok=True)

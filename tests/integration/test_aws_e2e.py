@@ -13,10 +13,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import sqlite3
 import time
 import uuid
 
 import boto3
+import numpy as np
 import pytest
 from tests.fakes.aws import REGION, aws_credentials  # noqa: F401 - fixture
 from tests.fakes.embedder import HashingEmbedder
@@ -30,9 +32,12 @@ from tests.integration.aws_stack import (
 )
 
 from engram.api.app import create_app
+from engram.api.memos.models import AddMessageRequest
+from engram.api.memos.translate import accept_args
 from engram.config import Settings
 from engram.local.runtime import build_local_runtime
 from engram.local.server import LambdaContext, proxy_event
+from engram.models.domain import Memory
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -132,6 +137,52 @@ def test_signed_add_runs_the_workflow_and_search_returns_the_memory(stack, api_k
     ours, theirs = comparable(found.body), comparable(local)
     assert ours == theirs
     assert scores(found.body) == pytest.approx(scores(local), abs=0.05)
+
+
+TURNS = [{"role": "user", "name": "Caroline",
+          "content": "Caroline: I moved to Lisbon last year. How about you?"},
+         {"role": "user", "name": "Melanie", "content": "Melanie: I still live in Porto."}]
+
+
+def test_an_async_add_embeds_its_turns_once_and_stores_the_sync_vectors(
+        stack, api_key, tmp_path, monkeypatch):
+    """The accept keeps the turn vectors with the request in S3; the pipeline's Lambdas
+    mix them in rather than embedding the turns again, and OpenSearch gets the vectors a
+    sync add gets from `engram serve` (retrieval/vectors.py)."""
+    embedded: list[str] = []
+    hashing = HashingEmbedder.embed
+
+    def embed(self, texts):  # as int8 vectors do, each moves with its pass mates
+        embedded.extend(texts)
+        own = hashing(self, texts)
+        mixed = own + 0.1 * own.mean(axis=0)
+        return (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(np.float32)
+
+    monkeypatch.setattr(HashingEmbedder, "embed", embed)
+    added = call_api("POST", "add/message", {"user_id": "u-once", "conversation_id": "c1",
+                                             "messages": TURNS}, api_key=api_key)
+    assert wait_completed(added.body["data"]["task_id"], api_key)["status"] == "completed"
+    assert embedded.count("I moved to Lisbon last year.") == 1
+    assert embedded.count("I still live in Porto.") == 1
+    assert not any(t["content"] in embedded for t in TURNS)  # the raw turns, never
+    on_aws = {(doc["memory_type"], doc["text"]): doc["vector"] for doc in
+              stack.opensearch.indices["engram-memories"].docs.values()
+              if doc["user_id"] == "u-once"}
+
+    runtime = build_local_runtime(Settings(data_dir=tmp_path / "local"),
+                                  embedder=HashingEmbedder())
+    try:
+        runtime.services.ingest.accept(TENANT, *accept_args(AddMessageRequest(
+            user_id="u-once", conversation_id="c1", async_mode=False, messages=TURNS)))
+    finally:
+        runtime.close()
+    with sqlite3.connect(tmp_path / "local" / "index.db") as db:
+        local = {(m.memory_type.value, m.index_text): np.frombuffer(vector, "<f4")
+                 for vector, raw in db.execute("SELECT vector, memory FROM entries")
+                 for m in [Memory.model_validate_json(raw)]}
+    assert len(local) >= 2 and on_aws.keys() == local.keys()
+    for key, vector in local.items():
+        assert on_aws[key] == pytest.approx(vector.tolist(), abs=1e-6)
 
 
 def test_a_wrong_key_gets_the_api_error_envelope(stack, api_key):

@@ -17,6 +17,8 @@ _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+# "[image: a dog on a beach]": how a shared image's description travels in a text turn.
+IMAGE_CAPTION = re.compile(r"\[(?:image|photo|picture)\s*[:：]\s*([^\]]+)\]", re.I)
 
 
 def detect_language(text: str) -> str:
@@ -40,6 +42,13 @@ def strip_speaker_prefix(text: str, speaker: str | None) -> str:
         if rest[:1] in (":", "："):
             return rest[1:].lstrip()
     return text
+
+
+def own_words(message: MessageRecord) -> str:
+    """What a memory's context ends with (the rule-based extractor's `own`): the turn's text
+    without the speaker's "Name:" prefix and its image captions (a memory of their own).
+    retrieval/vectors.py predicts a memory's turn text from it at accept."""
+    return IMAGE_CAPTION.sub(" ", strip_speaker_prefix(message.text, message.speaker))
 
 
 def turn_context(previous: MessageRecord | None, message: MessageRecord, own: str,

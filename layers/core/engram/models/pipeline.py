@@ -30,6 +30,16 @@ class ToolCallRecord(BaseModel):
     result_message_id: str | None = None
 
 
+class TurnVectors(BaseModel):
+    """The vectors of a request's turn texts (retrieval/vectors.py `embed_turns`), made at
+    accept for the fast path and kept with the request, so the pipeline does not embed the
+    turns again."""
+
+    model: str  # the embedder's model_name: another model's vectors are not used
+    texts: list[str]
+    vectors: str  # base64 of float32 rows, one per text: exact, and ~4× smaller than JSON
+
+
 class IngestJob(BaseModel):
     """The raw add/message (or add/feedback) request, kept as received."""
 
@@ -49,6 +59,7 @@ class IngestJob(BaseModel):
     items: list[ContentItem] = Field(default_factory=list)  # non-text content, by pointer
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)  # agent trajectories
     working_ids: list[str] = Field(default_factory=list)  # fast-path memories to retire
+    turn_vectors: TurnVectors | None = None  # None: not made at accept (a sync add)
 
 
 class ParsedMessages(BaseModel):

@@ -53,7 +53,7 @@ from engram.ports import (
     MemoryStore,
     ResolveOperation,
 )
-from engram.retrieval.vectors import memory_vectors
+from engram.retrieval.vectors import RequestTurns, memory_vectors
 
 NEAR_DUPLICATE = 0.90
 REPLACE_PREFERENCE = 0.80  # opposite polarity this close: the same statement, reversed
@@ -383,11 +383,11 @@ class _Planner:
         self.plan.decisions.append(Decision(action="delete", memory_id=memory.id,
                                             reason=reason, by=by))
 
-    def finish(self, embedder: Embedder) -> DedupePlan:
+    def finish(self, embedder: Embedder, turns: RequestTurns) -> DedupePlan:
         stale = [m for m in self.touched.values()
                  if m.id not in self.vectors and m.status == MemoryStatus.activated]
         if stale:
-            vectors = memory_vectors(embedder, stale)
+            vectors = memory_vectors(embedder, stale, turns)
             for memory, vector in zip(stale, vectors, strict=True):
                 self.vectors[memory.id] = vector
         self.plan.writes = [
@@ -467,11 +467,12 @@ def plan_changes(job: IngestJob, candidates: Sequence[Candidate], memories: Memo
     """What the task's candidates change; `resolver` None: the rules alone decide.
     LlmUnavailable from the resolver propagates (the task fails and can be retried)."""
     planner = _Planner(job=job, memories=memories, index=index)
+    turns = RequestTurns(embedder, job)  # kept at accept, or embedded here on first need
     if candidates:
-        vectors = memory_vectors(embedder, candidates)
+        vectors = memory_vectors(embedder, candidates, turns)
         planner.prefetch(candidates, vectors)
         if resolver is None:
             planner.decide_each(candidates, vectors)
         else:
             planner.resolve_each(resolver, candidates, vectors)
-    return planner.finish(embedder)
+    return planner.finish(embedder, turns)

@@ -5,28 +5,107 @@ A weighted sum of the two unit vectors keeps the memory's meaning first and lets
 pull in what it leaves out, at one extra embedding per turn (not per memory). On LoCoMo
 dev, recall_frac@10 with turn weight 0 / 0.2 / 0.25 / 0.35 / 0.5 was 0.761 / 0.774 / 0.776 /
 0.770 / 0.729 with cosine diversification alone, and 0.2 / 0.25 / 0.3 / 0.35 gave 0.793 /
-0.804 / 0.797 / 0.800 with the final search (services/search.py, retrieval/diversify.py)."""
+0.804 / 0.797 / 0.800 with the final search (services/search.py, retrieval/diversify.py).
+
+A request's turns are embedded once, by one call (`embed_turns`): an async add makes it at
+accept, where its vectors are also the fast-path turns', and keeps it with the request; a
+sync add's pipeline makes the same call when it first needs a turn (`RequestTurns`). The
+call must be the same, not only the texts: an int8 vector moves a little with the texts
+sharing its forward pass, so this way a memory's vector is the same bits in both modes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from engram.models.domain import Candidate, Memory
+from engram.extraction.context import own_words, turn_context
+from engram.models.domain import Candidate, Memory, MessageRecord, Role, own_turn
+from engram.models.pipeline import IngestJob, TurnVectors
 from engram.ports import Embedder
 
 TURN_WEIGHT = 0.25
 
 
-def memory_vectors(embedder: Embedder, items: Sequence[Memory | Candidate]) -> np.ndarray:
-    """Unit vectors, one per memory or candidate, in order; identical turns embedded once."""
+def memory_vectors(embedder: Embedder, items: Sequence[Memory | Candidate],
+                   turns: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """Unit vectors, one per memory or candidate, in order; identical turns embedded once,
+    and not at all when `turns` (a request's, see RequestTurns) has them."""
     texts = [item.dense_text for item in items]
-    turns = [item.turn_text for item in items]
-    unique = [t for t in dict.fromkeys(turns) if t]
-    vectors = embedder.embed(texts + unique)  # one call, so the embedder batches them all
-    own, of_turn = vectors[: len(texts)], dict(zip(unique, vectors[len(texts):], strict=True))
+    of_items = [item.turn_text for item in items]
+    unique = [t for t in dict.fromkeys(of_items) if t]
+    known = {t: turns[t] for t in unique if t in turns} if unique and turns is not None else {}
+    missing = [t for t in unique if t not in known]
+    vectors = embedder.embed(texts + missing)  # one call, so the embedder batches them all
+    own = vectors[: len(texts)]
+    of_turn = known | dict(zip(missing, vectors[len(texts):], strict=True))
     mixed = np.array([(1 - TURN_WEIGHT) * vector + TURN_WEIGHT * of_turn[turn] if turn
-                      else vector for vector, turn in zip(own, turns, strict=True)],
+                      else vector for vector, turn in zip(own, of_items, strict=True)],
                      dtype=np.float32).reshape(len(items), -1)
     return mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+
+
+def turn_text(message: MessageRecord) -> str:
+    """The turn text (Memory.turn_text) of the memories extracted from a user turn, as the
+    extractors write their context: the turn's statements, without its speaker's prefix and
+    image captions, clipped. A memory whose turn text differs (an LLM's, of a parsed
+    document) still gets its turn embedded, by memory_vectors."""
+    return own_turn(turn_context(None, message, own_words(message)))
+
+
+def embed_turns(embedder: Embedder, messages: Sequence[MessageRecord]) -> dict[str, np.ndarray]:
+    """The turn texts of a request's user turns, each once, in order, embedded in one call."""
+    texts = list(dict.fromkeys(t for m in messages if m.role == Role.user and (t := turn_text(m))))
+    if not texts:
+        return {}
+    return dict(zip(texts, np.asarray(embedder.embed(texts), dtype=np.float32), strict=True))
+
+
+def kept_turns(embedder: Embedder, turns: Mapping[str, np.ndarray]) -> TurnVectors:
+    """`turns` as kept with the request (IngestJob.turn_vectors)."""
+    rows = np.asarray(list(turns.values()), dtype=np.float32)
+    return TurnVectors(model=embedder.model_name, texts=list(turns),
+                       vectors=base64.b64encode(rows.tobytes()).decode("ascii"))
+
+
+class RequestTurns(Mapping[str, np.ndarray]):
+    """A request's turn vectors: those its accept kept (when made by this embedder's model),
+    else `embed_turns` on first use."""
+
+    def __init__(self, embedder: Embedder, job: IngestJob):
+        self._embedder, self._job = embedder, job
+        self._turns: dict[str, np.ndarray] | None = None
+
+    def _loaded(self) -> dict[str, np.ndarray]:
+        if self._turns is None:
+            kept = self._job.turn_vectors
+            if kept is not None and kept.model == self._embedder.model_name:
+                rows = np.frombuffer(base64.b64decode(kept.vectors), dtype=np.float32)
+                self._turns = dict(zip(kept.texts, rows.reshape(len(kept.texts), -1)
+                                       if kept.texts else [], strict=True))
+            else:
+                self._turns = embed_turns(self._embedder, self._job.messages)
+        return self._turns
+
+    def __getitem__(self, text: str) -> np.ndarray:
+        return self._loaded()[text]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+
+def working_vectors(embedder: Embedder, messages: Sequence[MessageRecord],
+                    working: Sequence[Memory], turns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The fast path's vectors, one per turn in `messages` (its working memory in `working`):
+    a user turn's is its turn vector, from `turns` (embedded once, for the pipeline too); the
+    others' (an assistant's turn, one of questions only) are their whole text's."""
+    reused = [turns.get(turn_text(m)) if m.role == Role.user else None for m in messages]
+    rest = [w for w, vector in zip(working, reused, strict=True) if vector is None]
+    embedded = iter(memory_vectors(embedder, rest) if rest else ())
+    return np.array([next(embedded) if vector is None else vector for vector in reused],
+                    dtype=np.float32).reshape(len(working), -1)

@@ -1,10 +1,11 @@
 """Accepting an add (messages, feedback, an agent's trajectory), whichever API sent it.
 
 The raw request is written first (nothing is lost if a later step fails), then, in async
-mode, every turn is embedded and indexed as WorkingMemory (the fast path: searchable on
-the next turn) and the task is queued. In sync mode the task runs at once instead and the
-client waits for its memories, so the turns are not embedded twice. An add holding
-images, documents or other files always runs asynchronously (see `accept`).
+mode, every turn is indexed as WorkingMemory (the fast path: searchable on the next turn)
+and the task is queued. The turns' vectors are kept with the request, so the pipeline
+does not embed them again. In sync mode the task runs at once instead and the client
+waits for its memories. An add holding images, documents or other files always runs
+asynchronously (see `accept`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+
+import numpy as np
 
 from engram.config import Limits
 from engram.errors import Conflict, PayloadTooLarge, Unprocessable
@@ -41,7 +44,7 @@ from engram.ports import (
     TaskStore,
     WorkflowStarter,
 )
-from engram.retrieval.vectors import memory_vectors
+from engram.retrieval.vectors import embed_turns, kept_turns, working_vectors
 from engram.services.attachments import AcceptedItems, AttachmentIntake
 
 WORKING_ROLES = (Role.user, Role.assistant)
@@ -152,6 +155,8 @@ class IngestService:
         fast_path = async_mode and job.kind != "feedback"
         working = [working_memory(job, m) for m in turns] if fast_path else []
         job.working_ids = task.memory_views.working = [m.id for m in working]
+        if working:  # before the request is written: it keeps the turn vectors (see below)
+            vectors = self._embed_turns(job, turns, working)
         self.objects.put_bytes(request_key(task.tenant_id, task.user_id, task.task_id),
                                job.model_dump_json().encode())
         message_ids = [m.message_id for m in job.messages]
@@ -166,7 +171,7 @@ class IngestService:
         self.messages.add_many(job.messages)
         if working:
             self.memories.put_many(working)
-            self.index.upsert(working, memory_vectors(self.embedder, working))
+            self.index.upsert(working, vectors)
         if self.tasks.get(task.tenant_id, task.task_id) is None:
             self._withdraw(task, job, working)
         ref = TaskRef(tenant_id=task.tenant_id, task_id=task.task_id, user_id=task.user_id)
@@ -178,6 +183,16 @@ class IngestService:
         return AcceptResult(success=done.status == TaskStatus.completed, task_id=done.task_id,
                             status=done.status.value, message_ids=message_ids,
                             memory_views=task_views(done))
+
+    def _embed_turns(self, job: IngestJob, turns: list[MessageRecord],
+                     working: list[Memory]) -> np.ndarray:
+        """The fast-path turns' vectors. The user turns' are the turn vectors the pipeline
+        mixes into the memories it extracts from them, kept with the request so it does not
+        embed the turns again (retrieval/vectors.py): an async add costs one embedding per
+        turn, as a sync add does."""
+        of_turns = embed_turns(self.embedder, job.messages)
+        job.turn_vectors = kept_turns(self.embedder, of_turns)
+        return working_vectors(self.embedder, turns, working, of_turns)
 
     def _withdraw(self, task: Task, job: IngestJob, working: list[Memory]) -> None:
         """The user was erased while this add was being written (erasure removes task rows

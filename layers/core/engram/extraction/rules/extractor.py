@@ -17,16 +17,17 @@ preferences.py, topics.py (topic, key, tags), questionnaire.py, short_replies.py
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engram.extraction.context import (
     CONTEXT_LIMIT,
     GENERIC_SPEAKERS,
+    IMAGE_CAPTION,
     clip,
     detect_language,
     normalise,
+    own_words,
     strip_speaker_prefix,
     turn_context,
 )
@@ -97,10 +98,6 @@ class _Statement:
     completion: TopicStatement | None = None
 
 
-# "[image: a dog on a beach]": how a shared image's description travels in a text turn.
-_IMAGE = re.compile(r"\[(?:image|photo|picture)\s*[:：]\s*([^\]]+)\]", re.I)
-
-
 class RuleBasedExtractor:
     """Implements the Extractor port without a model: deterministic and fast."""
 
@@ -127,8 +124,8 @@ class RuleBasedExtractor:
 
     def _user_turn(self, message: MessageRecord, conv: _Conversation) -> list[Candidate]:
         text = normalise(strip_speaker_prefix(message.text, message.speaker))
-        images = _IMAGE.findall(text)
-        text = _IMAGE.sub(" ", text).strip()
+        images = IMAGE_CAPTION.findall(text)
+        text = IMAGE_CAPTION.sub(" ", text).strip()
         language = detect_language(text or " ".join(images))
         subject = Subject.of(message, language)
         candidates = [_image_candidate(d.strip(), message, subject, conv) for d in images
@@ -307,8 +304,7 @@ def _reasoning(first_person: str, preference: Preference | None) -> str | None:
 def _context(previous: MessageRecord | None, st: _Statement) -> str:
     """The turn this statement answered, the topic it was completed with, and the rest of
     its own turn (a sentence alone often leaves out what "they" or "it" were)."""
-    own = _IMAGE.sub(" ", strip_speaker_prefix(st.message.text, st.message.speaker))
-    return turn_context(previous, st.message, own,
+    return turn_context(previous, st.message, own_words(st.message),
                         between=st.completion.value if st.completion else "")
 
 
@@ -336,7 +332,7 @@ def _image_candidate(description: str, message: MessageRecord, subject: Subject,
         key, tags = "Shared image", ["image"]
     previous = conv.previous if conv.previous and conv.previous.message_id != message.message_id \
         else None
-    own = normalise(_IMAGE.sub(" ", strip_speaker_prefix(message.text, message.speaker)))
+    own = normalise(own_words(message))
     context = [clip(normalise(previous.text).replace("\n", " "), CONTEXT_LIMIT)
                if previous else "", clip(own.replace("\n", " "), CONTEXT_LIMIT)]
     return Candidate(
