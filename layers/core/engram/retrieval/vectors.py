@@ -20,7 +20,15 @@ TURN_WEIGHT = 0.25
 
 
 def memory_vectors(embedder: Embedder, items: Sequence[Memory | Candidate]) -> np.ndarray:
-    """Unit vectors, one per memory or candidate, in order; identical turns embedded once."""
+    """Unit vectors, one per memory or candidate, in order; identical turns embedded once.
+    What the assistant said gets a zero vector: it is found by its words alone
+    (extraction/assistant.py)."""
+    embedded = [i for i, item in enumerate(items) if item.said_by != "assistant"]
+    if len(embedded) < len(items):
+        out = np.zeros((len(items), embedder.dimension), dtype=np.float32)
+        if embedded:
+            out[embedded] = memory_vectors(embedder, [items[i] for i in embedded])
+        return out
     texts = [item.dense_text for item in items]
     turns = [item.turn_text for item in items]
     unique = [t for t in dict.fromkeys(turns) if t]

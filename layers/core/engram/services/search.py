@@ -11,9 +11,14 @@ from engram.models.requests import SearchSpec
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore
 from engram.retrieval.diversify import DIVERSITY_POOL, diversify
 from engram.retrieval.fusion import fuse
+from engram.retrieval.intent import asks_what_the_assistant_said
 
 SAME_CONVERSATION_BOOST = 0.02
 RELOAD_MARGIN = 5
+# A query that asks what the assistant said lifts the assistant's answers, which have no
+# embedding (their relativity is their saturated BM25 alone, 0.4 at most) to where a
+# fact that matches both ways stands.
+ASSISTANT_BOOST = 0.3
 
 
 @dataclass
@@ -56,6 +61,8 @@ class SearchService:
                    for types, limit in zip(groups, limits, strict=True)]
         retired_turns = False
 
+        asks_assistant = asks_what_the_assistant_said(req.query)
+
         def ranked(hits: list[IndexHit], limit: int) -> list[ScoredMemory]:
             nonlocal retired_turns
             if limit == 0:
@@ -69,7 +76,8 @@ class SearchService:
                                  m.status != MemoryStatus.activated for m in loaded)
             scored = [ScoredMemory(m, round(scores[m.id] + (
                 SAME_CONVERSATION_BOOST if req.conversation_id and
-                m.conversation_id == req.conversation_id else 0.0), 6))
+                m.conversation_id == req.conversation_id else 0.0) + (
+                ASSISTANT_BOOST if asks_assistant and m.said_by == "assistant" else 0.0), 6))
                 for m in loaded
                 # an eventually consistent index may still return a just-retired memory
                 if m.status == MemoryStatus.activated]
