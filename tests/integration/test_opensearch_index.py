@@ -262,8 +262,23 @@ def test_vectors_of_the_wrong_shape_are_refused_before_sending(backend):
     index = backend.index()
     with pytest.raises(ValueError, match="16 dimensions"):
         index.upsert([memory("x", "t1")], np.ones((1, 8)))
-    with pytest.raises(ValueError, match="zero vector"):
-        index.upsert([memory("x", "t1")], np.zeros((1, DIM)))
+
+
+def test_a_memory_found_by_its_words_alone_has_no_vector(backend):
+    """What the assistant said has a zero vector: its document carries none (k-NN refuses
+    a zero vector under cosinesimil), the text search finds it, the k-NN search does not."""
+    index = backend.index()
+    said = memory("Speyer tourism board phone number", "t1")
+    index.upsert([said, memory("lakes", "t1")], np.stack([np.zeros(DIM), unit(1)]))
+
+    def check() -> None:
+        hits = index.search("t1", "u1", unit(2), "Speyer tourism", 5, ALL_TYPES)
+        assert [h.id for h in hits if h.lexical > 0] == [said.id]
+        assert all(h.dense <= 0 for h in hits if h.id == said.id)
+        nearest = index.nearest("t1", "u1", np.stack([unit(1)]), 5, ALL_TYPES)[0]
+        assert said.id not in ids(nearest) and nearest
+
+    backend.eventually(check)
 
 
 @pytest.mark.parametrize("query, error", [

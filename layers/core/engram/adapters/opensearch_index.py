@@ -283,8 +283,12 @@ class OpenSearchMemoryIndex:
         if "lexical" in answers:
             lexical.update(_best_scores(answers["lexical"]))
 
-        # A lexical hit whose cosine did not come back was removed between the two
-        # searches: it is left out rather than given a made-up cosine.
+        # A lexical hit whose cosine did not come back has no vector (a memory found by its
+        # words alone) or was removed between the two searches (search reads every hit
+        # back from the store, which leaves a removed one out): cosine 0, a zero vector.
+        for i in lexical:
+            if i not in dense:
+                dense[i], vectors[i] = 0.0, np.zeros(self._dimension, dtype=np.float32)
         hits = [IndexHit(id=i, dense=d, lexical=lexical.get(i, 0.0), vector=vectors.get(i))
                 for i, d in dense.items()]
         hits.sort(key=lambda hit: (-hit.dense, hit.id))
@@ -409,10 +413,10 @@ class OpenSearchMemoryIndex:
                              f"dimensions, got shape {vectors.shape}")
         if not np.isfinite(vectors).all():
             raise ValueError("vectors contain NaN or infinity")
+        # A zero row is a memory found by its words alone (what the assistant said): kept
+        # zero here, and its document carries no vector (k-NN refuses a zero vector).
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        if not norms.all():
-            raise ValueError("a zero vector has no cosine with anything")
-        return vectors / norms
+        return vectors / np.where(norms > 0, norms, 1.0)
 
 
 def memory_document(memory: Memory, vector: np.ndarray) -> dict[str, Any]:
@@ -427,8 +431,9 @@ def memory_document(memory: Memory, vector: np.ndarray) -> dict[str, Any]:
         "create_time": memory.create_time,
         "update_time": memory.update_time,
         TEXT_FIELD: memory.index_text,
-        VECTOR_FIELD: vector.tolist(),
     }
+    if vector.any():
+        doc[VECTOR_FIELD] = vector.tolist()
     for name in ("agent_id", "app_id", "conversation_id"):
         if getattr(memory, name) is not None:
             doc[name] = getattr(memory, name)

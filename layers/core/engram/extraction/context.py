@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from engram.models.domain import CONTEXT_SEPARATOR, MessageRecord, Role
+from engram.models.domain import CONTEXT_SEPARATOR, MessageRecord
 
 CONTEXT_LIMIT = 300
 MAX_TAGS = 5
@@ -57,7 +57,7 @@ def turn_context(previous: MessageRecord | None, message: MessageRecord, own: st
     another speaker said it), `between`, and `own`, the words of `message` itself, last."""
     parts = []
     if previous and previous.message_id != message.message_id and (
-        previous.role == Role.assistant or previous.speaker != message.speaker
+        previous.role != message.role or previous.speaker != message.speaker
     ):
         parts.append(clip(_one_line(previous.text), CONTEXT_LIMIT))
     parts.append(between)

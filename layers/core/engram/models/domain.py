@@ -53,6 +53,9 @@ class Role(StrEnum):
     tool = "tool"
 
 
+SaidBy = Literal["user", "assistant"]
+
+
 class MemoryType(StrEnum):
     working = "WorkingMemory"  # a raw turn, searchable at once (fast path)
     long_term = "LongTermMemory"  # a fact about the world or an event
@@ -160,6 +163,10 @@ class Memory(BaseModel):
     reasoning: str | None = None
     language: str = "en"
     context: str = ""  # neighbouring text indexed with the memory, never shown as its value
+    # Who said it. The user's statements are facts, embedded and ranked as such; what the
+    # assistant answered is kept as searchable text (lexical only, so its long answers
+    # cost no embedding) and comes forward when a query asks what the assistant said.
+    said_by: SaidBy = "user"
     task_id: str | None = None
     public: bool = False
     knowledgebase_ids: list[str] = Field(default_factory=list)
@@ -197,6 +204,7 @@ class Candidate(BaseModel):
     reasoning: str | None = None
     language: str = "en"
     context: str = ""
+    said_by: SaidBy = "user"  # as Memory.said_by
 
     @property
     def index_text(self) -> str:

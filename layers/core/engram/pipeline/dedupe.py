@@ -136,6 +136,9 @@ class _Planner:
         would give, for one matrix product instead of one per candidate."""
         rows_by_types: dict[tuple[MemoryType, ...], list[int]] = {}
         for row, cand in enumerate(candidates):
+            if cand.said_by == "assistant":  # kept as said: no neighbours to compare
+                self.stored_hits[row] = []
+                continue
             rows_by_types.setdefault(self.search_types(cand), []).append(row)
         for types, rows in rows_by_types.items():
             found = self.index.nearest(self.job.tenant_id, self.job.user_id, vectors[rows],
@@ -167,6 +170,9 @@ class _Planner:
             return
         if self.job.kind == "feedback":
             self.apply_feedback(row, cand, vector)
+            return
+        if cand.said_by == "assistant":  # what the assistant said neither updates nor merges
+            self.add(cand, vector, digest, "what the assistant said")
             return
         near = self.neighbours(row, cand, vector)
         if cand.memory_type == MemoryType.preference:
@@ -221,6 +227,8 @@ class _Planner:
                 known[row] = known.get(first)
             elif match := self.stored_id(digests[row]):
                 known[row] = match
+            elif cand.said_by == "assistant":
+                far.add(row)  # kept as said, as the rules keep it
             elif not (near := self.neighbours(row, cand, vector)) or \
                     near[0][1] < RESOLVE_FLOOR:
                 far.add(row)
@@ -323,7 +331,7 @@ class _Planner:
             event_time=cand.event_time, valid_from=cand.event_time or self.now,
             content_hash=digest, preference_type=cand.preference_type, polarity=cand.polarity,
             reasoning=cand.reasoning, language=cand.language, context=cand.context,
-            task_id=job.task_id, public=job.allow_public,
+            said_by=cand.said_by, task_id=job.task_id, public=job.allow_public,
             knowledgebase_ids=list(job.knowledgebase_ids),
         )
         self.touched[memory.id] = memory

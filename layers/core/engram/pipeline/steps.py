@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from engram.errors import PermanentError, TaskErased
+from engram.extraction.assistant import assistant_candidates
 from engram.extraction.documents import add_locations, document_candidates
 from engram.extraction.images import image_turns
 from engram.models.content import FAILED_PREFIX
@@ -193,7 +194,9 @@ def extract(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
     parsed = _load(deps, work_key(ref.tenant_id, ref.task_id, "parsed"), ParsedMessages)
     job = load_job(deps, task)
     extraction = deps.extractor.extract(parsed.messages, job.tool_calls)
-    candidates = extraction.candidates
+    calling = {c.message_id for c in job.tool_calls}  # those turns are tool memory already
+    candidates = extraction.candidates + assistant_candidates(
+        [m for m in parsed.messages if m.message_id not in calling])
     if task.items:
         candidates += document_candidates(task, job.messages, parsed.blocks)
         add_locations(candidates, parsed.blocks, task.items)

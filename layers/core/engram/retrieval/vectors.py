@@ -32,7 +32,15 @@ TURN_WEIGHT = 0.25
 def memory_vectors(embedder: Embedder, items: Sequence[Memory | Candidate],
                    turns: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """Unit vectors, one per memory or candidate, in order; identical turns embedded once,
-    and not at all when `turns` (a request's, see RequestTurns) has them."""
+    and not at all when `turns` (a request's, see RequestTurns) has them. What the
+    assistant said gets a zero vector: it is found by its words alone
+    (extraction/assistant.py)."""
+    embedded = [i for i, item in enumerate(items) if item.said_by != "assistant"]
+    if len(embedded) < len(items):
+        out = np.zeros((len(items), embedder.dimension), dtype=np.float32)
+        if embedded:
+            out[embedded] = memory_vectors(embedder, [items[i] for i in embedded], turns)
+        return out
     texts = [item.dense_text for item in items]
     of_items = [item.turn_text for item in items]
     unique = [t for t in dict.fromkeys(of_items) if t]

@@ -19,10 +19,15 @@ from engram.models.requests import SearchSpec
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore
 from engram.retrieval.diversify import DIVERSITY_POOL, diversify
 from engram.retrieval.fusion import fuse
+from engram.retrieval.intent import asks_what_the_assistant_said
 from engram.retrieval.timeframes import TIME_WEIGHT, Window, query_windows, time_match, version_at
 
 SAME_CONVERSATION_BOOST = 0.02
 RELOAD_MARGIN = 5
+# A query that asks what the assistant said lifts the assistant's answers, which have no
+# embedding (their relativity is their saturated BM25 alone, 0.4 at most) to where a
+# fact that matches both ways stands.
+ASSISTANT_BOOST = 0.3
 
 
 @dataclass
@@ -83,6 +88,8 @@ class SearchService:
         windows = query_windows(req.query, reference)
         as_of = req.as_of
 
+        asks_assistant = asks_what_the_assistant_said(req.query)
+
         def ranked(hits: list[IndexHit], limit: int) -> list[ScoredMemory]:
             nonlocal retired_turns
             if limit == 0:
@@ -108,7 +115,8 @@ class SearchService:
                 current = [v for m in current if (v := version_at(m, as_of)) is not None]
             scored = [ScoredMemory(m, round(scores[m.id] + (
                 SAME_CONVERSATION_BOOST if req.conversation_id and
-                m.conversation_id == req.conversation_id else 0.0) + time_boost(m, windows), 6))
+                m.conversation_id == req.conversation_id else 0.0) + time_boost(m, windows) + (
+                ASSISTANT_BOOST if asks_assistant and m.said_by == "assistant" else 0.0), 6))
                 for m in current]
             if req.relativity is not None:
                 scored = [s for s in scored if s.relativity >= req.relativity]
