@@ -118,8 +118,14 @@ def test_a_refined_preference_is_current_and_the_old_one_is_in_its_history(serve
          "chat_time": "2025-09-25 12:01:00", "message_id": "m4"}])
     assert second["status"] == "completed", second
     views = second["memory_views"]
-    assert views["updated"] == [added] and views["added"] == []
-    (decision,) = views["decisions"]
+    assert views["updated"] == [added]
+    # What the assistant said is kept beside it, added by the rules, never resolved by the model
+    (said,) = views["added"]
+    decision, kept = views["decisions"]
+    assert kept == {"action": "add", "memory_id": said, "by": "rules",
+                    "reason": "what the assistant said"}
+    assert requests.get(f"{served.base_url}/get/memory/{said}", headers=served.headers(),
+                        timeout=30).json()["data"]["memory_key"] == "Assistant's answer"
     assert decision == {"action": "update", "memory_id": added, "by": "llm",
                         "reason": "refines the earlier food preference"}
     assert second["usage"]["calls"] == 2  # one extraction, one resolution

@@ -41,6 +41,18 @@ def test_an_assistant_turn_becomes_passages_said_by_the_assistant():
     assert "Which apps" in found[0].context  # the question it answered
 
 
+def test_an_acknowledgement_that_repeats_the_user_is_not_kept():
+    said = [message(Role.user, "I like spicy food", 0),
+            message(Role.assistant, "Got it, I remember, you like spicy food.", 1)]
+    assert assistant_candidates(said) == []
+    courtesy = [message(Role.assistant, "Okay, ask me if you have any other questions.", 2)]
+    assert assistant_candidates(courtesy) == []
+    answered = [message(Role.user, "I like spicy food", 0),
+                message(Role.assistant, "Then try the mapo tofu at Chengdu Taste on Valley "
+                        "Boulevard, it is very spicy.", 1)]
+    assert len(assistant_candidates(answered)) == 1
+
+
 def test_passages_join_lines_and_split_long_ones_at_sentence_ends():
     long_line = " ".join(f"Sentence number {i} says something." for i in range(40))
     parts = passages(f"short one\nshort two\n{long_line}")
@@ -111,7 +123,8 @@ def test_search_finds_what_the_assistant_said_when_asked_and_the_users_facts_oth
 
 
 def test_assistant_passages_never_merge_with_a_users_fact(call):
-    said = "The assistant said: You should book the Hotel Central near the station."
+    said = ("The assistant said: You should book the Hotel Central near the station again, "
+            "for its rooftop pool and free breakfast.")
     call("add/message", {"user_id": "v", "conversation_id": "c", "async_mode": False,
                          "messages": [
                              {"role": "user", "content": "I booked the Hotel Central near "

@@ -16,9 +16,17 @@ from collections.abc import Sequence
 
 from engram.extraction.context import detect_language, normalise, turn_context
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
+from engram.retrieval.lexical import tokenize
 
 PASSAGE_CHARS = 300  # ~50 words: one list item or a short paragraph
 MIN_WORDS = 5  # "Sure! Here are some options:" says nothing to find later
+# Courtesy words: a passage with fewer than two terms beyond these says nothing to find
+# ("Okay, ask me if you have any other questions.")
+FILLER = frozenset(tokenize(
+    "okay ok sure yes certainly absolutely of course great glad happy help helps let know "
+    "feel free ask asking question questions anything else other something welcome thank "
+    "thanks hope hear good luck enjoy please more need tips assist"))
+ECHO_NEW_TERMS = 3  # "Got it, you like spicy food." adds fewer new terms than this to the turn
 CONFIDENCE_ASSISTANT = 0.8
 ASSISTANT_KEY = {"en": "Assistant's answer", "zh": "助手的回答"}
 SAID = {"en": "The assistant said: {}", "zh": "助手说：{}"}
@@ -47,8 +55,19 @@ def _passages_of(message: MessageRecord, previous: MessageRecord | None) -> list
                       confidence=CONFIDENCE_ASSISTANT, sources=[message.message_id],
                       event_time=message.event_time, language=language,
                       context=turn_context(previous, message, passage), said_by="assistant")
-            for passage in passages(text) if len(passage.split()) >= MIN_WORDS
-            or (language == "zh" and len(passage) >= MIN_WORDS * 2)]
+            for passage in passages(text) if (len(passage.split()) >= MIN_WORDS
+            or (language == "zh" and len(passage) >= MIN_WORDS * 2))
+            and len(set(tokenize(passage)) - FILLER) >= 2 and not _echoes(passage, previous)]
+
+
+def _echoes(passage: str, previous: MessageRecord | None) -> bool:
+    """An acknowledgement that repeats the user's turn back: most of its terms are the
+    turn's, and it adds fewer than ECHO_NEW_TERMS of its own."""
+    if previous is None:
+        return False
+    terms = set(tokenize(passage))
+    new = terms - set(tokenize(previous.text))
+    return len(new) < ECHO_NEW_TERMS and 2 * len(new) <= len(terms)
 
 
 def passages(text: str) -> list[str]:

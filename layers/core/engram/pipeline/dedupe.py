@@ -90,6 +90,7 @@ NUMBER_WORDS = frozenset("""
 
 SAME_CONTENT = "the same content is stored already"
 NOTHING_NEAR = "no stored memory is near it"
+ASSISTANT_SAID = "what the assistant said"
 RESOLVER_FALLBACK = ("the LLM reply was not valid after a repair; rule-based conflict "
                      "resolution used")
 
@@ -172,7 +173,7 @@ class _Planner:
             self.apply_feedback(row, cand, vector)
             return
         if cand.said_by == "assistant":  # what the assistant said neither updates nor merges
-            self.add(cand, vector, digest, "what the assistant said")
+            self.add(cand, vector, digest, ASSISTANT_SAID)
             return
         near = self.neighbours(row, cand, vector)
         if cand.memory_type == MemoryType.preference:
@@ -256,7 +257,8 @@ class _Planner:
             if row in known:
                 self.noop(known[row] or self.hashes.get(digests[row]), SAME_CONTENT)
             elif row in far:
-                self.add_new(cand, vector, digests[row], NOTHING_NEAR, "rules")
+                self.add_new(cand, vector, digests[row], ASSISTANT_SAID if
+                             cand.said_by == "assistant" else NOTHING_NEAR, "rules")
             else:  # a candidate without an operation is added, as the port promises
                 for op in operations.get(row) or [ResolveOperation("add", row)]:
                     self.apply(op, cand, vector, digests[row])
