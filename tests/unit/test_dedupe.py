@@ -25,8 +25,18 @@ from engram.services.ingest import IngestService
 
 
 def as_candidate(message: MessageRecord) -> list[Candidate]:
-    """'pref+: x' / 'pref-: x' → a preference; anything else → a user fact."""
+    """'pref+: x' / 'pref-: x' → a preference; 'file: x' → a shared file's record and a
+    passage of it, then the same passage from another file; anything else → a user fact."""
     text = message.text
+    if text.startswith("file:"):
+        quoted, item = text[5:].strip(), f"{message.message_id}#item="
+        return [Candidate(memory_type=MemoryType.user, memory_key="Shared PDF document",
+                          memory_value=f'The user shared a PDF, which begins: "{quoted}"',
+                          sources=[f"{item}1"]),
+                Candidate(memory_type=MemoryType.long_term, memory_key="a.pdf, page 2",
+                          memory_value=quoted, sources=[f"{item}1&page=2"]),
+                Candidate(memory_type=MemoryType.long_term, memory_key="b.pdf, page 1",
+                          memory_value=f"{quoted} Also", sources=[f"{item}2&page=1"])]
     if text.startswith(("pref+:", "pref-:")):
         return [Candidate(memory_type=MemoryType.preference, memory_key="Food preference",
                           memory_value=text[6:].strip(), sources=[message.message_id],
@@ -79,6 +89,15 @@ def same(tmp_path):
     harness = Harness(tmp_path / "same", embedder=SameVectorEmbedder())
     yield harness
     harness.store.close()
+
+
+def test_a_files_record_and_its_passages_never_merge(same):
+    views = same.add("file: The launch moved to March 14.")
+    assert len(views["added"]) == 2
+    # every vector is the same here: another file's passage is still a near duplicate
+    assert {m.memory_key for m in same.active(MemoryType.user)} == {"Shared PDF document"}
+    (kept,) = same.active(MemoryType.long_term)
+    assert [s.split("#")[1] for s in kept.sources] == ["item=1&page=2", "item=2&page=1"]
 
 
 def test_exact_duplicate_is_a_noop(h):

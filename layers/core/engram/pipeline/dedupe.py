@@ -195,6 +195,8 @@ class _Planner:
             if old.polarity != cand.polarity or name_different_things(old.memory_value,
                                                                        cand.memory_value):
                 continue  # a distinct fact of the same shape ("visited museum X")
+            if cite_one_item(old.sources, cand.sources):
+                continue  # a file's record and its passages are distinct by design
             if names_more(old.memory_value, cand.memory_value):  # the newer drops a name
                 self.attach(old, cand, f"near duplicate (cosine {score:.2f}) naming less; "
                                        "stored wording kept, the turn added to its sources")
@@ -486,3 +488,11 @@ def plan_changes(job: IngestJob, candidates: Sequence[Candidate], memories: Memo
         else:
             planner.resolve_each(resolver, candidates, vectors)
     return planner.finish(embedder, turns)
+
+
+def cite_one_item(first: Sequence[str], second: Sequence[str]) -> bool:
+    """Whether two memories were made from the same item of a message (a file: its
+    "shared" record, its pages), as their sources say ("<message id>#item=<n>[&page=…]")."""
+    def items(sources: Sequence[str]) -> set[str]:
+        return {s.split("&", 1)[0] for s in sources if "#item=" in s}
+    return bool(items(first) & items(second))
