@@ -107,6 +107,11 @@ def test_as_of_finds_the_fact_as_it_stood_then(engram_server):
     assert coffee(as_of="2025-03-15") == ["The user loves drinking coffee in the morning."]
     assert coffee(as_of="2025-06-02") == coffee()
     assert coffee(as_of="2025-01-01") == []  # nothing was said yet
+    # asked for what was first said, the first version answers; asked plainly, the newest
+    first = post(engram_server, "search/memory", {
+        "query": "What did I originally say about coffee?", "user_id": user})
+    assert [p["preference"] for p in first["preference_detail_list"]] == [
+        "The user loves drinking coffee in the morning."]
 
     facts = [m["memory_value"] for m in search(engram_server, user, "hiking", as_of="2025-02-01")]
     assert not any("Alps" in v for v in facts), facts  # said on 1 March, after as_of

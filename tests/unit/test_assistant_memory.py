@@ -15,7 +15,7 @@ from engram.extraction.assistant import assistant_candidates, passages
 from engram.local.runtime import build_local_runtime
 from engram.local.server import LambdaContext, proxy_event
 from engram.models.domain import MessageRecord, Role
-from engram.retrieval.intent import asks_what_the_assistant_said
+from engram.retrieval.intent import asks_what_the_assistant_said, asks_what_was_first_said
 from engram.retrieval.vectors import memory_vectors
 
 APPS = ("Sure! Here are some apps you could try:\n"
@@ -72,6 +72,18 @@ def test_passages_join_lines_and_split_long_ones_at_sentence_ends():
 ])
 def test_a_query_that_asks_what_the_assistant_said(query, asks):
     assert asks_what_the_assistant_said(query) is asks
+
+
+@pytest.mark.parametrize("query, asks", [
+    ("What did I originally say my budget was?", True),
+    ("Which hotel did I first pick for the trip?", True),
+    ("At first, what colour did I want for the kitchen?", True),
+    ("我最初想去哪个城市？", True),
+    ("When did I first visit Paris?", False),
+    ("Which hotel did I choose?", False),
+])
+def test_a_query_that_asks_what_was_first_said(query, asks):
+    assert asks_what_was_first_said(query) is asks
 
 
 def test_what_the_assistant_said_is_not_embedded():

@@ -167,6 +167,9 @@ class Memory(BaseModel):
     # assistant answered is kept as searchable text (lexical only, so its long answers
     # cost no embedding) and comes forward when a query asks what the assistant said.
     said_by: SaidBy = "user"
+    # A turn no statement could be made of (a question, a request), kept whole as said: it
+    # ranks a little below what was extracted, so it is found when nothing else covers it.
+    whole_turn: bool = False
     task_id: str | None = None
     public: bool = False
     knowledgebase_ids: list[str] = Field(default_factory=list)
@@ -205,6 +208,7 @@ class Candidate(BaseModel):
     language: str = "en"
     context: str = ""
     said_by: SaidBy = "user"  # as Memory.said_by
+    whole_turn: bool = False  # as Memory.whole_turn
 
     @property
     def index_text(self) -> str:

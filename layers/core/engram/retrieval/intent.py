@@ -1,7 +1,11 @@
-"""What a query asks for, beyond its words: whether it asks what the assistant said
-("which app did you recommend?", "remind me of the number you gave me", "in our last
-chat…"). Such a query favours the assistant's own answers (extraction/assistant.py), which
-otherwise rank by their words alone, below the user's facts."""
+"""What a query asks for, beyond its words.
+
+- Whether it asks what the assistant said ("which app did you recommend?", "remind me of
+  the number you gave me", "in our last chat…"). Such a query favours the assistant's own
+  answers (extraction/assistant.py), which otherwise rank by their words alone, below the
+  user's facts.
+- Whether it asks for what was first said ("what did I originally say…", "at first",
+  "最初"): a memory changed since answers with its first version (services/search.py)."""
 
 from __future__ import annotations
 
@@ -20,3 +24,16 @@ _ASKS_ASSISTANT = re.compile(
 
 def asks_what_the_assistant_said(query: str) -> bool:
     return bool(_ASKS_ASSISTANT.search(query))
+
+
+# "first"/"originally" next to a verb of saying or planning, or "at first", "initially"
+_ASKS_FIRST = re.compile(
+    r"\b(?:originally|initially|at first|at the start|in the beginning)\b"
+    r"|\bfirst\s+(?:\w+\s+)?(?:sa(?:y|id)|t(?:ell|old)|mention|want|plan|cho(?:o)?s|pick|"
+    r"decid|set|ask|think|thought|prefer|like)\w*"
+    r"|最初|起初|一开始|原本|本来",
+    re.I)
+
+
+def asks_what_was_first_said(query: str) -> bool:
+    return bool(_ASKS_FIRST.search(query))

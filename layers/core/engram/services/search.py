@@ -19,7 +19,7 @@ from engram.models.requests import SearchSpec
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore
 from engram.retrieval.diversify import DIVERSITY_POOL, diversify
 from engram.retrieval.fusion import fuse
-from engram.retrieval.intent import asks_what_the_assistant_said
+from engram.retrieval.intent import asks_what_the_assistant_said, asks_what_was_first_said
 from engram.retrieval.timeframes import TIME_WEIGHT, Window, query_windows, time_match, version_at
 
 SAME_CONVERSATION_BOOST = 0.02
@@ -28,6 +28,9 @@ RELOAD_MARGIN = 5
 # embedding (their relativity is their saturated BM25 alone, 0.4 at most) to where a
 # fact that matches both ways stands.
 ASSISTANT_BOOST = 0.3
+# A turn kept whole ranks below an extracted memory scoring close to it. LoCoMo dev /
+# LongMemEval dev turn recall_all@10, whole turns kept at 0 / 0.05 / 0.1 below: see README.
+WHOLE_TURN_PENALTY = 0.05
 
 
 @dataclass
@@ -51,6 +54,13 @@ class SearchResult:
         values = [p.memory.memory_value.rstrip("。.") for p in self.preferences]
         return ("用户偏好：" + "；".join(values) + "。") if zh else (
             "User preferences: " + "; ".join(values) + ".")
+
+
+def first_version(memory: Memory) -> Memory:
+    """The memory as first said: its oldest version kept in history, else itself."""
+    if not memory.history:
+        return memory
+    return version_at(memory, memory.history[0].valid_from) or memory
 
 
 def within_reach(order: list[str], scores: dict[str, float], pool: int) -> list[str]:
@@ -89,6 +99,8 @@ class SearchService:
         as_of = req.as_of
 
         asks_assistant = asks_what_the_assistant_said(req.query)
+        # "what did I first say…": as_of the moment each memory was first said
+        first_said = as_of is None and asks_what_was_first_said(req.query)
 
         def ranked(hits: list[IndexHit], limit: int) -> list[ScoredMemory]:
             nonlocal retired_turns
@@ -113,10 +125,13 @@ class SearchService:
             current = [m for m in loaded if m.status == MemoryStatus.activated]
             if as_of is not None:
                 current = [v for m in current if (v := version_at(m, as_of)) is not None]
+            elif first_said:
+                current = [first_version(m) for m in current]
             scored = [ScoredMemory(m, round(scores[m.id] + (
                 SAME_CONVERSATION_BOOST if req.conversation_id and
                 m.conversation_id == req.conversation_id else 0.0) + time_boost(m, windows) + (
-                ASSISTANT_BOOST if asks_assistant and m.said_by == "assistant" else 0.0), 6))
+                ASSISTANT_BOOST if asks_assistant and m.said_by == "assistant" else 0.0) - (
+                WHOLE_TURN_PENALTY if m.whole_turn else 0.0), 6))
                 for m in current]
             if req.relativity is not None:
                 scored = [s for s in scored if s.relativity >= req.relativity]

@@ -146,6 +146,8 @@ class RuleBasedExtractor:
         made = [c for c in (self._candidate(s, conv) for s in statements) if c]
         if made and not any(s.completion for s in statements):
             conv.topic = TopicStatement(bare(made[-1].memory_value), message.message_id, asked)
+        if not candidates and not made:
+            return _whole_turn(text, message, subject, conv)
         return candidates + made
 
     def _statement(
@@ -388,3 +390,26 @@ def _questionnaire_value(
 def _lower_first(text: str) -> str:
     first = text.split(" ", 1)[0]
     return text[0].lower() + text[1:] if first[1:].islower() or len(first) == 1 else text
+
+
+WHOLE_TURN_MIN_WORDS = 6  # "Any tips?" alone says nothing about its speaker
+WHOLE_TURN_CHARS = 300
+
+
+def _whole_turn(text: str, message: MessageRecord, subject: Subject,
+                conv: _Conversation) -> list[Candidate]:
+    """A turn no statement came from (a question, a request) still says something about
+    its speaker ("…my living room, with a cat that sheds a lot?"): kept whole, as asked."""
+    if len(text.split()) < WHOLE_TURN_MIN_WORDS and not (
+            subject.language == "zh" and len(text) >= WHOLE_TURN_MIN_WORDS * 2):
+        return []
+    one_line = clip(text.replace("\n", " "), WHOLE_TURN_CHARS)
+    name = subject.name if subject.is_named else (
+        "用户" if subject.language == "zh" else "The user")
+    value = (f"{name}问：{one_line}" if subject.language == "zh"
+             else f"{name} asked: {one_line}")
+    return [Candidate(
+        memory_type=MemoryType.long_term, memory_key="问题" if subject.language == "zh"
+        else "Question", memory_value=value, confidence=0.7, sources=[message.message_id],
+        event_time=message.event_time, language=subject.language,
+        context=turn_context(conv.previous, message, text), whole_turn=True)]

@@ -1,0 +1,80 @@
+"""A user turn the rules make no statement of (a question, a request) is kept whole, and
+ranks just below what was extracted: found when nothing else covers it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.fakes.embedder import HashingEmbedder
+
+from engram.api.app import create_app
+from engram.config import Settings
+from engram.extraction.rules.extractor import RuleBasedExtractor
+from engram.local.runtime import build_local_runtime
+from engram.local.server import LambdaContext, proxy_event
+from engram.models.domain import MessageRecord, Role
+from engram.services.search import WHOLE_TURN_PENALTY
+
+DUST = "What are some simple ways to keep my living room dust-free, with a cat that sheds?"
+
+
+def turn(text: str, i: int = 0, role: Role = Role.user) -> MessageRecord:
+    return MessageRecord(tenant_id="t", user_id="u", conversation_id="c", message_id=f"m{i}",
+                         seq=i, role=role, text=text, chat_time=1_700_000_000_000 + i)
+
+
+def test_a_question_no_statement_came_from_is_kept_whole():
+    (kept,) = RuleBasedExtractor().statements([turn(DUST)])
+    assert kept.whole_turn and kept.memory_value == f"The user asked: {DUST}"
+    assert kept.sources == ["m0"] and kept.memory_key == "Question"
+
+
+@pytest.mark.parametrize("text", [
+    "I adopted a cat last month.",  # a statement: extracted as such
+    "Any tips for that?",  # too short to say anything about its speaker
+])
+def test_a_turn_with_a_statement_or_too_short_is_not_kept_whole(text):
+    assert not any(c.whole_turn for c in RuleBasedExtractor().statements([turn(text)]))
+
+
+def test_a_chinese_request_is_kept_whole_in_chinese():
+    (kept,) = RuleBasedExtractor().statements([turn("有什么简单的方法可以让客厅少一点灰尘吗？")])
+    assert kept.whole_turn and kept.memory_value.startswith("用户问：")
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    return build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
+                               embedder=HashingEmbedder())
+
+
+@pytest.fixture
+def call(runtime):
+    app = create_app(runtime.services)
+
+    def call(route: str, body: dict) -> dict:
+        event = proxy_event("POST", f"/v1/{route}", {"Content-Type": "application/json"},
+                            json.dumps(body), "tenant-a", "127.0.0.1")
+        response = app.resolve(event, LambdaContext())
+        assert response["statusCode"] == 200, response["body"]
+        return json.loads(response["body"])["data"]
+    return call
+
+
+def test_a_whole_turn_is_found_and_ranks_below_an_extracted_memory(call, runtime):
+    call("add/message", {"user_id": "u", "conversation_id": "c", "async_mode": False,
+                         "messages": [{"role": "user", "content": DUST},
+                                      {"role": "user", "content": "My cat sheds a lot."}]})
+    found = call("search/memory", {"user_id": "u", "query": "cat that sheds",
+                                   "memory_limit_number": 5})["memory_detail_list"]
+    values = [m["memory_value"] for m in found]
+    assert values.index("The user's cat sheds a lot.") < values.index(f"The user asked: {DUST}")
+    asked = found[values.index(f"The user asked: {DUST}")]
+    # the same memory, were it extracted, would score the penalty higher
+    (memory,) = runtime.services.search.memories.get_many("tenant-a", [asked["id"]])
+    runtime.services.search.memories.put_many([memory.model_copy(update={"whole_turn": False})])
+    again = call("search/memory", {"user_id": "u", "query": "cat that sheds",
+                                   "memory_limit_number": 5})["memory_detail_list"]
+    (same,) = [m for m in again if m["id"] == asked["id"]]
+    assert same["relativity"] == pytest.approx(asked["relativity"] + WHOLE_TURN_PENALTY)
