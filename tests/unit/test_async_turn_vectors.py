@@ -132,7 +132,7 @@ def test_an_async_add_embeds_each_turn_once(runs):
 def test_async_and_sync_adds_store_the_same_vectors(runs):
     _, sync_vectors = runs["sync"]
     _, async_vectors = runs["async"]
-    assert len(sync_vectors) == 7
+    assert len(sync_vectors) == 8  # 7 statements, and "How long have you been painting?" whole
     assert async_vectors == sync_vectors  # the same memories, each with the same bytes
 
 

@@ -249,8 +249,12 @@ def test_named_possessives_and_dropped_subjects():
         "你觉得这个怎么样？",
     ],
 )
-def test_pure_questions_and_requests_give_nothing(text):
-    assert extract(("user", text)) == []
+def test_pure_questions_and_requests_give_no_statement(text):
+    made = extract(("user", text))
+    # kept whole when long enough to say something of its speaker, never as a statement
+    assert all(c.whole_turn and c.memory_value.startswith(("The user asked: ", "用户问："))
+               for c in made)
+    assert bool(made) == (len(text.split()) >= 6)
 
 
 def test_the_declarative_clause_of_a_question_is_kept():

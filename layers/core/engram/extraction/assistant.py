@@ -14,18 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from engram.extraction.context import detect_language, normalise, turn_context
+from engram.extraction.context import detect_language, normalise, says_something, turn_context
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
 from engram.retrieval.lexical import tokenize
 
 PASSAGE_CHARS = 300  # ~50 words: one list item or a short paragraph
 MIN_WORDS = 5  # "Sure! Here are some options:" says nothing to find later
-# Courtesy words: a passage with fewer than two terms beyond these says nothing to find
-# ("Okay, ask me if you have any other questions.")
-FILLER = frozenset(tokenize(
-    "okay ok sure yes certainly absolutely of course great glad happy help helps let know "
-    "feel free ask asking question questions anything else other something welcome thank "
-    "thanks hope hear good luck enjoy please more need tips assist"))
 ECHO_NEW_TERMS = 3  # "Got it, you like spicy food." adds fewer new terms than this to the turn
 CONFIDENCE_ASSISTANT = 0.8
 ASSISTANT_KEY = {"en": "Assistant's answer", "zh": "助手的回答"}
@@ -57,7 +51,7 @@ def _passages_of(message: MessageRecord, previous: MessageRecord | None) -> list
                       context=turn_context(previous, message, passage), said_by="assistant")
             for passage in passages(text) if (len(passage.split()) >= MIN_WORDS
             or (language == "zh" and len(passage) >= MIN_WORDS * 2))
-            and len(set(tokenize(passage)) - FILLER) >= 2 and not _echoes(passage, previous)]
+            and says_something(passage) and not _echoes(passage, previous)]
 
 
 def _echoes(passage: str, previous: MessageRecord | None) -> bool:

@@ -7,6 +7,21 @@ from __future__ import annotations
 import re
 
 from engram.models.domain import CONTEXT_SEPARATOR, MessageRecord
+from engram.retrieval.lexical import tokenize
+
+# Courtesy and greeting words: a text with fewer than two terms beyond these says nothing
+# to find later ("Okay, ask me if you have any other questions.", "Hey! Good to see you!")
+FILLER = frozenset(tokenize(
+    "okay ok sure yes certainly absolutely of course great glad happy help helps let know "
+    "feel free ask asking question questions anything else other something welcome thank "
+    "thanks hope hear good luck enjoy please more need tips assist hey hi hello see seeing "
+    "nice wow cool awesome amazing sweet really talk soon later bye take care doing"))
+
+
+def says_something(text: str, names: frozenset[str] = frozenset()) -> bool:
+    """Whether `text` has at least two terms that are neither courtesy (FILLER) nor one of
+    `names` (those the speakers call each other)."""
+    return len(set(tokenize(text)) - FILLER - set(tokenize(" ".join(names)))) >= 2
 
 CONTEXT_LIMIT = 300
 MAX_TAGS = 5

@@ -28,6 +28,7 @@ from engram.extraction.context import (
     detect_language,
     normalise,
     own_words,
+    says_something,
     strip_speaker_prefix,
     turn_context,
 )
@@ -400,7 +401,7 @@ def _whole_turn(text: str, message: MessageRecord, subject: Subject,
                 conv: _Conversation) -> list[Candidate]:
     """A turn no statement came from (a question, a request) still says something about
     its speaker ("…my living room, with a cat that sheds a lot?"): kept whole, as asked."""
-    if len(text.split()) < WHOLE_TURN_MIN_WORDS and not (
+    if not says_something(text, conv.names) or len(text.split()) < WHOLE_TURN_MIN_WORDS and not (
             subject.language == "zh" and len(text) >= WHOLE_TURN_MIN_WORDS * 2):
         return []
     one_line = clip(text.replace("\n", " "), WHOLE_TURN_CHARS)
