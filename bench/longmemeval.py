@@ -158,13 +158,10 @@ def engram_search(runtime: LocalRuntime, depth: int, reference_times: dict[str, 
     the API's cap), the two lists merged as bench.locomo merges them (each keeps its order,
     the better head first), then cut to `depth`."""
     limit = min(depth, 25)
-    # The question's date goes along as soon as search/memory takes a reference time.
-    takes_time = "reference_time" in SearchRequest.model_fields
-
     def search(user: str, question: str) -> list[Retrieved]:
         fields = {"query": question, "user_id": user, "memory_limit_number": limit,
                   "preference_limit_number": limit, "include_preference": True}
-        if takes_time:
+        if user in reference_times:
             fields["reference_time"] = reference_times[user]
         found = runtime.services.search.search(TENANT, search_spec(SearchRequest(**fields)))
         ranked = merged(found.facts, found.preferences)[:depth]
@@ -244,7 +241,7 @@ def report(results: dict, ks: list[int]) -> str:
             f"{t} {systems['engram'][f'@{HEADLINE_K}'][t]['n']}" for t in types) + "). "
         f"Model: {results['model']}. Hardware: {results['hardware']['cpu']}, "
         f"{results['hardware']['cores']} cores. Reference time passed to search: "
-        f"{'yes' if results['reference_time'] else 'no (search/memory takes none yet)'}.",
+        f"{'each question_date' if results['reference_time'] == 'question' else 'none (now)'}.",
         f"Engram ingest: {ingest['turns']} turns ({ingest['sessions']} sync adds, one per "
         f"session) in {ingest['seconds']} s = {ingest['turns_per_second']} turns/s "
         f"({results['extractor']}, one client).",
@@ -290,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None,
                         help="N questions, taken in turn from each type")
     parser.add_argument("--k", default="5,10,20")
+    parser.add_argument("--reference-time", choices=("question", "now"), default="question",
+                        help="search with each question_date as reference_time, or without")
     args = parser.parse_args(argv)
     ks = sorted({*(int(k) for k in args.k.split(",")), HEADLINE_K})
     depth = max(ks)
@@ -304,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     embedder.warm_up()
     with fresh_runtime(embedder) as runtime:
         ingest_stats = ingest(runtime, questions)
-        search = engram_search(runtime, depth, {user_of(q): q.question_date for q in questions})
+        search = engram_search(runtime, depth, {user_of(q): q.question_date for q in questions}
+                               if args.reference_time == "question" else {})
         runs = [SystemRun("engram", *timed(search, asks))]
     for name, baseline in baseline_searches(questions, embedder, depth).items():
         runs.append(SystemRun(name, *timed(baseline, asks)))
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         "question_ids": [q.question_id for q in questions],
         "model": embedder.model_name,
         "extractor": "rule-based extractor",
-        "reference_time": "reference_time" in SearchRequest.model_fields,
+        "reference_time": args.reference_time,
         "hardware": hardware(),
         "ingest": ingest_stats,
         "systems": {run.name: metrics(run, questions, ks) for run in runs},

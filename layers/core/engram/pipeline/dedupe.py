@@ -335,8 +335,8 @@ class _Planner:
             event_time=cand.event_time, valid_from=cand.event_time or self.now,
             content_hash=digest, preference_type=cand.preference_type, polarity=cand.polarity,
             reasoning=cand.reasoning, language=cand.language, context=cand.context,
-            said_by=cand.said_by, whole_turn=cand.whole_turn, task_id=job.task_id, public=job.allow_public,
-            knowledgebase_ids=list(job.knowledgebase_ids),
+            said_by=cand.said_by, whole_turn=cand.whole_turn, task_id=job.task_id,
+            public=job.allow_public, knowledgebase_ids=list(job.knowledgebase_ids),
         )
         self.touched[memory.id] = memory
         self.vectors[memory.id] = vector
