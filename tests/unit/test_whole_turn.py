@@ -14,6 +14,7 @@ from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.local.runtime import build_local_runtime
 from engram.local.server import LambdaContext, proxy_event
 from engram.models.domain import MessageRecord, Role
+from engram.retrieval.vectors import memory_vectors
 from engram.services.search import WHOLE_TURN_PENALTY
 
 DUST = "What are some simple ways to keep my living room dust-free, with a cat that sheds?"
@@ -28,6 +29,19 @@ def test_a_question_no_statement_came_from_is_kept_whole():
     (kept,) = RuleBasedExtractor().statements([turn(DUST)])
     assert kept.whole_turn and kept.memory_value == f"The user asked: {DUST}"
     assert kept.sources == ["m0"] and kept.memory_key == "Question"
+
+
+def test_a_whole_turn_is_embedded_once_its_turn_not_mixed_in():
+    texts: list[str] = []
+
+    class Counting(HashingEmbedder):
+        def embed(self, batch):
+            texts.extend(batch)
+            return super().embed(batch)
+
+    (kept,) = RuleBasedExtractor().statements([turn(DUST)])
+    memory_vectors(Counting(), [kept])
+    assert texts == [f"The user asked: {DUST}"]
 
 
 @pytest.mark.parametrize("text", [

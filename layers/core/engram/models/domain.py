@@ -189,7 +189,9 @@ class Memory(BaseModel):
 
     @property
     def turn_text(self) -> str:
-        return own_turn(self.context)
+        """The turn mixed into the memory's vector (retrieval/vectors.py); none for a turn
+        kept whole, which is its own turn."""
+        return "" if self.whole_turn else own_turn(self.context)
 
 
 class Candidate(BaseModel):
@@ -220,7 +222,7 @@ class Candidate(BaseModel):
 
     @property
     def turn_text(self) -> str:
-        return own_turn(self.context)
+        return "" if self.whole_turn else own_turn(self.context)  # as Memory.turn_text
 
 
 class TokenUsage(BaseModel):
