@@ -10,7 +10,15 @@ import pytest
 from engram.extraction.temporal import day_start_ms, utc_day
 from engram.models.domain import Memory, MemoryType, MemoryVersion
 from engram.models.times import to_epoch_ms
-from engram.retrieval.timeframes import DAY_MS, Window, query_windows, time_match, version_at
+from engram.retrieval.timeframes import (
+    DAY_MS,
+    TIME_WEIGHT,
+    Window,
+    date_weight,
+    query_windows,
+    time_match,
+    version_at,
+)
 
 ASKED = "2025-09-17 10:00:00"  # a Wednesday
 
@@ -92,6 +100,19 @@ def test_two_dates_give_two_windows():
     assert [w.phrase for w in query_windows("between last Monday and yesterday",
                                             to_epoch_ms(ASKED, "asked"))] == [
         "last Monday", "yesterday"]
+
+
+@pytest.mark.parametrize(("query", "topic_terms"), [
+    ("What did I do last Saturday?", 0),  # the date is all it asks by
+    ("Where did I go yesterday?", 1),  # "go"
+    ("What charity event did I participate in a month ago?", 3),
+    ("上周我做了什么？", 4),  # 我做 做了 了什 什么: Chinese counts character bigrams
+])
+def test_the_date_weighs_less_the_more_topic_a_query_has(query, topic_terms):
+    windows = query_windows(query, to_epoch_ms(ASKED, "asked"))
+    assert windows
+    assert date_weight(query, windows) == pytest.approx(TIME_WEIGHT * 2 / (2 + topic_terms))
+    assert date_weight("what did I do?", []) == 0.0
 
 
 # --- the scoring term ---------------------------------------------------------------

@@ -20,7 +20,13 @@ from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStor
 from engram.retrieval.diversify import DIVERSITY_POOL, diversify
 from engram.retrieval.fusion import fuse
 from engram.retrieval.intent import asks_what_the_assistant_said, asks_what_was_first_said
-from engram.retrieval.timeframes import TIME_WEIGHT, Window, query_windows, time_match, version_at
+from engram.retrieval.timeframes import (
+    Window,
+    date_weight,
+    query_windows,
+    time_match,
+    version_at,
+)
 
 SAME_CONVERSATION_BOOST = 0.02
 RELOAD_MARGIN = 5
@@ -63,20 +69,21 @@ def first_version(memory: Memory) -> Memory:
     return version_at(memory, memory.history[0].valid_from) or memory
 
 
-def within_reach(order: list[str], scores: dict[str, float], pool: int) -> list[str]:
+def within_reach(order: list[str], scores: dict[str, float], pool: int,
+                 weight: float) -> list[str]:
     """The ids (best first) that may rank among the best `pool` once a time boost (at most
-    TIME_WEIGHT) is added: the best `pool`, and any other within TIME_WEIGHT of the last."""
+    `weight`) is added: the best `pool`, and any other within `weight` of the last."""
     if len(order) <= pool:
         return order
-    cut = scores[order[pool - 1]] - TIME_WEIGHT
+    cut = scores[order[pool - 1]] - weight
     return order[:pool] + [i for i in order[pool:] if scores[i] >= cut]
 
 
-def time_boost(memory: Memory, windows: list[Window]) -> float:
+def time_boost(memory: Memory, windows: list[Window], weight: float) -> float:
     if not windows:
         return 0.0
     when = memory.event_time if memory.event_time is not None else memory.create_time
-    return TIME_WEIGHT * time_match(when, windows)
+    return weight * time_match(when, windows)
 
 
 @dataclass
@@ -96,6 +103,7 @@ class SearchService:
         reference = next((t for t in (req.reference_time, req.as_of) if t is not None),
                          now_ms())
         windows = query_windows(req.query, reference)
+        weight = date_weight(req.query, windows)
         as_of = req.as_of
 
         asks_assistant = asks_what_the_assistant_said(req.query)
@@ -115,7 +123,7 @@ class SearchService:
             if as_of is not None:
                 best = order
             elif windows:
-                best = within_reach(order, scores, pool)
+                best = within_reach(order, scores, pool, weight)
             else:
                 best = order[:pool]
             loaded = self.memories.get_many(tenant_id, best)
@@ -129,7 +137,8 @@ class SearchService:
                 current = [first_version(m) for m in current]
             scored = [ScoredMemory(m, round(scores[m.id] + (
                 SAME_CONVERSATION_BOOST if req.conversation_id and
-                m.conversation_id == req.conversation_id else 0.0) + time_boost(m, windows) + (
+                m.conversation_id == req.conversation_id else 0.0)
+                + time_boost(m, windows, weight) + (
                 ASSISTANT_BOOST if asks_assistant and m.said_by == "assistant" else 0.0) - (
                 WHOLE_TURN_PENALTY if m.whole_turn else 0.0), 6))
                 for m in current]
