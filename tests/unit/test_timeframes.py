@@ -111,7 +111,8 @@ def test_two_dates_give_two_windows():
 def test_the_date_weighs_less_the_more_topic_a_query_has(query, topic_terms):
     windows = query_windows(query, to_epoch_ms(ASKED, "asked"))
     assert windows
-    assert date_weight(query, windows) == pytest.approx(TIME_WEIGHT * 2 / (2 + topic_terms))
+    assert date_weight(query, windows) == pytest.approx(
+        TIME_WEIGHT * max(0.5, 2 / (2 + topic_terms)))
     assert date_weight("what did I do?", []) == 0.0
 
 

@@ -88,15 +88,15 @@ def query_windows(query: str, reference_time: int) -> list[Window]:
 
 
 def date_weight(query: str, windows: Sequence[Window]) -> float:
-    """How much a window match is worth for `query`: TIME_WEIGHT × 2 / (2 + n), n the
-    query's terms besides its dates (0 → 0.2, 1 → 0.13, 2 → 0.1, 3 → 0.08); 0 without
-    windows."""
+    """How much a window match is worth for `query`: TIME_WEIGHT × max(1/2, 2 / (2 + n)),
+    n the query's terms besides its dates (0 → 0.2, 1 → 0.13, 2 or more → 0.1); 0
+    without windows."""
     if not windows:
         return 0.0
     rest = query
     for window in windows:
         rest = rest.replace(window.phrase, " ")
-    return TIME_WEIGHT * 2 / (2 + len(set(tokenize(rest))))
+    return TIME_WEIGHT * max(0.5, 2 / (2 + len(set(tokenize(rest)))))
 
 
 def time_match(event_time: int | None, windows: Sequence[Window]) -> float:
