@@ -11,7 +11,7 @@ from tests.fakes.embedder import HashingEmbedder
 
 from engram.api.app import create_app
 from engram.config import Settings
-from engram.extraction.assistant import assistant_candidates, passages
+from engram.extraction.assistant import MAX_PASSAGES, assistant_candidates, passages
 from engram.local.runtime import build_local_runtime
 from engram.local.server import LambdaContext, proxy_event
 from engram.models.domain import MessageRecord, Role
@@ -51,6 +51,14 @@ def test_an_acknowledgement_that_repeats_the_user_is_not_kept():
                 message(Role.assistant, "Then try the mapo tofu at Chengdu Taste on Valley "
                         "Boulevard, it is very spicy.", 1)]
     assert len(assistant_candidates(answered)) == 1
+
+
+def test_a_long_answer_is_kept_up_to_max_passages():
+    answer = "\n".join(f"Step {i}: stir the sauce for {i} minutes over a low flame."
+                        for i in range(2_000))
+    kept = assistant_candidates([message(Role.user, "How do I make the sauce?", 0),
+                                 message(Role.assistant, answer, 1)])
+    assert len(kept) == MAX_PASSAGES and "Step 0:" in kept[0].memory_value
 
 
 def test_passages_join_lines_and_split_long_ones_at_sentence_ends():

@@ -19,6 +19,9 @@ from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
 from engram.retrieval.lexical import tokenize
 
 PASSAGE_CHARS = 300  # ~50 words: one list item or a short paragraph
+# An answer is kept up to this many passages (~12,000 characters; LongMemEval's longest
+# answers have fewer): a 100,000-character turn must not become 333 memories.
+MAX_PASSAGES = 40
 MIN_WORDS = 5  # "Sure! Here are some options:" says nothing to find later
 ECHO_NEW_TERMS = 3  # "Got it, you like spicy food." adds fewer new terms than this to the turn
 CONFIDENCE_ASSISTANT = 0.8
@@ -49,7 +52,7 @@ def _passages_of(message: MessageRecord, previous: MessageRecord | None) -> list
                       confidence=CONFIDENCE_ASSISTANT, sources=[message.message_id],
                       event_time=message.event_time, language=language,
                       context=turn_context(previous, message, passage), said_by="assistant")
-            for passage in passages(text) if (len(passage.split()) >= MIN_WORDS
+            for passage in passages(text)[:MAX_PASSAGES] if (len(passage.split()) >= MIN_WORDS
             or (language == "zh" and len(passage) >= MIN_WORDS * 2))
             and says_something(passage) and not _echoes(passage, previous)]
 
