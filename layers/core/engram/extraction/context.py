@@ -69,7 +69,8 @@ def turn_context(previous: MessageRecord | None, message: MessageRecord, own: st
 
 # Every memory of a turn repeats the turn before it in its context: one normalising each
 # (a long assistant answer took a fifth of LongMemEval's ingest, normalised per memory).
-@lru_cache(maxsize=1024)
+# Small: the repeats come together, and a turn may be 100,000 characters.
+@lru_cache(maxsize=32)
 def _one_line(text: str) -> str:
     return normalise(text).replace("\n", " ")
 
