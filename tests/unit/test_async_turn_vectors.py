@@ -23,9 +23,15 @@ from engram.config import Settings
 from engram.local import workflow as workflow_module
 from engram.local.runtime import LocalRuntime, build_local_runtime
 from engram.local.workflow import InProcessWorkflow
-from engram.models.domain import MessageRecord, Role, TaskRef
+from engram.models.domain import Candidate, MemoryType, MessageRecord, Role, TaskRef
 from engram.models.pipeline import IngestJob
-from engram.retrieval.vectors import RequestTurns, embed_turns, kept_turns, turn_text
+from engram.retrieval.vectors import (
+    RequestTurns,
+    embed_turns,
+    kept_turns,
+    memory_vectors,
+    turn_text,
+)
 
 TENANT = "t"
 USER = "caroline-and-melanie"
@@ -155,6 +161,25 @@ def test_turn_vectors_of_another_model_are_embedded_again():
     other.model_name = "another-model"
     assert list(RequestTurns(other, job)) == ["I moved to Lisbon."]
     assert other.texts == ["I moved to Lisbon."]
+
+
+def test_a_sync_adds_turns_are_known_before_embedding_and_embedded_beside_its_memories():
+    embedder = CountingEmbedder()
+    messages = [MessageRecord(tenant_id=TENANT, user_id=USER, conversation_id="c",
+                              message_id="m", seq=0, role=Role.user,
+                              text="Caroline: I moved to Lisbon.", speaker="Caroline")]
+    job = IngestJob(task_id="x", tenant_id=TENANT, user_id=USER, conversation_id="c",
+                    messages=messages)
+    turns = RequestTurns(embedder, job)
+    assert "I moved to Lisbon." in turns and len(turns) == 1 and embedder.texts == []
+    memory = Candidate(memory_type=MemoryType.user, memory_key="Lisbon",
+                       memory_value="Caroline moved to Lisbon.", context="I moved to Lisbon.")
+    mixed = memory_vectors(embedder, [memory], turns)
+    # two calls, the memory's and the request's turns' (the one an async accept makes)
+    assert sorted(embedder.texts) == ["Caroline moved to Lisbon.", "I moved to Lisbon."]
+    alone = CountingEmbedder()
+    expected = memory_vectors(alone, [memory], embed_turns(alone, messages))
+    assert mixed.tobytes() == expected.tobytes()
 
 
 def test_a_users_async_tasks_run_in_the_order_they_were_started(monkeypatch):

@@ -17,7 +17,9 @@ sharing its forward pass, so this way a memory's vector is the same bits in both
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -44,11 +46,14 @@ def memory_vectors(embedder: Embedder, items: Sequence[Memory | Candidate],
     texts = [item.dense_text for item in items]
     of_items = [item.turn_text for item in items]
     unique = [t for t in dict.fromkeys(of_items) if t]
-    known = {t: turns[t] for t in unique if t in turns} if unique and turns is not None else {}
-    missing = [t for t in unique if t not in known]
+    reused = [t for t in unique if t in turns] if turns is not None else []
+    if reused and isinstance(turns, RequestTurns):
+        turns.start()  # its own call, beside this one: a core each
+    missing = [t for t in unique if t not in set(reused)]
     vectors = embedder.embed(texts + missing)  # one call, so the embedder batches them all
     own = vectors[: len(texts)]
-    of_turn = known | dict(zip(missing, vectors[len(texts):], strict=True))
+    of_turn = {t: turns[t] for t in reused} if turns is not None else {}
+    of_turn |= dict(zip(missing, vectors[len(texts):], strict=True))
     mixed = np.array([(1 - TURN_WEIGHT) * vector + TURN_WEIGHT * of_turn[turn] if turn
                       else vector for vector, turn in zip(own, of_items, strict=True)],
                      dtype=np.float32).reshape(len(items), -1)
@@ -63,9 +68,14 @@ def turn_text(message: MessageRecord) -> str:
     return own_turn(turn_context(None, message, own_words(message)))
 
 
+def turn_texts(messages: Sequence[MessageRecord]) -> list[str]:
+    """The turn texts of a request's user turns, each once, in order."""
+    return list(dict.fromkeys(t for m in messages if m.role == Role.user and (t := turn_text(m))))
+
+
 def embed_turns(embedder: Embedder, messages: Sequence[MessageRecord]) -> dict[str, np.ndarray]:
-    """The turn texts of a request's user turns, each once, in order, embedded in one call."""
-    texts = list(dict.fromkeys(t for m in messages if m.role == Role.user and (t := turn_text(m))))
+    """The request's turn texts embedded in one call."""
+    texts = turn_texts(messages)
     if not texts:
         return {}
     return dict(zip(texts, np.asarray(embedder.embed(texts), dtype=np.float32), strict=True))
@@ -78,24 +88,47 @@ def kept_turns(embedder: Embedder, turns: Mapping[str, np.ndarray]) -> TurnVecto
                        vectors=base64.b64encode(rows.tobytes()).decode("ascii"))
 
 
+# Where a sync add's pipeline embeds its turns (their own call, see the module's doc) while
+# it embeds its memories: one call alone often fills a forward pass or two, leaving a core
+# idle. One thread: the embedder spreads each call's passes over the cores itself.
+_BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn-vectors")
+
+
 class RequestTurns(Mapping[str, np.ndarray]):
     """A request's turn vectors: those its accept kept (when made by this embedder's model),
-    else `embed_turns` on first use."""
+    else `embed_turns`, begun by `start` or on first use. Which texts it has is known
+    without embedding them."""
 
     def __init__(self, embedder: Embedder, job: IngestJob):
-        self._embedder, self._job = embedder, job
+        self._embedder, self._messages = embedder, job.messages
+        kept = job.turn_vectors
+        self._kept = kept if kept is not None and kept.model == embedder.model_name else None
+        self._texts = frozenset(self._kept.texts if self._kept else turn_texts(job.messages))
         self._turns: dict[str, np.ndarray] | None = None
+        self._pending: Future[dict[str, np.ndarray]] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Begin embedding the turns in the background, unless kept or begun."""
+        with self._lock:
+            if self._turns is None and self._pending is None and self._kept is None:
+                self._pending = _BESIDE.submit(embed_turns, self._embedder, self._messages)
 
     def _loaded(self) -> dict[str, np.ndarray]:
-        if self._turns is None:
-            kept = self._job.turn_vectors
-            if kept is not None and kept.model == self._embedder.model_name:
-                rows = np.frombuffer(base64.b64decode(kept.vectors), dtype=np.float32)
-                self._turns = dict(zip(kept.texts, rows.reshape(len(kept.texts), -1)
-                                       if kept.texts else [], strict=True))
-            else:
-                self._turns = embed_turns(self._embedder, self._job.messages)
-        return self._turns
+        with self._lock:
+            if self._turns is None:
+                if self._kept is not None:
+                    rows = np.frombuffer(base64.b64decode(self._kept.vectors), dtype=np.float32)
+                    self._turns = dict(zip(self._kept.texts, rows.reshape(
+                        len(self._kept.texts), -1) if self._kept.texts else [], strict=True))
+                elif self._pending is not None:
+                    self._turns = self._pending.result()
+                else:
+                    self._turns = embed_turns(self._embedder, self._messages)
+            return self._turns
+
+    def __contains__(self, text: object) -> bool:
+        return text in self._texts
 
     def __getitem__(self, text: str) -> np.ndarray:
         return self._loaded()[text]
@@ -104,7 +137,7 @@ class RequestTurns(Mapping[str, np.ndarray]):
         return iter(self._loaded())
 
     def __len__(self) -> int:
-        return len(self._loaded())
+        return len(self._texts)
 
 
 def working_vectors(embedder: Embedder, messages: Sequence[MessageRecord],
