@@ -3,17 +3,14 @@ what the assistant said; it neither merges with nor crowds out the user's own fa
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from tests.fakes.embedder import HashingEmbedder
+from tests.in_process import memos_caller
 
-from engram.api.app import create_app
 from engram.config import Settings
 from engram.extraction.assistant import MAX_PASSAGES, assistant_candidates, passages
 from engram.local.runtime import build_local_runtime
-from engram.local.server import LambdaContext, proxy_event
 from engram.models.domain import MessageRecord, Role
 from engram.retrieval.intent import asks_what_the_assistant_said, asks_what_was_first_said
 from engram.retrieval.vectors import memory_vectors
@@ -113,15 +110,7 @@ def test_what_the_assistant_said_is_not_embedded():
 def call(tmp_path):
     runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
                                   embedder=HashingEmbedder())
-    app = create_app(runtime.services)
-
-    def call(route: str, body: dict) -> dict:
-        event = proxy_event("POST", f"/v1/{route}", {"Content-Type": "application/json"},
-                            json.dumps(body), "tenant-a", "127.0.0.1")
-        response = app.resolve(event, LambdaContext())
-        assert response["statusCode"] == 200, response["body"]
-        return json.loads(response["body"])["data"]
-
+    call = memos_caller(runtime.services)
     yield call
     runtime.close()
 

@@ -142,13 +142,18 @@ def test_async_and_sync_adds_store_the_same_vectors(runs):
     assert async_vectors == sync_vectors  # the same memories, each with the same bytes
 
 
-def test_turn_vectors_of_another_model_are_embedded_again():
-    embedder = CountingEmbedder()
+def lisbon_job() -> tuple[list[MessageRecord], IngestJob]:
+    """A one-turn request and its job."""
     messages = [MessageRecord(tenant_id=TENANT, user_id=USER, conversation_id="c",
                               message_id="m", seq=0, role=Role.user,
                               text="Caroline: I moved to Lisbon.", speaker="Caroline")]
-    job = IngestJob(task_id="x", tenant_id=TENANT, user_id=USER, conversation_id="c",
-                    messages=messages)
+    return messages, IngestJob(task_id="x", tenant_id=TENANT, user_id=USER,
+                               conversation_id="c", messages=messages)
+
+
+def test_turn_vectors_of_another_model_are_embedded_again():
+    embedder = CountingEmbedder()
+    messages, job = lisbon_job()
     job.turn_vectors = kept_turns(embedder, embed_turns(embedder, messages))
     assert embedder.texts == ["I moved to Lisbon."]
     kept = RequestTurns(embedder, job)
@@ -165,11 +170,7 @@ def test_turn_vectors_of_another_model_are_embedded_again():
 
 def test_a_sync_adds_turns_are_known_before_embedding_and_embedded_beside_its_memories():
     embedder = CountingEmbedder()
-    messages = [MessageRecord(tenant_id=TENANT, user_id=USER, conversation_id="c",
-                              message_id="m", seq=0, role=Role.user,
-                              text="Caroline: I moved to Lisbon.", speaker="Caroline")]
-    job = IngestJob(task_id="x", tenant_id=TENANT, user_id=USER, conversation_id="c",
-                    messages=messages)
+    messages, job = lisbon_job()
     turns = RequestTurns(embedder, job)
     assert "I moved to Lisbon." in turns and len(turns) == 1 and embedder.texts == []
     memory = Candidate(memory_type=MemoryType.user, memory_key="Lisbon",

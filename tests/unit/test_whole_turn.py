@@ -3,16 +3,13 @@ ranks just below what was extracted: found when nothing else covers it."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from tests.fakes.embedder import HashingEmbedder
+from tests.in_process import memos_caller
 
-from engram.api.app import create_app
 from engram.config import Settings
 from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.local.runtime import build_local_runtime
-from engram.local.server import LambdaContext, proxy_event
 from engram.models.domain import MessageRecord, Role
 from engram.retrieval.vectors import memory_vectors
 from engram.services.search import WHOLE_TURN_PENALTY
@@ -59,21 +56,15 @@ def test_a_chinese_request_is_kept_whole_in_chinese():
 
 @pytest.fixture
 def runtime(tmp_path):
-    return build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
-                               embedder=HashingEmbedder())
+    runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
+                                  embedder=HashingEmbedder())
+    yield runtime
+    runtime.close()
 
 
 @pytest.fixture
 def call(runtime):
-    app = create_app(runtime.services)
-
-    def call(route: str, body: dict) -> dict:
-        event = proxy_event("POST", f"/v1/{route}", {"Content-Type": "application/json"},
-                            json.dumps(body), "tenant-a", "127.0.0.1")
-        response = app.resolve(event, LambdaContext())
-        assert response["statusCode"] == 200, response["body"]
-        return json.loads(response["body"])["data"]
-    return call
+    return memos_caller(runtime.services)
 
 
 def test_a_whole_turn_is_found_and_ranks_below_an_extracted_memory(call, runtime):

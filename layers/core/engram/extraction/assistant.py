@@ -47,23 +47,31 @@ def assistant_candidates(messages: Sequence[MessageRecord]) -> list[Candidate]:
 def _passages_of(message: MessageRecord, previous: MessageRecord | None) -> list[Candidate]:
     text = normalise(message.text)
     language = detect_language(text)
+    asked = set(tokenize(previous.text)) if previous is not None else None
     return [Candidate(memory_type=MemoryType.long_term, memory_key=ASSISTANT_KEY[language],
                       memory_value=SAID[language].format(passage),
                       confidence=CONFIDENCE_ASSISTANT, sources=[message.message_id],
                       event_time=message.event_time, language=language,
                       context=turn_context(previous, message, passage), said_by="assistant")
-            for passage in passages(text)[:MAX_PASSAGES] if (len(passage.split()) >= MIN_WORDS
-            or (language == "zh" and len(passage) >= MIN_WORDS * 2))
-            and says_something(passage) and not _echoes(passage, previous)]
+            for passage in passages(text)[:MAX_PASSAGES]
+            if _worth_keeping(passage, language, asked)]
 
 
-def _echoes(passage: str, previous: MessageRecord | None) -> bool:
+def _worth_keeping(passage: str, language: str, asked: set[str] | None) -> bool:
+    """Long enough, more than courtesy, and not the user's turn (`asked`, its terms) said
+    back."""
+    long_enough = len(passage.split()) >= MIN_WORDS or (
+        language == "zh" and len(passage) >= MIN_WORDS * 2)
+    return long_enough and says_something(passage) and not _echoes(passage, asked)
+
+
+def _echoes(passage: str, asked: set[str] | None) -> bool:
     """An acknowledgement that repeats the user's turn back: most of its terms are the
     turn's, and it adds fewer than ECHO_NEW_TERMS of its own."""
-    if previous is None:
+    if asked is None:
         return False
     terms = set(tokenize(passage))
-    new = terms - set(tokenize(previous.text))
+    new = terms - asked
     return len(new) < ECHO_NEW_TERMS and 2 * len(new) <= len(terms)
 
 

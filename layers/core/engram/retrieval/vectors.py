@@ -46,10 +46,10 @@ def memory_vectors(embedder: Embedder, items: Sequence[Memory | Candidate],
     texts = [item.dense_text for item in items]
     of_items = [item.turn_text for item in items]
     unique = [t for t in dict.fromkeys(of_items) if t]
-    reused = [t for t in unique if t in turns] if turns is not None else []
+    reused = {t for t in unique if t in turns} if turns is not None else set()
     if reused and isinstance(turns, RequestTurns):
         turns.start()  # its own call, beside this one: a core each
-    missing = [t for t in unique if t not in set(reused)]
+    missing = [t for t in unique if t not in reused]
     vectors = embedder.embed(texts + missing)  # one call, so the embedder batches them all
     own = vectors[: len(texts)]
     of_turn = {t: turns[t] for t in reused} if turns is not None else {}
