@@ -28,6 +28,7 @@ from engram.api.guard import (
     check_content_type,
     parse_json_object,
 )
+from engram.api.memos.knowledge import KnowledgeTranslator, form_body, knowledge_router
 from engram.api.memos.models import ErrorEnvelope
 from engram.api.memos.routes import memories_router, messages_router, search_router, tasks_router
 from engram.api.memos.translate import MemosTranslator
@@ -110,7 +111,8 @@ def create_app(services: Services) -> EngramResolver:
     and every translator to the same services."""
     limits = services.ingest.limits
     memos = MemosTranslator(ingest=services.ingest, search_service=services.search,
-                            memories=services.memories, tasks=services.tasks)
+                            memories=services.memories, tasks=services.tasks,
+                            knowledge=services.knowledge)
     everos = EverosTranslator(ingest=services.ingest, search_service=services.search,
                               memories=services.memories, tasks=services.tasks,
                               uploads=services.uploads, limits=limits)
@@ -128,9 +130,10 @@ def create_app(services: Services) -> EngramResolver:
 
     app = EngramResolver(enable_validation=True, json_body_deserializer=parse_json_object)
     # Powertools' validation middleware runs first; this one checks before it reads the body.
-    app._request_validation_middleware = JsonBodyValidation(precheck)
+    app._request_validation_middleware = JsonBodyValidation(precheck, form_body)
     for router in (messages_router(memos), tasks_router(memos), search_router(memos),
-                   memories_router(memos)):
+                   memories_router(memos), knowledge_router(KnowledgeTranslator(
+                       services.knowledge))):
         app.include_router(router, prefix=PREFIX)
     for router in (everos_objects_router(everos), everos_memories_router(everos),
                    everos_tasks_router(everos)):

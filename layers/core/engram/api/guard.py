@@ -122,12 +122,20 @@ class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
     Replaces the resolver's own instance, which always runs first in the middleware chain
     (a middleware added with `use` would run after the body was parsed)."""
 
-    def __init__(self, precheck: Callable[[BaseProxyEvent], None]):
+    def __init__(self, precheck: Callable[[BaseProxyEvent], None],
+                 form_body: Callable[[BaseProxyEvent], dict[str, Any] | None] | None = None):
         super().__init__()
         self._precheck = precheck
+        # The one route that also takes a form (add/knowledgebase-file, as MemOS's client
+        # uploads files): its multipart body → the JSON body it stands for, else None.
+        self._form_body = form_body
 
     def _get_body(self, app: Any) -> dict[str, Any]:
         event: BaseProxyEvent = app.current_event
+        if self._form_body is not None:
+            form = self._form_body(event)
+            if form is not None:
+                return form
         self._precheck(event)
         try:
             event.decoded_body  # noqa: B018  (base64 and UTF-8 decoding, cached)
