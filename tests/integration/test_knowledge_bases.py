@@ -200,9 +200,10 @@ def test_deleting_a_file_erases_its_passages(call, local):
 
 def test_an_adds_memories_written_into_a_knowledge_base(call, local):
     kb = knowledge_base(call)
+    said = "The staging server is called qzorion7."
     call("add/message", {"user_id": "writer", "conversation_id": "c", "async_mode": False,
-                         "allow_knowledgebase_ids": [kb], "messages": [
-                             {"role": "user", "content": "The staging server is called qzorion7."}]})
+                         "allow_knowledgebase_ids": [kb],
+                         "messages": [{"role": "user", "content": said}]})
     found = search(call, "reader", "what is the staging server called", knowledgebase_ids=[kb])
     assert any("qzorion7" in d["memory_value"] and d["source"] == "knowledgebase"
                for d in found)
