@@ -3,7 +3,9 @@ is a 4xx naming the problem, never a 500: on Lambda and behind `engram serve` al
 
 - A body is `application/json` (or has no Content-Type: curl users and some MemOS
   examples omit it); anything else is a 415. Form and multipart bodies, which Powertools
-  would otherwise parse, are refused too: no route documents them.
+  would otherwise parse, are refused too, except a multipart/form-data upload to
+  add/knowledgebase-file (MemOS's client sends files so), which python-multipart reads
+  into the JSON body it stands for (api/memos/knowledge.py).
 - It is UTF-8 (400), valid JSON (400; NaN / Infinity are not JSON), nested at most
   MAX_JSON_DEPTH deep (422, found by an iterative scan of the raw text before anything
   parses it recursively), a JSON object at the top (422), and holds no lone surrogate in
