@@ -285,3 +285,61 @@ def test_delete_by_agent_id_and_by_filter(call, local):
 def test_delete_takes_exactly_one_mode(call, body, named):
     message = call("delete/memory", body, status=422)["message"]
     assert named in message, message
+
+
+def test_a_url_is_fetched_through_the_ssrf_policy(tmp_path):
+    """A file named by URL is fetched server-side by the URL fetcher, under the one SSRF
+    policy: an allow-listed origin is read; an address the policy refuses is a 422."""
+    from tests.integration.test_multimodal import Origin
+
+    pdf = docs.pdf([docs.text_page(["Visitors sign in at reception before 9."])])
+    origin = Origin({"/kb/visitors.pdf": (pdf, "application/pdf")})
+    runtime = build_local_runtime(Settings(data_dir=tmp_path / "data",
+                                           fetch_allow_hosts=[f"127.0.0.1:{origin.port}"]),
+                                  embedder=HashingEmbedder())
+    try:
+        kb = runtime.services.knowledge.create(TENANT, "front desk", None)
+        app = create_app(runtime.services)
+
+        def post(body: dict) -> dict:
+            event = proxy_event("POST", "/v1/add/knowledgebase-file",
+                                {"Content-Type": "application/json"}, json.dumps(body), TENANT,
+                                "127.0.0.1")
+            response = app.resolve(event, LambdaContext())
+            return {"status": response["statusCode"], **json.loads(response["body"])}
+
+        added = post({"knowledgebase_id": kb.knowledgebase_id,
+                      "file": [{"content": origin.url("/kb/visitors.pdf")}]})
+        assert added["status"] == 200, added
+        assert added["data"][0]["name"] == "visitors.pdf"
+        assert added["data"][0]["status"] == "completed"
+        missing = post({"knowledgebase_id": kb.knowledgebase_id,
+                        "file": [{"content": origin.url("/kb/nothing.pdf")}]})
+        assert missing["status"] == 422 and "file[0]" in missing["message"]
+        blocked = post({"knowledgebase_id": kb.knowledgebase_id,
+                        "file": [{"content": "http://127.0.0.1:9/secret.pdf"}]})
+        assert blocked["status"] == 422 and "refused" in blocked["message"]
+    finally:
+        runtime.close()
+        origin.server.shutdown()
+
+
+@pytest.mark.parametrize("content_type, body, status, named", [
+    ("multipart/form-data", "", 400, "boundary"),
+    ("multipart/form-data; boundary=xyz", b64(b"--xyz\r\nnot a part"), 400, "could not be parsed"),
+    ("multipart/form-data; boundary=xyz", "!!not base64!!", 400, "base64"),
+    ("multipart/form-data; boundary=xyz",
+     b64(b"--xyz\r\nContent-Disposition: form-data; name=\"other\"; filename=\"a.txt\"\r\n\r\n"
+         b"hi\r\n--xyz--\r\n"), 422, "'file' parts"),
+])
+def test_hostile_forms_are_4xx(call, content_type, body, status, named):
+    kb = knowledge_base(call)
+    answer = call("add/knowledgebase-file", raw=(content_type, body, True),
+                  query=f"?knowledgebase_id={kb}", status=status)
+    assert named in answer["message"], answer
+
+
+def test_forms_elsewhere_are_still_415(call):
+    answer = call("search/memory", raw=("multipart/form-data; boundary=xyz", b64(b"x"), True),
+                  status=415)
+    assert "multipart/form-data" in answer["message"]
