@@ -129,6 +129,8 @@ def test_shared_scopes_in_both_indexes(index):
     where = compile_filter({"memory_type": "LongTermMemory"})
     assert set(index.matching_ids("t1", where, 100)) == {public.id, private.id, shared.id}
     assert index.matching_ids("t3", where, 100) == []
+    assert set(index.matching_ids("t1", where, 100, scope=kb_scope("kb1"))) == \
+        {shared.id, passage.id}
 
     # erasing the owner takes the memory out of every scope
     index.remove_user("t1", "alice", [public.id, private.id, shared.id])
@@ -174,7 +176,16 @@ def test_knowledge_base_flow_on_aws_adapters(tables, fake):
                              forget_content_job=lambda *a: [])
     assert memories.delete_matching("t1", compile_filter({"tags": "knowledgebase"})) == 0
 
+    # a user's memory an add wrote into the knowledge base
+    written = memory("expense reports go to finance", user="carol",
+                     knowledgebase_ids=[base.knowledgebase_id])
+    records.put_many([written])
+    index.upsert([written], HashingEmbedder().embed([written.memory_value]))
+
     knowledge.delete("t1", base.knowledgebase_id)
+    assert records.get_many("t1", [written.id])[0].knowledgebase_ids == []  # unlinked, kept
+    assert [h.id for h in index.search("t1", "carol", vector, "expense", 5, TYPES)] == \
+        [written.id]
     assert records.get_many("t1", passages) == []
     assert index.search("t1", kb_scope(base.knowledgebase_id), vector, "expense", 5,
                         TYPES) == []

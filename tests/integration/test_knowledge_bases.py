@@ -17,6 +17,7 @@ from engram.api.app import create_app
 from engram.config import Settings
 from engram.local.runtime import build_local_runtime
 from engram.local.server import LambdaContext, proxy_event
+from engram.models.filters import FilterNode
 from engram.models.knowledge import PUBLIC_SCOPE, kb_scope
 
 TENANT, OTHER = "tenant-a", "tenant-b"
@@ -209,6 +210,15 @@ def test_an_adds_memories_written_into_a_knowledge_base(call, local):
                for d in found)
     assert not any("qzorion7" in d["memory_value"] for d in search(call, "reader", "staging"))
 
+    # deleting the knowledge base unlinks the writer's memories: still theirs, out of it
+    call("delete/knowledgebase", {"knowledgebase_id": kb})
+    mine = [d for d in search(call, "writer", "what is the staging server called")
+            if "qzorion7" in d["memory_value"]]
+    assert mine
+    assert all(kb not in m.knowledgebase_ids
+               for m in local.store.get_many(TENANT, [d["id"] for d in mine]))
+    assert local.index.matching_ids(TENANT, FilterNode(), 100, scope=kb_scope(kb)) == []
+
 
 def test_public_memory_is_readable_by_every_user_but_only_its_owner_changes_it(call, local):
     call("add/message", {"user_id": "alice", "conversation_id": "c", "async_mode": False,
@@ -343,3 +353,14 @@ def test_forms_elsewhere_are_still_415(call):
     answer = call("search/memory", raw=("multipart/form-data; boundary=xyz", b64(b"x"), True),
                   status=415)
     assert "multipart/form-data" in answer["message"]
+
+
+def test_memory_routes_do_not_change_a_passage(call, local):
+    kb = knowledge_base(call)
+    file = add_text(call, kb, "The printer on floor two needs badge access.")
+    passage = file_passages(local, file["id"])[0]
+    for route, body in (("update/memory", {"memory_id": passage, "content": "x"}),
+                        ("delete/memory", {"memory_ids": [passage]})):
+        answer = call(route, body, status=422)
+        assert "knowledge-base passage" in answer["message"], route
+    assert local.store.get_many(TENANT, [passage])[0].status.value == "activated"

@@ -227,10 +227,12 @@ class MemoryIndex(Protocol):
         cosine, best first, `lexical` 0 (dedupe compares a request's candidates at once)."""
         ...
 
-    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int) -> list[str]:
+    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int,
+                     scope: str | None = None) -> list[str]:
         """Up to `limit` ids of the tenant's indexed (activated) memories that `where`
-        admits, across its users (delete/memory by agent_id or filter). Rows a user owns
-        are found; a shared scope's own rows (knowledge-base passages) are not."""
+        admits. Without `scope`: across its users (delete/memory by agent_id or filter),
+        rows a user owns, never a shared scope's own rows (knowledge-base passages). With
+        a shared `scope`: every row readable in it, whoever owns it."""
         ...
 
 

@@ -188,12 +188,15 @@ class LocalMemoryIndex:
             self._check_dimension(queries.shape[1])
             return partition.nearest(queries, k, wanted)
 
-    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int) -> list[str]:
-        """From the partitions of the tenant's users (a memory is in its owner's once)."""
+    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int,
+                     scope: str | None = None) -> list[str]:
+        """From the partitions of the tenant's users (a memory is in its owner's once), or
+        from the one of `scope`."""
         found: list[str] = []
         with self._lock:
             for (tenant, owner), partition in self._partitions.items():
-                if tenant != tenant_id or is_shared_scope(owner):
+                if tenant != tenant_id or (
+                        owner != scope if scope is not None else is_shared_scope(owner)):
                     continue
                 rows = np.flatnonzero(partition._filter_mask(where))
                 found += [partition.ids[r] for r in rows.tolist()]

@@ -327,19 +327,23 @@ class OpenSearchMemoryIndex:
                         for i, d in self._dense_scores(response).items()),
                        key=lambda hit: (-hit.dense, hit.id)) for response in found]
 
-    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int) -> list[str]:
-        """Documents of the tenant that `where` admits, without the ones a shared scope
-        owns (their first user_id, the owner, is a scope)."""
+    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int,
+                     scope: str | None = None) -> list[str]:
+        """Documents of the tenant that `where` admits: without `scope`, not the ones a
+        shared scope owns (their first user_id, the owner, is a scope); with it, those
+        readable in it."""
+        terms: list[dict[str, Any]] = [{"term": {"tenant_id": tenant_id}}]
+        if scope is not None:
+            terms.append({"term": {"user_id": scope}})
         body = {"size": min(limit, LOOKUP_SIZE), "_source": ["memory_id", "user_id"],
-                "query": {"bool": {"filter": [{"term": {"tenant_id": tenant_id}},
-                                              compile_filter_dsl(where)]}}}
+                "query": {"bool": {"filter": [*terms, compile_filter_dsl(where)]}}}
         with _classified():
             hits = self._client.search(index=self._index, body=body)["hits"]["hits"]
         found = []
         for hit in hits:
             owners = hit["_source"].get("user_id")
             owner = owners[0] if isinstance(owners, list) else owners
-            if isinstance(owner, str) and not is_shared_scope(owner):
+            if scope is not None or (isinstance(owner, str) and not is_shared_scope(owner)):
                 found.append(hit["_source"]["memory_id"])
         return list(dict.fromkeys(found))
 

@@ -10,7 +10,7 @@ nothing of the request is kept. A file that parses but holds no text is kept as 
 with the reason, so get/knowledgebase-file shows why it gives no passages.
 
 Deleting a knowledge base (or a file) erases its passages (rows and index rows) and its
-stored files. Memories that users' adds wrote into it stay theirs."""
+stored files. Memories that users' adds wrote into it stay theirs, unlinked from it."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from engram.errors import LimitExceeded, NotFound, ParseError, PayloadTooLarge, 
 from engram.extraction.context import detect_language
 from engram.extraction.documents import _passage_title, passages
 from engram.models.domain import Memory, MemoryType, content_hash, now_ms
-from engram.models.knowledge import KnowledgeBase, KnowledgeFile, kb_scope
+from engram.models.filters import FilterNode
+from engram.models.knowledge import KnowledgeBase, KnowledgeFile, is_shared_scope, kb_scope
 from engram.models.parsed import ParseResult
 from engram.models.pipeline import segment
 from engram.parsing import detect_kind, parse_item
@@ -34,6 +35,7 @@ from engram.services.url_policy import SsrfPolicy
 KB_KINDS = {"pdf": "PDF", "doc": "DOCX/DOC", "text": "TXT/MD", "html": "HTML"}
 ACCEPTED = "PDF, DOCX, DOC, TXT, MD and HTML files"
 EMBED_BATCH = 64
+UNLINK_BATCH = 500  # users' memories taken out of a deleted knowledge base per round
 
 
 def knowledge_prefix(tenant_id: str, knowledgebase_id: str) -> str:
@@ -106,11 +108,31 @@ class KnowledgeService:
         ids = dict.fromkeys([*(i for f in files for i in f.passage_ids),
                              *self.memories.ids_for_user(tenant_id, kb_scope(knowledgebase_id))])
         self._erase_passages(tenant_id, list(ids))
+        self._unlink_memories(tenant_id, knowledgebase_id)
         self.objects.delete_prefix(knowledge_prefix(tenant_id, knowledgebase_id))
         self.store.delete_files(files)
         self.store.delete_base(tenant_id, knowledgebase_id)
         self.after_erase()
         return len(files)
+
+    def _unlink_memories(self, tenant_id: str, knowledgebase_id: str) -> None:
+        """Users' memories that adds wrote into the knowledge base stay theirs, out of it:
+        their rows lose its id and their index rows leave its scope."""
+        scope, seen = kb_scope(knowledgebase_id), set()
+        while True:
+            ids = [i for i in self.index.matching_ids(tenant_id, FilterNode(), UNLINK_BATCH,
+                                                      scope=scope) if i not in seen]
+            if not ids:
+                return
+            seen.update(ids)
+            linked = [m for m in self.memories.get_many(tenant_id, ids)
+                      if not is_shared_scope(m.user_id)
+                      and knowledgebase_id in m.knowledgebase_ids]
+            for memory in linked:
+                memory.knowledgebase_ids.remove(knowledgebase_id)
+            if linked:
+                self.memories.put_many(linked)
+                self.index.upsert(linked, memory_vectors(self.embedder, linked))
 
     # --- files ----------------------------------------------------------------------
     def add_files(self, tenant_id: str, knowledgebase_id: str,
