@@ -19,6 +19,7 @@ from engram.local.runtime import build_local_runtime
 from engram.local.server import LambdaContext, proxy_event
 from engram.models.filters import FilterNode
 from engram.models.knowledge import PUBLIC_SCOPE, kb_scope
+from engram.services.knowledge import FileInput
 
 TENANT, OTHER = "tenant-a", "tenant-b"
 
@@ -364,3 +365,19 @@ def test_memory_routes_do_not_change_a_passage(call, local):
         answer = call(route, body, status=422)
         assert "knowledge-base passage" in answer["message"], route
     assert local.store.get_many(TENANT, [passage])[0].status.value == "activated"
+
+
+def test_a_file_whose_passages_cannot_be_indexed_is_failed_and_leaves_nothing(local):
+    class Broken(HashingEmbedder):
+        def embed(self, texts):
+            raise RuntimeError("embedder down")
+
+    service = local.services.knowledge
+    base = service.create(TENANT, "kb", None)
+    service.embedder = Broken()
+    with pytest.raises(RuntimeError):
+        service.add_files(TENANT, base.knowledgebase_id, [
+            FileInput(where="file[0]", name="a.txt", data=b"Some text to keep.")])
+    (record,) = service.list_files(TENANT, base.knowledgebase_id)
+    assert record.status == "failed" and "RuntimeError" in record.error
+    assert local.store.ids_for_user(TENANT, kb_scope(base.knowledgebase_id)) == []

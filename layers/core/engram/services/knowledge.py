@@ -238,10 +238,18 @@ class KnowledgeService:
                 valid_from=now, content_hash=content_hash(MemoryType.long_term, text),
                 language=detect_language(text), context=read.name,
                 knowledgebase_ids=[knowledgebase_id]))
-        for start in range(0, len(made), EMBED_BATCH):
-            chunk = made[start:start + EMBED_BATCH]
-            self.memories.put_many(chunk)
-            self.index.upsert(chunk, memory_vectors(self.embedder, chunk))
+        try:
+            for start in range(0, len(made), EMBED_BATCH):
+                chunk = made[start:start + EMBED_BATCH]
+                self.memories.put_many(chunk)
+                self.index.upsert(chunk, memory_vectors(self.embedder, chunk))
+        except Exception as exc:
+            # nothing half-made stays searchable; the record says the file failed
+            self._erase_passages(tenant_id, [m.id for m in made])
+            record.status, record.update_time = "failed", now_ms()
+            record.error = f"Processing Failed: {type(exc).__name__}"
+            self.store.put_file(record)
+            raise
         record.passage_ids = [m.id for m in made]
         if made:
             record.status = "completed"
