@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from engram.errors import LimitExceeded, NotFound, ParseError, PayloadTooLarge, Unprocessable
 from engram.extraction.context import detect_language
-from engram.extraction.documents import _passage_title, passages
+from engram.extraction.documents import passages
 from engram.models.domain import Memory, MemoryType, content_hash, now_ms
 from engram.models.filters import FilterNode
 from engram.models.knowledge import KnowledgeBase, KnowledgeFile, is_shared_scope, kb_scope
@@ -232,7 +232,8 @@ class KnowledgeService:
                 info["page"] = str(page)
             made.append(Memory(
                 tenant_id=tenant_id, user_id=scope, memory_type=MemoryType.long_term,
-                memory_key=_passage_title(read.name, passage[0]), memory_value=text,
+                memory_key=f"{read.name}, page {page}" if page is not None else read.name,
+                memory_value=text,
                 tags=["knowledgebase", read.kind], info=info, confidence=1.0,
                 sources=[record.file_id, record.object_key], create_time=now, update_time=now,
                 valid_from=now, content_hash=content_hash(MemoryType.long_term, text),
