@@ -222,7 +222,10 @@ def test_openapi_document_declares_the_api_key_and_every_error(call):
             assert {401, 422} <= set(errors) or path == "/api/v1/object/sign", where
             if "requestBody" in operation:
                 assert {400, 401, 413, 415} <= set(errors), where
-                assert list(operation["requestBody"]["content"]) == ["application/json"], where
+                # add/knowledgebase-file also takes MemOS's client's form uploads
+                media = ["application/json", *(["multipart/form-data"] if path ==
+                                              "/v1/add/knowledgebase-file" else [])]
+                assert list(operation["requestBody"]["content"]) == media, where
             for status, answer in errors.items():
                 ref = answer["content"]["application/json"]["schema"]["$ref"]
                 expected = ("#/components/schemas/ObjectSignResponse"

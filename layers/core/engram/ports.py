@@ -22,6 +22,7 @@ from engram.models.domain import (
     TokenUsage,
 )
 from engram.models.filters import FilterNode
+from engram.models.knowledge import KnowledgeBase, KnowledgeFile
 from engram.models.parsed import ParseResult, Transcript
 from engram.models.pipeline import ToolCallRecord
 from engram.models.requests import AcceptResult
@@ -225,6 +226,37 @@ class MemoryIndex(Protocol):
         """For each row of `vectors`, the k memories of these types with the highest
         cosine, best first, `lexical` 0 (dedupe compares a request's candidates at once)."""
         ...
+
+    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int,
+                     scope: str | None = None) -> list[str]:
+        """Up to `limit` ids of the tenant's indexed (activated) memories that `where`
+        admits. Without `scope`: across its users (delete/memory by agent_id or filter),
+        rows a user owns, never a shared scope's own rows (knowledge-base passages). With
+        a shared `scope`: every row readable in it, whoever owns it."""
+        ...
+
+
+class KnowledgeStore(Protocol):
+    """Knowledge bases and their files' records, by tenant. The passages themselves are
+    memories (MemoryStore, MemoryIndex) and the files' bytes objects (ObjectStore)."""
+
+    def put_base(self, base: KnowledgeBase) -> None: ...
+
+    def get_base(self, tenant_id: str, knowledgebase_id: str) -> KnowledgeBase | None: ...
+
+    def delete_base(self, tenant_id: str, knowledgebase_id: str) -> None: ...
+
+    def put_file(self, file: KnowledgeFile) -> None: ...
+
+    def get_files(self, tenant_id: str, file_ids: Sequence[str]) -> list[KnowledgeFile]:
+        """These files of the tenant, in the order asked (unknown ids left out)."""
+        ...
+
+    def list_files(self, tenant_id: str, knowledgebase_id: str) -> list[KnowledgeFile]:
+        """Every file of a knowledge base, oldest first."""
+        ...
+
+    def delete_files(self, files: Sequence[KnowledgeFile]) -> None: ...
 
 
 class Embedder(Protocol):

@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import MediaType, Parameter
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from engram import __version__
@@ -27,6 +28,13 @@ from engram.api.guard import (
     allowed_methods,
     check_content_type,
     parse_json_object,
+)
+from engram.api.memos.knowledge import (
+    FILE_ROUTE,
+    FORM_MEDIA_TYPE,
+    KnowledgeTranslator,
+    form_body,
+    knowledge_router,
 )
 from engram.api.memos.models import ErrorEnvelope
 from engram.api.memos.routes import memories_router, messages_router, search_router, tasks_router
@@ -93,12 +101,30 @@ class EngramResolver(RequestScopedRestResolver):
                 answers = operation.responses if operation is not None else None
                 if answers and GENERIC_422 in _json(answers.get(422)):
                     del answers[422]
+        _declare_form_upload(schema)
         used = _json(schema.paths)
         for name in GENERIC_SCHEMAS:
             if schema.components and schema.components.schemas \
                     and f"/{name}\"" not in used:
                 schema.components.schemas.pop(name, None)
         return schema
+
+
+def _declare_form_upload(schema: Any) -> None:
+    """add/knowledgebase-file also takes multipart/form-data (files in `file` parts, the
+    knowledge base in the query string): declared beside its JSON body."""
+    item = schema.paths.get(f"{PREFIX}{FILE_ROUTE}")
+    operation = item.post if item is not None else None
+    if operation is None or operation.requestBody is None:
+        return
+    operation.requestBody.content[FORM_MEDIA_TYPE] = MediaType.model_validate({"schema": {
+        "type": "object", "required": ["file"], "properties": {
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                     "description": "the files (1-20), each a part named `file`"}}}})
+    operation.parameters = [*(operation.parameters or []), Parameter.model_validate({
+        "name": "knowledgebase_id", "in": "query", "required": False,
+        "description": "With a multipart/form-data body: the knowledge base (required then)",
+        "schema": {"type": "string"}})]
 
 
 def _json(value: Any) -> str:
@@ -110,7 +136,8 @@ def create_app(services: Services) -> EngramResolver:
     and every translator to the same services."""
     limits = services.ingest.limits
     memos = MemosTranslator(ingest=services.ingest, search_service=services.search,
-                            memories=services.memories, tasks=services.tasks)
+                            memories=services.memories, tasks=services.tasks,
+                            knowledge=services.knowledge)
     everos = EverosTranslator(ingest=services.ingest, search_service=services.search,
                               memories=services.memories, tasks=services.tasks,
                               uploads=services.uploads, limits=limits)
@@ -128,9 +155,10 @@ def create_app(services: Services) -> EngramResolver:
 
     app = EngramResolver(enable_validation=True, json_body_deserializer=parse_json_object)
     # Powertools' validation middleware runs first; this one checks before it reads the body.
-    app._request_validation_middleware = JsonBodyValidation(precheck)
+    app._request_validation_middleware = JsonBodyValidation(precheck, form_body)
     for router in (messages_router(memos), tasks_router(memos), search_router(memos),
-                   memories_router(memos)):
+                   memories_router(memos), knowledge_router(KnowledgeTranslator(
+                       services.knowledge))):
         app.include_router(router, prefix=PREFIX)
     for router in (everos_objects_router(everos), everos_memories_router(everos),
                    everos_tasks_router(everos)):
