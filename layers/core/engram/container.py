@@ -22,6 +22,7 @@ from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import (
     AcceptOnce,
     ApiKeyStore,
+    DirectoryStore,
     Embedder,
     ImageDescriber,
     LanguageModel,
@@ -39,6 +40,7 @@ from engram.ports import (
     UrlFetcher,
 )
 from engram.services.attachments import AttachmentIntake
+from engram.services.directory import DirectoryService
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
@@ -66,6 +68,7 @@ class PortSet:
     fetcher: UrlFetcher
     ocr: Ocr
     accept_once: AcceptOnce  # adds accepted once per idempotency key
+    directory: DirectoryStore  # EverOS groups, senders, settings, conversation owners
     llm: LanguageModel | None = None  # None: rule-based extraction and conflict resolution
     transcriber: Transcriber | None = None  # None: audio and video are not read here
     describer: ImageDescriber | None = None  # None: images are read by OCR alone
@@ -109,6 +112,7 @@ class Services:
     tasks: TaskService
     keys: ApiKeyService
     uploads: UploadService  # object/sign, and the object keys adds name
+    directory: DirectoryService  # EverOS groups, senders, settings
 
 
 def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
@@ -148,7 +152,8 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
     tasks = TaskService(ports.tasks, runner)
     return Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks,
-        keys=ApiKeyService(ports.api_keys), uploads=uploads)
+        keys=ApiKeyService(ports.api_keys), uploads=uploads,
+        directory=DirectoryService(ports.directory))
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

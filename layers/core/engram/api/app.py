@@ -17,8 +17,11 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from engram import __version__
 from engram.api.everos.models import ObjectSignResponse, ObjectSignResult
 from engram.api.everos.routes import (
+    everos_groups_router,
     everos_memories_router,
     everos_objects_router,
+    everos_senders_router,
+    everos_settings_router,
     everos_tasks_router,
 )
 from engram.api.everos.translate import EverosTranslator
@@ -113,7 +116,8 @@ def create_app(services: Services) -> EngramResolver:
                             memories=services.memories, tasks=services.tasks)
     everos = EverosTranslator(ingest=services.ingest, search_service=services.search,
                               memories=services.memories, tasks=services.tasks,
-                              uploads=services.uploads, limits=limits)
+                              uploads=services.uploads, limits=limits,
+                              directory=services.directory)
     everos_body_limit = limits.max_everos_body_bytes
 
     def precheck(event: BaseProxyEvent) -> None:
@@ -133,7 +137,8 @@ def create_app(services: Services) -> EngramResolver:
                    memories_router(memos)):
         app.include_router(router, prefix=PREFIX)
     for router in (everos_objects_router(everos), everos_memories_router(everos),
-                   everos_tasks_router(everos)):
+                   everos_tasks_router(everos), everos_groups_router(everos),
+                   everos_senders_router(everos), everos_settings_router(everos)):
         app.include_router(router, prefix=EVEROS_PREFIX)
     app.configure_openapi(title="Engram", version=__version__, description=DESCRIPTION,
                           security_schemes=SECURITY_SCHEMES, security=SECURITY)
