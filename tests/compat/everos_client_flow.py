@@ -8,8 +8,8 @@ Run with the test-only virtualenv (tests/compat/setup_everos_venv.sh makes it):
 
 The SDK is used unmodified: its transparent multimodal add signs the local files, uploads
 them by S3 POST to the returned forms and sends the object keys; then task status,
-search, get, group and agent adds, groups, senders and settings, flush and delete. Every step checks the content on top
-of the SDK's own response models. Success prints exactly one line
+search, get, group and agent adds, groups, senders and settings, flush and delete. Every
+step checks the content on top of the SDK's own response models. Success prints exactly one line
 "everos client flow ok"; a failure raises FlowFailure naming the step. Standard library
 plus the SDK only.
 """

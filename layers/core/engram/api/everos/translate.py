@@ -196,11 +196,12 @@ class EverosSearchResult:
     skills: list[ScoredMemory]
 
 
-def sign_objects(uploads: UploadService, tenant_id: str, req: ObjectSignRequest
-                 ) -> list[ObjectSignItem]:
+def sign_objects(uploads: UploadService, tenant_id: str, req: ObjectSignRequest,
+                 limit: int | None = None) -> list[ObjectSignItem]:
     """object/sign: a form per file, after the checks that name EverOS's fields (every
-    file is checked before any is signed)."""
-    limit = uploads.limits.max_files_per_request
+    file is checked before any is signed). `limit`: files per request (v1: Engram's
+    max_files_per_request)."""
+    limit = limit or uploads.limits.max_files_per_request
     if len(req.objectList) > limit:
         raise Unprocessable(f"objectList has {len(req.objectList)} files; the limit is "
                             f"{limit} files per request")
@@ -341,6 +342,20 @@ class EverosTranslator:
     # --- read ----------------------------------------------------------------------------
 
     def get(self, tenant_id: str, req: MemoryGetRequest) -> GetMemoriesData:
+        memories, total = self.listed(tenant_id, req)
+        data = GetMemoriesData(count=len(memories), total_count=total)
+        if req.memory_type == "episodic_memory":
+            data.episodes = [present.episode(m) for m in memories]
+        elif req.memory_type == "profile":
+            data.profiles = [present.profile(m) for m in memories]
+        elif req.memory_type == "agent_case":
+            data.agent_cases = [present.agent_case(m) for m in memories]
+        else:
+            data.agent_skills = [present.agent_skill(m) for m in memories]
+        return data
+
+    def listed(self, tenant_id: str, req: MemoryGetRequest) -> tuple[list[Memory], int]:
+        """The page of memories a get asks for, and how many there are in all."""
         scope = compile_scope(req.filters)
         if scope.is_group and req.memory_type != "episodic_memory":
             raise BadRequest(f"memory_type {req.memory_type} is per user: filter by user_id, "
@@ -356,17 +371,7 @@ class EverosTranslator:
             else (lambda m: m.update_time) if req.rank_by == "update_time" else _when
         found.sort(key=key, reverse=req.rank_order == "desc")
         start = (req.page - 1) * req.page_size
-        memories = found[start:start + req.page_size]
-        data = GetMemoriesData(count=len(memories), total_count=len(found))
-        if req.memory_type == "episodic_memory":
-            data.episodes = [present.episode(m) for m in memories]
-        elif req.memory_type == "profile":
-            data.profiles = [present.profile(m) for m in memories]
-        elif req.memory_type == "agent_case":
-            data.agent_cases = [present.agent_case(m) for m in memories]
-        else:
-            data.agent_skills = [present.agent_skill(m) for m in memories]
-        return data
+        return found[start:start + req.page_size], len(found)
 
     def search(self, tenant_id: str, req: MemorySearchRequest) -> SearchData:
         found = self._search(tenant_id, req)
