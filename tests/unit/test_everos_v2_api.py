@@ -220,3 +220,29 @@ def test_object_sign_v2(call):
     status, body = call("object/sign", {"objectList": [
         {"fileId": f"f{i}", "fileName": "a.txt", "fileType": "file"} for i in range(51)]})
     assert status == 400 and "50" in body["error"], body
+
+
+def test_openapi_document_covers_the_new_everos_routes(tmp_path):
+    runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
+                                  embedder=HashingEmbedder())
+    try:
+        doc = json.loads(create_app(runtime.services).get_openapi_json_schema())
+    finally:
+        runtime.close()
+    paths = doc["paths"]
+    expected = {
+        "/api/v1/groups": {"post"}, "/api/v1/groups/{group_id}": {"get", "patch"},
+        "/api/v1/senders": {"post"}, "/api/v1/senders/{sender_id}": {"get", "patch"},
+        "/api/v1/settings": {"get", "put"}, "/api/v2/object/sign": {"post"},
+        **{f"/api/v2/memory/{name}": {"post"}
+           for name in ("add", "search", "get", "delete", "flush", "edit")}}
+    for path, methods in expected.items():
+        assert set(paths.get(path, {})) == methods, path
+    assert {"200", "202", "422"} <= set(paths["/api/v2/memory/add"]["post"]["responses"])
+    assert "404" in paths["/api/v1/groups/{group_id}"]["get"]["responses"]
+    assert "404" in paths["/api/v1/senders/{sender_id}"]["patch"]["responses"]
+    assert "409" in paths["/api/v2/memory/flush"]["post"]["responses"]
+    schemas = doc["components"]["schemas"]
+    assert {"operations", "user_id"} <= set(schemas["V2EditRequest"]["properties"])
+    assert schemas["V2AddData"]["properties"]["status"]["enum"] == [
+        "accumulated", "extracted", "queued"]

@@ -41,7 +41,7 @@ class Owned(Scoped):
 
 # --- add -----------------------------------------------------------------------------
 
-class MessageItem(BaseModel):
+class V2MessageItem(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     sender_id: Id
@@ -53,14 +53,14 @@ class MessageItem(BaseModel):
     tool_call_id: Id | None = None
 
 
-class AddRequest(Scoped):
+class V2AddRequest(Scoped):
     session_id: Id = Field(max_length=128)
     mode: Literal["chat", "agent"] = "chat"
-    messages: list[MessageItem] = Field(min_length=1, max_length=500)
+    messages: list[V2MessageItem] = Field(min_length=1, max_length=500)
     async_mode: bool = True
 
 
-class AddData(BaseModel):
+class V2AddData(BaseModel):
     message_count: int
     # queued: accepted, running (202); extracted: done (200, async_mode false)
     status: Literal["accumulated", "extracted", "queued"]
@@ -70,14 +70,14 @@ class AddData(BaseModel):
     task_ids: list[str]
 
 
-class AddResponse(BaseModel):
+class V2AddResponse(BaseModel):
     request_id: str
-    data: AddData
+    data: V2AddData
 
 
 # --- search / get --------------------------------------------------------------------
 
-class SearchRequest(Owned):
+class V2SearchRequest(Owned):
     query: str = Field(min_length=1, max_length=4_000)
     method: Literal["keyword", "vector", "hybrid", "agentic"] = "hybrid"
     top_k: int = Field(default=-1, ge=-1, le=100)
@@ -95,7 +95,7 @@ class SearchRequest(Owned):
         return value
 
 
-class GetRequest(Owned):
+class V2GetRequest(Owned):
     memory_type: Literal["episode", "profile", "agent_case", "agent_skill"]
     page: int = Field(default=1, ge=1)
     page_size: int = Field(default=20, ge=1, le=100)
@@ -108,13 +108,13 @@ def _score() -> Any:
     return Field(default=None, exclude_if=lambda v: v is None)
 
 
-class AtomicFact(BaseModel):
+class V2AtomicFact(BaseModel):
     id: str
     content: str
     score: float | None = _score()
 
 
-class Episode(BaseModel):
+class V2Episode(BaseModel):
     id: str
     app_id: str
     project_id: str
@@ -126,12 +126,12 @@ class Episode(BaseModel):
     subject: str
     episode: str
     type: str
-    atomic_facts: list[AtomicFact] = []
+    atomic_facts: list[V2AtomicFact] = []
     score: float | None = _score()
     sources: list[str] = []  # Engram's: the message ids (and pages) it came from
 
 
-class ProfileEntry(BaseModel):
+class V2ProfileEntry(BaseModel):
     id: str
     app_id: str
     project_id: str
@@ -142,7 +142,7 @@ class ProfileEntry(BaseModel):
     score: float | None = _score()
 
 
-class AgentCase(BaseModel):
+class V2AgentCase(BaseModel):
     id: str
     app_id: str
     project_id: str
@@ -156,7 +156,7 @@ class AgentCase(BaseModel):
     score: float | None = _score()
 
 
-class AgentSkill(BaseModel):
+class V2AgentSkill(BaseModel):
     id: str
     app_id: str
     project_id: str
@@ -170,7 +170,7 @@ class AgentSkill(BaseModel):
     score: float | None = _score()
 
 
-class UnprocessedMessage(BaseModel):
+class V2UnprocessedMessage(BaseModel):
     id: str
     app_id: str
     project_id: str
@@ -182,61 +182,61 @@ class UnprocessedMessage(BaseModel):
     timestamp: str
 
 
-class SearchData(BaseModel):
-    episodes: list[Episode] = []
-    profiles: list[ProfileEntry] = []
-    agent_cases: list[AgentCase] = []
-    agent_skills: list[AgentSkill] = []
-    unprocessed_messages: list[UnprocessedMessage] = []
+class V2SearchData(BaseModel):
+    episodes: list[V2Episode] = []
+    profiles: list[V2ProfileEntry] = []
+    agent_cases: list[V2AgentCase] = []
+    agent_skills: list[V2AgentSkill] = []
+    unprocessed_messages: list[V2UnprocessedMessage] = []
 
 
-class SearchResponse(BaseModel):
+class V2SearchResponse(BaseModel):
     request_id: str
-    data: SearchData
+    data: V2SearchData
 
 
-class GetData(BaseModel):
-    episodes: list[Episode] | None = None
-    profiles: list[ProfileEntry] | None = None
-    agent_cases: list[AgentCase] | None = None
-    agent_skills: list[AgentSkill] | None = None
+class V2GetData(BaseModel):
+    episodes: list[V2Episode] | None = None
+    profiles: list[V2ProfileEntry] | None = None
+    agent_cases: list[V2AgentCase] | None = None
+    agent_skills: list[V2AgentSkill] | None = None
     total_count: int
     count: int
 
 
-class GetResponse(BaseModel):
+class V2GetResponse(BaseModel):
     request_id: str
-    data: GetData
+    data: V2GetData
 
 
 # --- delete / flush ------------------------------------------------------------------
 
-class DeleteRequest(Owned):
+class V2DeleteRequest(Owned):
     session_id: Id | None = None
 
 
-class DeleteData(BaseModel):
+class V2DeleteData(BaseModel):
     filters: list[str]  # the scope fields applied, e.g. ["user_id", "session_id"]
     count: int  # memories taken out of search
 
 
-class DeleteResponse(BaseModel):
+class V2DeleteResponse(BaseModel):
     request_id: str
-    data: DeleteData
+    data: V2DeleteData
 
 
-class FlushRequest(Scoped):
+class V2FlushRequest(Scoped):
     session_id: Id = Field(max_length=128)
 
 
-class FlushData(BaseModel):
+class V2FlushData(BaseModel):
     # extracted: the session's adds still running were waited for; no_extraction: none was
     status: Literal["extracted", "no_extraction"]
 
 
-class FlushResponse(BaseModel):
+class V2FlushResponse(BaseModel):
     request_id: str
-    data: FlushData
+    data: V2FlushData
 
 
 # --- edit (the user's profile) -------------------------------------------------------
@@ -245,7 +245,7 @@ ProfileKind = Literal["explicit_info", "implicit_traits"]
 REASON = Field(default=None, max_length=256)
 
 
-class AddOperation(BaseModel):
+class V2AddOperation(BaseModel):
     model_config = ConfigDict(extra="ignore")
     action: Literal["add"]
     type: ProfileKind
@@ -254,7 +254,7 @@ class AddOperation(BaseModel):
     reason: str | None = REASON
 
 
-class UpdateOperation(BaseModel):
+class V2UpdateOperation(BaseModel):
     model_config = ConfigDict(extra="ignore")
     action: Literal["update"]
     type: ProfileKind
@@ -263,7 +263,7 @@ class UpdateOperation(BaseModel):
     reason: str | None = REASON
 
 
-class DeleteOperation(BaseModel):
+class V2DeleteOperation(BaseModel):
     model_config = ConfigDict(extra="ignore")
     action: Literal["delete"]
     type: ProfileKind
@@ -271,17 +271,17 @@ class DeleteOperation(BaseModel):
     reason: str | None = REASON
 
 
-EditOperation = Annotated[AddOperation | UpdateOperation | DeleteOperation,
+V2EditOperation = Annotated[V2AddOperation | V2UpdateOperation | V2DeleteOperation,
                           Field(discriminator="action")]
 
 
-class EditRequest(Scoped):
+class V2EditRequest(Scoped):
     user_id: Id
     memory_type: Literal["profile"] = "profile"
-    operations: list[EditOperation] = Field(min_length=1, max_length=50)
+    operations: list[V2EditOperation] = Field(min_length=1, max_length=50)
 
 
-class EditResult(BaseModel):
+class V2EditResult(BaseModel):
     op_index: int
     action: str
     type: str
@@ -291,20 +291,20 @@ class EditResult(BaseModel):
     error: str | None = None
 
 
-class EditData(BaseModel):
+class V2EditData(BaseModel):
     user_id: str
     version: int  # when the profile last changed (epoch ms)
     applied: int
-    results: list[EditResult]
+    results: list[V2EditResult]
     profile: dict[str, Any]  # the profile after the edit (profile_data's shape)
 
 
-class EditResponse(BaseModel):
+class V2EditResponse(BaseModel):
     request_id: str
-    data: EditData
+    data: V2EditData
 
 
 # --- object/sign ---------------------------------------------------------------------
 
-class SignRequest(Request):
+class V2SignRequest(Request):
     objectList: list[ObjectSignItemRequest] = Field(min_length=1)

@@ -9,12 +9,12 @@ from typing import Any
 
 from engram.api.everos.presenters import iso
 from engram.api.everos.v2.models import (
-    AgentCase,
-    AgentSkill,
-    AtomicFact,
-    Episode,
-    ProfileEntry,
-    UnprocessedMessage,
+    V2AgentCase,
+    V2AgentSkill,
+    V2AtomicFact,
+    V2Episode,
+    V2ProfileEntry,
+    V2UnprocessedMessage,
 )
 from engram.models.domain import Memory
 
@@ -36,14 +36,14 @@ def _when(memory: Memory) -> str:
         or ""
 
 
-def episode(owner: Owner, memory: Memory, score: float | None = None) -> Episode:
-    return Episode(
+def episode(owner: Owner, memory: Memory, score: float | None = None) -> V2Episode:
+    return V2Episode(
         id=memory.id, app_id=owner.app_id, project_id=owner.project_id,
         user_id=owner.user_id, session_id=memory.conversation_id, timestamp=_when(memory),
         sender_ids=[owner.user_id] if owner.user_id else [], summary=memory.memory_value,
         subject=memory.memory_key, episode=memory.memory_value,
         type=memory.memory_type.value,
-        atomic_facts=[AtomicFact(id=memory.id, content=memory.memory_value, score=score)],
+        atomic_facts=[V2AtomicFact(id=memory.id, content=memory.memory_value, score=score)],
         score=score, sources=memory.sources)
 
 
@@ -72,32 +72,32 @@ def profile_data(memories: list[Memory]) -> dict[str, Any]:
 
 
 def profile(owner: Owner, memories: list[Memory], score: float | None = None
-            ) -> ProfileEntry:
+            ) -> V2ProfileEntry:
     """A user's profile: one entry holding every item of it."""
-    return ProfileEntry(id=f"profile:{owner.partition}", app_id=owner.app_id,
+    return V2ProfileEntry(id=f"profile:{owner.partition}", app_id=owner.app_id,
                         project_id=owner.project_id, user_id=owner.user_id or "",
                         profile_data=profile_data(memories), score=score)
 
 
-def agent_case(owner: Owner, memory: Memory, score: float | None = None) -> AgentCase:
-    return AgentCase(id=memory.id, app_id=owner.app_id, project_id=owner.project_id,
+def agent_case(owner: Owner, memory: Memory, score: float | None = None) -> V2AgentCase:
+    return V2AgentCase(id=memory.id, app_id=owner.app_id, project_id=owner.project_id,
                      agent_id=owner.agent_id or "", session_id=memory.conversation_id or "",
                      task_intent=memory.memory_key, approach=memory.memory_value,
                      quality_score=memory.confidence, timestamp=_when(memory), score=score)
 
 
-def agent_skill(owner: Owner, memory: Memory, score: float | None = None) -> AgentSkill:
-    return AgentSkill(id=memory.id, app_id=owner.app_id, project_id=owner.project_id,
+def agent_skill(owner: Owner, memory: Memory, score: float | None = None) -> V2AgentSkill:
+    return V2AgentSkill(id=memory.id, app_id=owner.app_id, project_id=owner.project_id,
                       agent_id=owner.agent_id or "", name=memory.memory_key,
                       description=memory.memory_value, content=memory.memory_value,
                       confidence=memory.confidence, maturity_score=memory.confidence,
                       score=score)
 
 
-def unprocessed(owner: Owner, memory: Memory) -> UnprocessedMessage:
+def unprocessed(owner: Owner, memory: Memory) -> V2UnprocessedMessage:
     """A turn not yet turned into memories (Engram's WorkingMemory)."""
     role = "assistant" if memory.said_by == "assistant" else "user"
-    return UnprocessedMessage(
+    return V2UnprocessedMessage(
         id=memory.id, app_id=owner.app_id, project_id=owner.project_id,
         session_id=memory.conversation_id or "",
         sender_id=owner.user_id or owner.agent_id or "",

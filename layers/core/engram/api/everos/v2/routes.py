@@ -13,19 +13,19 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from engram.api.auth import tenant_of
 from engram.api.everos.models import ObjectSignResponse, ObjectSignResult
 from engram.api.everos.v2.models import (
-    AddRequest,
-    AddResponse,
-    DeleteRequest,
-    DeleteResponse,
-    EditRequest,
-    EditResponse,
-    FlushRequest,
-    FlushResponse,
-    GetRequest,
-    GetResponse,
-    SearchRequest,
-    SearchResponse,
-    SignRequest,
+    V2AddRequest,
+    V2AddResponse,
+    V2DeleteRequest,
+    V2DeleteResponse,
+    V2EditRequest,
+    V2EditResponse,
+    V2FlushRequest,
+    V2FlushResponse,
+    V2GetRequest,
+    V2GetResponse,
+    V2SearchRequest,
+    V2SearchResponse,
+    V2SignRequest,
 )
 from engram.api.everos.v2.translate import EverosV2Translator
 from engram.api.openapi import BODY, mms_responses, responses
@@ -37,7 +37,7 @@ def everos_v2_objects_router(everos: EverosV2Translator) -> Router:
 
     @router.post("/object/sign", summary="Pre-signed POST forms to upload files (up to 50)",
                  responses=mms_responses(*BODY))
-    def sign(req: Annotated[SignRequest, Body()]) -> ObjectSignResponse:
+    def sign(req: Annotated[V2SignRequest, Body()]) -> ObjectSignResponse:
         check_body_size(router, everos.v1.limits.max_everos_body_bytes)
         signed = everos.sign(tenant_of(router), req)
         return ObjectSignResponse(
@@ -59,38 +59,38 @@ def everos_v2_memory_router(everos: EverosV2Translator) -> Router:
         return router.current_event.request_context.request_id or ""
 
     @router.post("/memory/add", summary="Add a conversation's messages (202 with its task)",
-                 responses=responses(*BODY, 403, 404, 409, accepted=AddResponse))
-    def add(req: Annotated[AddRequest, Body()],
-            idempotency_key: IdempotencyKey = None) -> Response[AddResponse]:
+                 responses=responses(*BODY, 403, 404, 409, accepted=V2AddResponse))
+    def add(req: Annotated[V2AddRequest, Body()],
+            idempotency_key: IdempotencyKey = None) -> Response[V2AddResponse]:
         data = everos.add(tenant(), req, idempotency_key)
         return Response(status_code=200 if data.status == "extracted" else 202,
                         content_type=content_types.APPLICATION_JSON,
-                        body=AddResponse(request_id=request_id(), data=data))
+                        body=V2AddResponse(request_id=request_id(), data=data))
 
     @router.post("/memory/search", summary="A user's (or agent's) memories relevant to a query",
                  responses=responses(*BODY))
-    def search(req: Annotated[SearchRequest, Body()]) -> SearchResponse:
-        return SearchResponse(request_id=request_id(), data=everos.search(tenant(), req))
+    def search(req: Annotated[V2SearchRequest, Body()]) -> V2SearchResponse:
+        return V2SearchResponse(request_id=request_id(), data=everos.search(tenant(), req))
 
     @router.post("/memory/get", summary="A user's (or agent's) memories of one type, paged",
                  responses=responses(*BODY))
-    def get(req: Annotated[GetRequest, Body()]) -> GetResponse:
-        return GetResponse(request_id=request_id(), data=everos.get(tenant(), req))
+    def get(req: Annotated[V2GetRequest, Body()]) -> V2GetResponse:
+        return V2GetResponse(request_id=request_id(), data=everos.get(tenant(), req))
 
     @router.post("/memory/delete",
                  summary="A conversation's memories out of search; an owner's data erased",
                  responses=responses(*BODY))
-    def delete(req: Annotated[DeleteRequest, Body()]) -> DeleteResponse:
-        return DeleteResponse(request_id=request_id(), data=everos.delete(tenant(), req))
+    def delete(req: Annotated[V2DeleteRequest, Body()]) -> V2DeleteResponse:
+        return V2DeleteResponse(request_id=request_id(), data=everos.delete(tenant(), req))
 
     @router.post("/memory/flush", summary="Wait for a conversation's adds still running",
                  responses=responses(*BODY, 409))
-    def flush(req: Annotated[FlushRequest, Body()]) -> FlushResponse:
-        return FlushResponse(request_id=request_id(), data=everos.flush(tenant(), req))
+    def flush(req: Annotated[V2FlushRequest, Body()]) -> V2FlushResponse:
+        return V2FlushResponse(request_id=request_id(), data=everos.flush(tenant(), req))
 
     @router.post("/memory/edit", summary="Add, change or delete items of a user's profile",
                  responses=responses(*BODY))
-    def edit(req: Annotated[EditRequest, Body()]) -> EditResponse:
-        return EditResponse(request_id=request_id(), data=everos.edit(tenant(), req))
+    def edit(req: Annotated[V2EditRequest, Body()]) -> V2EditResponse:
+        return V2EditResponse(request_id=request_id(), data=everos.edit(tenant(), req))
 
     return router

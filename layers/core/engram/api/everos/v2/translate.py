@@ -39,22 +39,22 @@ from engram.api.everos.models import (
 from engram.api.everos.translate import EverosTranslator, sign_objects
 from engram.api.everos.v2 import presenters as present
 from engram.api.everos.v2.models import (
-    AddData,
-    AddRequest,
-    DeleteData,
-    DeleteRequest,
-    EditData,
-    EditRequest,
-    EditResult,
-    FlushData,
-    FlushRequest,
-    GetData,
-    GetRequest,
-    MessageItem,
     Owned,
-    SearchData,
-    SearchRequest,
-    SignRequest,
+    V2AddData,
+    V2AddRequest,
+    V2DeleteData,
+    V2DeleteRequest,
+    V2EditData,
+    V2EditRequest,
+    V2EditResult,
+    V2FlushData,
+    V2FlushRequest,
+    V2GetData,
+    V2GetRequest,
+    V2MessageItem,
+    V2SearchData,
+    V2SearchRequest,
+    V2SignRequest,
 )
 from engram.api.everos.v2.presenters import Owner
 from engram.errors import Conflict, NotFound, Unprocessable
@@ -149,7 +149,7 @@ class EverosV2Translator:
 
     # --- object/sign -------------------------------------------------------------------
 
-    def sign(self, tenant_id: str, req: SignRequest) -> ObjectSignData:
+    def sign(self, tenant_id: str, req: V2SignRequest) -> ObjectSignData:
         seen: set[str] = set()
         for i, item in enumerate(req.objectList):
             if item.fileId in seen:
@@ -162,8 +162,8 @@ class EverosV2Translator:
 
     # --- add ---------------------------------------------------------------------------
 
-    def add(self, tenant_id: str, req: AddRequest, idempotency_key: str | None = None
-            ) -> AddData:
+    def add(self, tenant_id: str, req: V2AddRequest, idempotency_key: str | None = None
+            ) -> V2AddData:
         agentic = req.mode == "agent" or any(m.role == "tool" or m.tool_calls
                                              for m in req.messages)
         if agentic:
@@ -192,11 +192,11 @@ class EverosV2Translator:
             accepted.append(self.v1.ingest.accept(
                 tenant_id, spec, drafts if i == 0 else self._drafts(tenant_id, req.messages)))
         done = all(a.status in ("completed", "failed") for a in accepted)
-        return AddData(message_count=len(req.messages),
+        return V2AddData(message_count=len(req.messages),
                        status="extracted" if done else "queued",
                        task_id=accepted[0].task_id, task_ids=[a.task_id for a in accepted])
 
-    def _drafts(self, tenant_id: str, messages: Sequence[MessageItem]) -> list[MessageDraft]:
+    def _drafts(self, tenant_id: str, messages: Sequence[V2MessageItem]) -> list[MessageDraft]:
         names = self.directory.sender_names(
             tenant_id, [m.sender_id for m in messages if not m.sender_name])
         several = len({m.sender_id for m in messages if m.role == "user"}) > 1
@@ -222,7 +222,7 @@ class EverosV2Translator:
 
     # --- search / get ------------------------------------------------------------------
 
-    def search(self, tenant_id: str, req: SearchRequest) -> SearchData:
+    def search(self, tenant_id: str, req: V2SearchRequest) -> V2SearchData:
         owner = self.owner(req)
         agent = owner.agent_id is not None
         kinds = ["agent_memory"] if agent else ["episodic_memory"]
@@ -232,7 +232,7 @@ class EverosV2Translator:
         found = self.v1._search(tenant_id, MemorySearchRequest(
             filters=scoped_filters(req.filters, owner.partition), query=req.query,
             memory_types=kinds, method=req.method, radius=threshold, top_k=req.top_k))
-        data = SearchData(
+        data = V2SearchData(
             episodes=[present.episode(owner, s.memory, s.relativity) for s in found.episodes],
             unprocessed_messages=[present.unprocessed(owner, s.memory) for s in found.raw],
             agent_cases=[present.agent_case(owner, s.memory, s.relativity)
@@ -244,7 +244,7 @@ class EverosV2Translator:
             data.profiles = [present.profile(owner, items)] if items else []
         return data
 
-    def get(self, tenant_id: str, req: GetRequest) -> GetData:
+    def get(self, tenant_id: str, req: V2GetRequest) -> V2GetData:
         owner = self.owner(req)
         if req.memory_type == "profile":
             if owner.agent_id is not None:
@@ -252,13 +252,13 @@ class EverosV2Translator:
                                     "not agent_id")
             items = self.profiles.items(tenant_id, owner.partition)
             entries = [present.profile(owner, items)] if items and req.page == 1 else []
-            return GetData(profiles=entries, count=len(entries), total_count=int(bool(items)))
+            return V2GetData(profiles=entries, count=len(entries), total_count=int(bool(items)))
         memories, total = self.v1.listed(tenant_id, MemoryGetRequest(
             filters=scoped_filters(req.filters, owner.partition),
             memory_type=GET_KINDS[req.memory_type], page=req.page, page_size=req.page_size,
             rank_by="timestamp" if req.sort_by == "timestamp" else "update_time",
             rank_order=req.sort_order))
-        data = GetData(count=len(memories), total_count=total)
+        data = V2GetData(count=len(memories), total_count=total)
         if req.memory_type == "episode":
             data.episodes = [present.episode(owner, m) for m in memories]
         elif req.memory_type == "agent_case":
@@ -269,7 +269,7 @@ class EverosV2Translator:
 
     # --- delete / flush ----------------------------------------------------------------
 
-    def delete(self, tenant_id: str, req: DeleteRequest) -> DeleteData:
+    def delete(self, tenant_id: str, req: V2DeleteRequest) -> V2DeleteData:
         given = [f for f in ("user_id", "agent_id", "session_id") if getattr(req, f)]
         if not given:
             raise Unprocessable("give user_id, agent_id and/or session_id")
@@ -278,14 +278,14 @@ class EverosV2Translator:
         owned = bool(req.user_id or req.agent_id)
         if owned and not req.session_id:
             receipt = self.v1.memories.erase_user(tenant_id, self.owner(req).partition)
-            return DeleteData(filters=given, count=receipt.memories)
+            return V2DeleteData(filters=given, count=receipt.memories)
         assert req.session_id is not None
         partitions = [self.owner(req).partition] if owned else self.directory.owners(
             tenant_id, session_key(req.app_id, req.project_id, req.session_id))
         where = FilterNode(all_of=[Condition(field="conversation_id", op="eq",
                                              value=req.session_id)])
         count = sum(self._take_out(tenant_id, p, where) for p in partitions)
-        return DeleteData(filters=given, count=count)
+        return V2DeleteData(filters=given, count=count)
 
     def _take_out(self, tenant_id: str, partition: str, where: FilterNode) -> int:
         """Every current memory of the conversation in the partition, out of search."""
@@ -299,14 +299,14 @@ class EverosV2Translator:
                 return deleted
             deleted += self.v1.memories.delete(tenant_id, ids)
 
-    def flush(self, tenant_id: str, req: FlushRequest) -> FlushData:
+    def flush(self, tenant_id: str, req: V2FlushRequest) -> V2FlushData:
         store = self.v1.tasks.tasks
         owners = self.directory.owners(
             tenant_id, session_key(req.app_id, req.project_id, req.session_id))
         running = [t.task_id for p in owners for t in store.tasks_of_user(tenant_id, p)
                    if t.conversation_id == req.session_id and t.status in RUNNING]
         if not running:
-            return FlushData(status="no_extraction")
+            return V2FlushData(status="no_extraction")
         deadline = time.monotonic() + self.flush_wait_seconds
         while running and time.monotonic() < deadline:
             time.sleep(FLUSH_POLL_SECONDS)
@@ -316,11 +316,11 @@ class EverosV2Translator:
             raise Conflict(f"session {req.session_id}: {len(running)} adds still running after "
                            f"{self.flush_wait_seconds:.0f} s (tasks {', '.join(running)}); "
                            "flush again")
-        return FlushData(status="extracted")
+        return V2FlushData(status="extracted")
 
     # --- edit --------------------------------------------------------------------------
 
-    def edit(self, tenant_id: str, req: EditRequest) -> EditData:
+    def edit(self, tenant_id: str, req: V2EditRequest) -> V2EditData:
         partition = partition_of(req.app_id, req.project_id, user_id=req.user_id)
         plans = []
         for i, op in enumerate(req.operations):  # every operation checked before any runs
@@ -336,7 +336,7 @@ class EverosV2Translator:
         results = []
         for i, op, implicit, key, value in plans:
             item_id = getattr(op, "item_id", None)
-            result = EditResult(op_index=i, action=op.action, type=op.type, status="applied",
+            result = V2EditResult(op_index=i, action=op.action, type=op.type, status="applied",
                                 item_id=item_id)
             try:
                 if op.action == "add":
@@ -356,7 +356,7 @@ class EverosV2Translator:
                 result.status, result.error = "rejected", exc.message
             results.append(result)
         items = self.profiles.items(tenant_id, partition)
-        return EditData(user_id=req.user_id,
+        return V2EditData(user_id=req.user_id,
                         version=max((m.update_time for m in items), default=0),
                         applied=sum(r.status == "applied" for r in results), results=results,
                         profile=present.profile_data(items))
