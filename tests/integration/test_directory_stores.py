@@ -86,3 +86,6 @@ def test_settings_and_conversation_owners(directory):
     directory.note_owner("t1", "s1", "alice")
     assert directory.owners("t1", "s1") == ["agent:bot", "alice"]
     assert directory.owners("t2", "s1") == [] and directory.owners("t1", "s2") == []
+    directory.note_owner("t1", "s2", "alice")
+    directory.forget_owner("t1", "alice")  # her data was erased
+    assert directory.owners("t1", "s1") == ["agent:bot"] and directory.owners("t1", "s2") == []

@@ -39,6 +39,9 @@ class DynamoDirectory:
                        KeyConditionExpression=Key("pk").eq(_pk(tenant_id, collection)))
         return sorted((i["entry_key"], i["body"]) for i in items)
 
+    def delete_entry(self, tenant_id: str, collection: str, key: str) -> None:
+        self._table.delete_item(Key={"pk": _pk(tenant_id, collection), "sk": _part(key)})
+
     def delete_collection(self, tenant_id: str, collection: str) -> int:
         keys = _query(self._table, ConsistentRead=True, ProjectionExpression="pk, sk",
                       KeyConditionExpression=Key("pk").eq(_pk(tenant_id, collection)))

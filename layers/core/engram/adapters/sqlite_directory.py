@@ -38,6 +38,11 @@ class SqliteDirectory:
             "ORDER BY key", (tenant_id, collection))
         return [(r[0], r[1]) for r in rows]
 
+    def delete_entry(self, tenant_id: str, collection: str, key: str) -> None:
+        self._store._write(
+            "DELETE FROM directory WHERE tenant_id = ? AND collection = ? AND key = ?",
+            [(tenant_id, collection, key)])
+
     def delete_collection(self, tenant_id: str, collection: str) -> int:
         with self._store._lock:
             cur = self._store._db.execute(

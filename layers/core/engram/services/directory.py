@@ -33,6 +33,10 @@ def owners_of(conversation_id: str) -> str:
     return f"owners:{conversation_id}"
 
 
+def conversations_of(partition: str) -> str:
+    return f"conversations:{partition}"
+
+
 @dataclass
 class DirectoryService:
     store: DirectoryStore
@@ -160,7 +164,16 @@ class DirectoryService:
     # --- conversation owners (EverOS v2) ---------------------------------------------
     def note_owner(self, tenant_id: str, conversation_id: str, partition: str) -> None:
         if self.store.get_entry(tenant_id, owners_of(conversation_id), partition) is None:
+            # the way back first, so forget_owner finds every record that names the owner
+            self.store.put_entry(tenant_id, conversations_of(partition), conversation_id, "{}")
             self.store.put_entry(tenant_id, owners_of(conversation_id), partition, "{}")
+
+    def forget_owner(self, tenant_id: str, partition: str) -> None:
+        """An owner's data was erased: no conversation names it any more."""
+        for conversation_id, _ in self.store.list_entries(tenant_id,
+                                                          conversations_of(partition)):
+            self.store.delete_entry(tenant_id, owners_of(conversation_id), partition)
+        self.store.delete_collection(tenant_id, conversations_of(partition))
 
     def owners(self, tenant_id: str, conversation_id: str) -> list[str]:
         """The partitions (Engram users) v2 adds of this conversation wrote to."""

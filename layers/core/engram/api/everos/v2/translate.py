@@ -277,7 +277,9 @@ class EverosV2Translator:
             raise Unprocessable("give user_id or agent_id, not both")
         owned = bool(req.user_id or req.agent_id)
         if owned and not req.session_id:
-            receipt = self.v1.memories.erase_user(tenant_id, self.owner(req).partition)
+            partition = self.owner(req).partition
+            receipt = self.v1.memories.erase_user(tenant_id, partition)
+            self.directory.forget_owner(tenant_id, partition)
             return V2DeleteData(filters=given, count=receipt.memories)
         assert req.session_id is not None
         partitions = [self.owner(req).partition] if owned else self.directory.owners(
