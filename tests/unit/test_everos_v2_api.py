@@ -188,6 +188,8 @@ def test_delete_by_session_keeps_the_profile_and_by_user_erases(call):
     ("memory/add", {"session_id": "s", "mode": "agent", "messages": [
         {"sender_id": "a", "role": "user", "timestamp": T0, "content": "x"}]},
      "assistant message"),
+    ("memory/add", {"session_id": "s" * 129, "messages": [
+        {"sender_id": "a", "role": "user", "timestamp": T0, "content": "x"}]}, "session_id"),
     ("memory/search", {"query": "x"}, "user_id or agent_id"),
     ("memory/search", {"query": "x", "user_id": "a", "agent_id": "b"}, "user_id or agent_id"),
     ("memory/search", {"query": "", "user_id": "a"}, "query"),

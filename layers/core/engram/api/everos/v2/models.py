@@ -13,13 +13,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from engram.api.everos.models import ContentItem, Filters, ObjectSignItemRequest
 from engram.api.memos.models import ToolCall
-from engram.models.identifiers import Id
+from engram.models.identifiers import ID_PATTERN, Id, plain_identifier
 from engram.models.times import EpochMs
 
+# EverOS caps a session id at 128 characters (Engram's identifiers reach 256)
+SessionId = Annotated[str, Field(min_length=1, max_length=128,
+                                 json_schema_extra={"pattern": ID_PATTERN}),
+                      AfterValidator(plain_identifier)]
 SCOPE_HELP = "Business scope; memories of one app and project are apart from every other's"
 
 
@@ -54,7 +58,7 @@ class V2MessageItem(BaseModel):
 
 
 class V2AddRequest(Scoped):
-    session_id: Id = Field(max_length=128)
+    session_id: SessionId
     mode: Literal["chat", "agent"] = "chat"
     messages: list[V2MessageItem] = Field(min_length=1, max_length=500)
     async_mode: bool = True
@@ -226,7 +230,7 @@ class V2DeleteResponse(BaseModel):
 
 
 class V2FlushRequest(Scoped):
-    session_id: Id = Field(max_length=128)
+    session_id: SessionId
 
 
 class V2FlushData(BaseModel):
