@@ -248,3 +248,57 @@ def test_openapi_document_covers_the_new_everos_routes(tmp_path):
     assert {"operations", "user_id"} <= set(schemas["V2EditRequest"]["properties"])
     assert schemas["V2AddData"]["properties"]["status"]["enum"] == [
         "accumulated", "extracted", "queued"]
+
+
+@pytest.mark.parametrize("route, template", [
+    ("memory/add", '{"session_id": "s", "messages": %s}'),
+    ("memory/search", '{"user_id": "u", "query": "q", "filters": {"AND": %s}}'),
+    ("memory/edit", '{"user_id": "u", "operations": %s}'),
+])
+def test_hostile_bodies_are_refused_before_anything_runs(call, route, template):
+    status, body = call(route, template % ("[" * 10_000 + "]" * 10_000))
+    assert status == 422 and "deeper than 64" in body["message"], body
+    status, body = call(route, template.replace("%s", '"x\\udfff"'))
+    assert status == 422 and "lone surrogate" in body["message"], body
+
+
+@pytest.mark.parametrize("route, body, field", [
+    ("memory/add", {"session_id": "s\x00", "messages": [
+        {"sender_id": "a", "role": "user", "timestamp": T0, "content": "x"}]}, "session_id"),
+    ("memory/add", {"session_id": "s", "messages": [
+        {"sender_id": "a\n", "role": "user", "timestamp": T0, "content": "x"}]},
+     "messages.0.sender_id"),
+    ("memory/search", {"user_id": "u\x7f", "query": "q"}, "user_id"),
+    ("memory/search", {"user_id": "u", "query": "q", "filters": {"session_id": "s\x00"}},
+     "session_id"),
+    ("memory/get", {"agent_id": "a\x85", "memory_type": "episode"}, "agent_id"),
+    ("memory/delete", {"session_id": "s\x01"}, "session_id"),
+    ("memory/edit", {"user_id": "u", "operations": [
+        {"action": "delete", "type": "explicit_info", "item_id": "i\x00"}]}, "item_id"),
+    ("memory/search", {"user_id": "u", "app_id": "a\x00", "query": "q"}, "app_id"),
+])
+def test_control_characters_in_v2_identifiers_are_refused(call, route, body, field):
+    status, answer = call(route, body)
+    assert status == 422 and field in answer["message"], answer
+    assert "control characters" in answer["message"], answer
+
+
+def test_path_ids_with_control_characters_and_other_bodies_are_refused(tmp_path):
+    runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
+                                  embedder=HashingEmbedder())
+    try:
+        app = create_app(runtime.services)
+        for method, path in (("GET", "/api/v1/groups/g\x00x"), ("GET", "/api/v1/senders/s\x0a"),
+                             ("PATCH", "/api/v1/groups/g\x01")):
+            event = proxy_event(method, path, {"Content-Type": "application/json"},
+                                '{"name": "n"}' if method == "PATCH" else None, "tenant-a",
+                                "127.0.0.1")
+            response = app.resolve(event, LambdaContext())
+            # the router's path parameters take no control character: no route matches
+            assert response["statusCode"] == 404, (path, response["body"])
+            assert "no route" in response["body"], response["body"]
+        event = proxy_event("PUT", "/api/v1/settings", {"Content-Type": "text/plain"},
+                            "timezone=UTC", "tenant-a", "127.0.0.1")
+        assert app.resolve(event, LambdaContext())["statusCode"] == 415
+    finally:
+        runtime.close()
