@@ -288,7 +288,7 @@ def test_path_ids_with_control_characters_and_other_bodies_are_refused(tmp_path)
                                   embedder=HashingEmbedder())
     try:
         app = create_app(runtime.services)
-        for method, path in (("GET", "/api/v1/groups/g\x00x"), ("GET", "/api/v1/senders/s\x0ax"),
+        for method, path in (("GET", "/api/v1/groups/g\x00x"), ("GET", "/api/v1/senders/s\x1fx"),
                              ("PATCH", "/api/v1/groups/g\x01")):
             event = proxy_event(method, path, {"Content-Type": "application/json"},
                                 '{"name": "n"}' if method == "PATCH" else None, "tenant-a",
