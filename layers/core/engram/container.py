@@ -22,6 +22,7 @@ from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import (
     AcceptOnce,
     ApiKeyStore,
+    DirectoryStore,
     Embedder,
     ImageDescriber,
     KnowledgeStore,
@@ -40,6 +41,7 @@ from engram.ports import (
     UrlFetcher,
 )
 from engram.services.attachments import AttachmentIntake
+from engram.services.directory import DirectoryService
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
 from engram.services.knowledge import KnowledgeService
@@ -69,6 +71,7 @@ class PortSet:
     fetcher: UrlFetcher
     ocr: Ocr
     accept_once: AcceptOnce  # adds accepted once per idempotency key
+    directory: DirectoryStore  # EverOS groups, senders, settings, conversation owners
     llm: LanguageModel | None = None  # None: rule-based extraction and conflict resolution
     transcriber: Transcriber | None = None  # None: audio and video are not read here
     describer: ImageDescriber | None = None  # None: images are read by OCR alone
@@ -113,6 +116,7 @@ class Services:
     tasks: TaskService
     keys: ApiKeyService
     uploads: UploadService  # object/sign, and the object keys adds name
+    directory: DirectoryService  # EverOS groups, senders, settings
     knowledge: KnowledgeService | None = None  # MemOS knowledge bases
 
 
@@ -162,7 +166,8 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
             url_policy=SsrfPolicy(settings.fetch_allow_hosts), after_erase=ports.after_erase)
     return Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks,
-        keys=ApiKeyService(ports.api_keys), uploads=uploads, knowledge=knowledge)
+        keys=ApiKeyService(ports.api_keys), uploads=uploads,
+        directory=DirectoryService(ports.directory), knowledge=knowledge)
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

@@ -363,6 +363,25 @@ class ConflictResolver(Protocol):
         ...
 
 
+class DirectoryStore(Protocol):
+    """Small records of a tenant kept beside its memories (services/directory.py): JSON
+    text under (tenant, collection, key); a collection lists its records by key."""
+
+    def get_entry(self, tenant_id: str, collection: str, key: str) -> str | None: ...
+
+    def put_entry(self, tenant_id: str, collection: str, key: str, body: str) -> None: ...
+
+    def list_entries(self, tenant_id: str, collection: str) -> list[tuple[str, str]]:
+        """(key, body) of every record in the collection, by key."""
+        ...
+
+    def delete_entry(self, tenant_id: str, collection: str, key: str) -> None: ...
+
+    def delete_collection(self, tenant_id: str, collection: str) -> int:
+        """Remove every record of the collection; how many there were."""
+        ...
+
+
 class ApiKeyStore(Protocol):
     def put(self, key_hash: str, tenant_id: str, label: str) -> None: ...
 

@@ -38,7 +38,7 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import Error, RequestEntityTooLarge
 
 from engram.adapters.local_uploads import FORM_OVERHEAD_BYTES, LocalUploadReceiver, UploadRefused
-from engram.api.app import EVEROS_PREFIX, PREFIX, error_response
+from engram.api.app import EVEROS_PREFIX, EVEROS_V2_PREFIX, PREFIX, error_response
 from engram.errors import EngramError
 from engram.services.keys import ApiKeyService
 
@@ -57,7 +57,7 @@ Response = tuple[int, list[tuple[str, str]], bytes]
 # Requests that start ingestion: they wait behind every other request (see LaneDispatcher).
 INGEST_ROUTES = frozenset({f"{PREFIX}/add/message", f"{PREFIX}/add/feedback",
                            f"{EVEROS_PREFIX}/memories", f"{EVEROS_PREFIX}/memories/group",
-                           f"{EVEROS_PREFIX}/memories/agent"})
+                           f"{EVEROS_PREFIX}/memories/agent", f"{EVEROS_V2_PREFIX}/memory/add"})
 
 
 def is_ingest(method: str, path: str) -> bool:
@@ -190,7 +190,7 @@ class EngramApp:
             return json_error(400, "request body is not UTF-8", path)
         tenant = None
         api_path = urlsplit(raw_path).path
-        if api_path.startswith((PREFIX, EVEROS_PREFIX)) and \
+        if api_path.startswith((PREFIX, EVEROS_PREFIX, EVEROS_V2_PREFIX)) and \
                 not api_path.startswith(PUBLIC_PATHS):
             try:
                 tenant = self._keys.tenant_for_header(headers.get("Authorization"))
