@@ -5,11 +5,13 @@ tests/integration/test_everos_v2_clients.py."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 from tests.fakes.embedder import HashingEmbedder
 
 from engram.api.app import create_app
+from engram.api.everos.v2.translate import session_key
 from engram.config import Settings
 from engram.local.runtime import build_local_runtime
 from engram.local.server import LambdaContext, proxy_event
@@ -171,6 +173,32 @@ def test_delete_by_session_keeps_the_profile_and_by_user_erases(call):
     assert status == 200 and body["data"]["count"] >= 2, body
     status, body = call("memory/get", {"user_id": "gina", "memory_type": "profile"})
     assert body["data"]["profiles"] == []
+
+
+def test_any_erasure_of_a_user_forgets_the_conversations_they_wrote_to(tmp_path):
+    """The v2 record of who wrote to a conversation names the user: MemOS's delete/memory
+    by user_id erases it as v2's own delete does (one erasure path for every dialect)."""
+    runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
+                                  embedder=HashingEmbedder())
+    app = create_app(runtime.services)
+
+    def post(path: str, body: dict) -> int:
+        event = proxy_event("POST", path, {"Content-Type": "application/json"},
+                            json.dumps(body), "tenant-a", "127.0.0.1")
+        return app.resolve(event, LambdaContext())["statusCode"]
+
+    bees = session_key("default", "default", "bees")
+    assert post("/api/v2/memory/add", say("hana", "I keep bees in Porto.", session="bees")) \
+        == 200
+    assert post("/api/v2/memory/add", say("ivo", "I keep bees too.", session="bees")) == 200
+    directory = runtime.services.directory
+    assert sorted(directory.owners("tenant-a", bees)) == ["hana", "ivo"]
+    assert post("/v1/delete/memory", {"user_id": "hana"}) == 200
+    assert directory.owners("tenant-a", bees) == ["ivo"]
+    db = tmp_path / "engram.db"
+    rows = sqlite3.connect(db).execute("SELECT collection, key FROM directory").fetchall()
+    assert rows and not any("hana" in f"{c} {k}" for c, k in rows), rows
+    runtime.close()
 
 
 @pytest.mark.parametrize(("route", "body", "field"), [

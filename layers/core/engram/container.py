@@ -149,11 +149,13 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)),
         once=ports.accept_once)
     search = SearchService(memories=ports.memories, index=ports.index, embedder=ports.embedder)
+    directory = DirectoryService(ports.directory)
     memories = MemoryService(
         memories=ports.memories, messages=ports.messages, index=ports.index,
         embedder=ports.embedder, objects=ports.objects, tasks=ports.tasks,
         hold_user=runner.hold, after_erase=ports.after_erase,
-        forget_content_job=partial(forget_job, ports.objects))
+        forget_content_job=partial(forget_job, ports.objects),
+        forget_owner=directory.forget_owner)
     tasks = TaskService(ports.tasks, runner)
     knowledge = None
     if ports.knowledge is not None:
@@ -167,7 +169,7 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
     return Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks,
         keys=ApiKeyService(ports.api_keys), uploads=uploads,
-        directory=DirectoryService(ports.directory), knowledge=knowledge)
+        directory=directory, knowledge=knowledge)
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

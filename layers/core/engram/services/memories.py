@@ -67,6 +67,9 @@ class MemoryService:
     # Run after an erasure (locally: SQLite WAL checkpoints, so no deleted page stays
     # in a -wal file).
     after_erase: Callable[[], None] = field(default=_nothing)
+    # Drops what other services keep about an erased user (tenant, user): the EverOS v2
+    # record of which conversations they wrote to (services/directory.py forget_owner).
+    forget_owner: Callable[[str, str], None] = field(default=lambda tenant, user: None)
 
     def page(self, tenant_id: str, spec: PageSpec) -> MemoryPage:
         return self.memories.list_active(tenant_id, spec.user_id, spec.types, spec.offset,
@@ -151,6 +154,7 @@ class MemoryService:
         answers 404) with the step outputs of those still unfinished."""
         with self.hold_user(tenant_id, user_id):
             receipt = self._erase(tenant_id, user_id)
+            self.forget_owner(tenant_id, user_id)
         self.after_erase()
         return receipt
 

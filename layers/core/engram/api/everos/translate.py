@@ -454,8 +454,6 @@ class EverosTranslator:
             receipt = self.memories.erase_user(tenant_id, partition)
             if req.group_id:  # who spoke in it goes with what they said
                 self.directory.forget_members(tenant_id, req.group_id)
-            else:  # and the conversations its v2 adds were recorded under
-                self.directory.forget_owner(tenant_id, partition)
             return DeleteResult(deleted=receipt.memories, receipt=receipt)
         where = FilterNode(all_of=[Condition(field="conversation_id", op="eq",
                                              value=req.session_id)]) if req.session_id else None

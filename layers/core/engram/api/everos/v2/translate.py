@@ -279,7 +279,6 @@ class EverosV2Translator:
         if owned and not req.session_id:
             partition = self.owner(req).partition
             receipt = self.v1.memories.erase_user(tenant_id, partition)
-            self.directory.forget_owner(tenant_id, partition)
             return V2DeleteData(filters=given, count=receipt.memories)
         assert req.session_id is not None
         partitions = [self.owner(req).partition] if owned else self.directory.owners(
