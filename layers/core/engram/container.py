@@ -22,6 +22,7 @@ from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import (
     AcceptOnce,
     ApiKeyStore,
+    ChatModel,
     Embedder,
     ImageDescriber,
     LanguageModel,
@@ -31,6 +32,7 @@ from engram.ports import (
     ObjectStore,
     Ocr,
     OcrJobs,
+    ProfileStore,
     TaskCallbacks,
     TaskStore,
     Transcriber,
@@ -39,9 +41,13 @@ from engram.ports import (
     UrlFetcher,
 )
 from engram.services.attachments import AttachmentIntake
+from engram.services.chat import ChatService
+from engram.services.extract_preview import ExtractionPreview
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
 from engram.services.memories import MemoryService
+from engram.services.profiles import ProfileService
+from engram.services.rerank import RerankService
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
@@ -66,6 +72,7 @@ class PortSet:
     fetcher: UrlFetcher
     ocr: Ocr
     accept_once: AcceptOnce  # adds accepted once per idempotency key
+    profiles: ProfileStore  # profile templates and instances (MemOS profiles)
     llm: LanguageModel | None = None  # None: rule-based extraction and conflict resolution
     transcriber: Transcriber | None = None  # None: audio and video are not read here
     describer: ImageDescriber | None = None  # None: images are read by OCR alone
@@ -109,6 +116,10 @@ class Services:
     tasks: TaskService
     keys: ApiKeyService
     uploads: UploadService  # object/sign, and the object keys adds name
+    profiles: ProfileService  # MemOS profile templates and instances
+    extraction: ExtractionPreview  # extract/memory: the pipeline's extractor, nothing stored
+    rerank: RerankService
+    chat: ChatService  # answers with the LLM when it can chat (else chat is a 503)
 
 
 def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
@@ -140,15 +151,20 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)),
         once=ports.accept_once)
     search = SearchService(memories=ports.memories, index=ports.index, embedder=ports.embedder)
+    profiles = ProfileService(store=ports.profiles, memories=ports.memories)
     memories = MemoryService(
         memories=ports.memories, messages=ports.messages, index=ports.index,
         embedder=ports.embedder, objects=ports.objects, tasks=ports.tasks,
         hold_user=runner.hold, after_erase=ports.after_erase,
-        forget_content_job=partial(forget_job, ports.objects))
+        forget_content_job=partial(forget_job, ports.objects),
+        erase_profiles=profiles.erase_user)
     tasks = TaskService(ports.tasks, runner)
+    chat_model = ports.llm if isinstance(ports.llm, ChatModel) else None
     return Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks,
-        keys=ApiKeyService(ports.api_keys), uploads=uploads)
+        keys=ApiKeyService(ports.api_keys), uploads=uploads, profiles=profiles,
+        extraction=ExtractionPreview(pipeline.extractor),
+        rerank=RerankService(ports.embedder), chat=ChatService(chat_model, ingest))
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

@@ -238,6 +238,7 @@ class StateMachineRunner:
 def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
               accept_once: PowertoolsAcceptOnce) -> PortSet:
     """The AWS adapters, over clients made on first use."""
+    from engram.adapters.dynamodb_profiles import DynamoProfileStore
     from engram.adapters.dynamodb_tables import (
         DynamoApiKeyStore,
         DynamoRecordStore,
@@ -279,6 +280,7 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
         fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
                             max_bytes=settings.limits.max_media_bytes),
         ocr=TextractOcr(clients.textract), accept_once=accept_once,
+        profiles=DynamoProfileStore(clients.dynamodb.Table(aws.records_table)),
         llm=default_llm(settings),
         describer=default_describer(settings),
         callbacks=StepFunctionsCallbacks(clients.stepfunctions),

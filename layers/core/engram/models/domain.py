@@ -313,3 +313,4 @@ class ErasureReceipt(BaseModel):
     work_objects: int = 0  # step outputs and content-job records of unfinished tasks
     index_rows: int = 0  # search index rows
     tasks: int = 0  # task rows (get/status of each now answers 404)
+    profiles: int = 0  # profile instances (MemOS profiles) of the user

@@ -64,6 +64,8 @@ class MemoryService:
     # Run after an erasure (locally: SQLite WAL checkpoints, so no deleted page stays
     # in a -wal file).
     after_erase: Callable[[], None] = field(default=_nothing)
+    # Erases a user's profiles (tenant, user) and answers how many: ProfileService's.
+    erase_profiles: Callable[[str, str], int] = field(default=lambda tenant, user: 0)
 
     def page(self, tenant_id: str, spec: PageSpec) -> MemoryPage:
         return self.memories.list_active(tenant_id, spec.user_id, spec.types, spec.offset,
@@ -151,6 +153,7 @@ class MemoryService:
         receipt.index_rows = self.index.remove_user(tenant_id, user_id, [m.id for m in memories])
         self.memories.erase(tenant_id, [m.id for m in memories])
         receipt.messages = self.messages.delete_user(tenant_id, user_id)
+        receipt.profiles = self.erase_profiles(tenant_id, user_id)
 
         for key in self.objects.delete_prefix(user_prefix(tenant_id, user_id)):
             if "/items/" in key:
