@@ -170,7 +170,9 @@ def chat_router(chat: ChatTranslator) -> Router:
 
     @router.post("/chat", summary="Answer a query with the user's memories (LLM), "
                  "optionally streamed", responses=chat_responses())
-    def chat_answer(req: Annotated[ChatRequest, Body()]) -> Envelope[ChatData]:
+    def chat_answer(req: Annotated[ChatRequest, Body()]) -> Envelope[ChatData] | str:
+        # str: the SSE body (empty when the server streams it); Powertools validates
+        # every answer against this annotation, a Response's body included.
         tenant = tenant_of(router)
         if not req.stream:
             return Envelope(data=chat.complete(tenant, req))

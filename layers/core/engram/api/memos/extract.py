@@ -65,7 +65,7 @@ class ExtractMemoryData(BaseModel):
     success: bool = True
     memory_detail_list: list[ExtractedMemory]
     preference_detail_list: list[ExtractedPreference]
-    extractor: str  # "rules" or the LLM extractor's name
+    extractor: str  # "rule-based", or the LLM extractor's name
     usage: TokenUsage
     warnings: list[str]
 
