@@ -2,8 +2,9 @@
 them, edited by hand and filled from the subject's memories.
 
 A field's value as read is its stored value, unless the field is algorithm-updatable and
-one of the user's current memories, newer than the field's last edit, states it
-(extraction/profile_fields.py): then that memory's value. Filling at read time keeps a
+one of the user's current memories states it (extraction/profile_fields.py) and is newer
+than the field's last edit (a template's default gives way to any): then the newest such
+memory's value. Filling at read time keeps a
 profile in step with the memories it comes from: a memory updated, corrected by feedback
 or deleted changes or clears the value with it, and erasing the user's memories leaves
 nothing derived behind."""
@@ -145,7 +146,9 @@ class ProfileService:
         for path, raw in fields:
             stored = ProfileField.model_validate(raw)
             found = derived.get(path[-1])
-            if stored.algorithm_updatable and found and found[1].update_time > stored.update_time:
+            # A template's default gives way to any memory; an edit only to a newer one.
+            if stored.algorithm_updatable and found and (
+                    stored.source == "template" or found[1].update_time > stored.update_time):
                 value, memory = found
                 filled.append(FilledField(path=list(path), value=value, source="memory",
                                           algorithm_updatable=True, memory_id=memory.id,
