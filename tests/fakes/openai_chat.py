@@ -1,8 +1,9 @@
 """A local HTTP server speaking OpenAI's chat-completions wire protocol (POST
-/v1/chat/completions, and its `stream: true` Server-Sent Events), answering from a script. No LLM can run in the tests, yet the real
-`openai` client (its retries, timeouts, error classes) must be what the LLM adapter is
-tested through; this gives it a server to talk to. Requests are checked as the real API
-checks them, so a malformed one gets the same 400 and error body."""
+/v1/chat/completions, and its `stream: true` Server-Sent Events), answering from a
+script. No LLM can run in the tests, yet the real `openai` client (its retries, timeouts,
+error classes) must be what the LLM adapter is tested through; this gives it a server to
+talk to. Requests are checked as the real API checks them, so a malformed one gets the
+same 400 and error body."""
 
 from __future__ import annotations
 
