@@ -7,7 +7,7 @@ The server's LLM is the scripted chat-completions endpoint (tests/fakes/openai_c
 over real HTTP: it extracts as a careful model would (what Engram's rules find, in the
 LLM's reply format) and answers chat from the memories in the prompt. Also here, over
 plain HTTP: chat's events arrive as the model writes them, and chat on a server without
-an LLM is a 503 naming the setting."""
+an LLM is a 400 naming the setting."""
 
 from __future__ import annotations
 
@@ -128,12 +128,12 @@ def test_chat_events_arrive_as_the_model_writes_them(served, llm):
     assert last - first >= 0.3, f"every event came at once: {arrivals}"
 
 
-def test_chat_without_an_llm_is_a_503_naming_the_setting(engram_server):
+def test_chat_without_an_llm_is_a_400_naming_the_setting(engram_server):
     response = engram_server.post("chat", {"user_id": "u", "conversation_id": "c",
                                            "query": "hi", "stream": True})
-    assert response.status_code == 503, response.text
+    assert response.status_code == 400, response.text
     body = response.json()
-    assert body["code"] == 503 and "ENGRAM_LLM_MODEL" in body["message"]
+    assert body["code"] == 400 and "ENGRAM_LLM_MODEL" in body["message"]
     response = engram_server.post("extract/memory", {"messages": [
         {"role": "user", "content": "My name is Alice Chen."}]})
     assert response.status_code == 200 and response.json()["data"]["extractor"] == "rule-based"

@@ -166,13 +166,13 @@ def add_sync(call, user: str, text: str) -> None:
     assert status == 200 and body["data"]["status"] == "completed", body
 
 
-def test_chat_without_a_model_is_503_naming_the_setting(call, runtime):
+def test_chat_without_a_model_is_400_naming_the_setting(call, runtime):
     assert runtime.services.chat.model is None
     status, body = call("chat", {"user_id": "u", "conversation_id": "c", "query": "hi"})
-    assert status == 503 and "ENGRAM_LLM_MODEL" in body["message"], body
+    assert status == 400 and "ENGRAM_LLM_MODEL" in body["message"], body
     status, body = call("chat", {"user_id": "u", "conversation_id": "c", "query": "hi",
                                  "stream": True})
-    assert status == 503 and "ENGRAM_LLM_MODEL" in body["message"], body
+    assert status == 400 and "ENGRAM_LLM_MODEL" in body["message"], body
     assert counts(runtime) == (0, 0, 0)
 
 

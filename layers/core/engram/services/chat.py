@@ -10,7 +10,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from engram.errors import BadGateway, LlmUnavailable, PermanentError, ServiceUnavailable
+from engram.errors import (
+    BadGateway,
+    BadRequest,
+    LlmUnavailable,
+    PermanentError,
+    ServiceUnavailable,
+)
 from engram.models.domain import Role, now_ms
 from engram.models.requests import AcceptResult, AddSpec, MessageDraft
 from engram.ports import ChatModel
@@ -68,7 +74,7 @@ class ChatService:
 
     def available(self) -> ChatModel:
         if self.model is None:
-            raise ServiceUnavailable(NO_MODEL)
+            raise BadRequest(NO_MODEL)
         return self.model
 
     def answer(self, messages: Sequence[dict[str, str]], *, max_tokens: int,
