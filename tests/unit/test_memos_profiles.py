@@ -224,3 +224,20 @@ def test_removing_an_unknown_field_is_422_naming_it(call):
                                          "remove_fields": ["Shoe size"]})
     assert status == 422 and "remove_fields.0" in body["message"] and "Shoe size" in body[
         "message"]
+
+
+def test_the_openapi_document_declares_the_new_routes_and_their_errors(runtime):
+    doc = json.loads(create_app(runtime.services).get_openapi_json_schema())
+    paths = doc["paths"]
+    for route in ("add/profile_template", "get/profile_template", "list/profile_template",
+                  "bind/profile_template", "edit/profile", "delete/profile",
+                  "extract/memory", "rerank", "chat"):
+        answers = paths[f"/v1/{route}"]["post"]["responses"]
+        assert {"200", "400", "401", "413", "415", "422"} <= set(answers), route
+    for route in ("get/profile_template", "bind/profile_template", "edit/profile",
+                  "delete/profile"):
+        assert "404" in paths[f"/v1/{route}"]["post"]["responses"], route
+    chat = paths["/v1/chat"]["post"]["responses"]
+    assert {"502", "503"} <= set(chat)
+    assert set(chat["200"]["content"]) == {"application/json", "text/event-stream"}
+    assert {"502", "503"} <= set(paths["/v1/extract/memory"]["post"]["responses"])

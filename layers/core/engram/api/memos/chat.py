@@ -109,7 +109,7 @@ class ChatTranslator:
             facts=[m.memory_value for m in found.memory_detail_list]
             + [t.tool_value for t in found.tool_memory_detail_list],
             preferences=[p.preference for p in found.preference_detail_list],
-            profile=[line for p in getattr(found, "profile_detail_list", None) or []
+            profile=[line for p in found.profile_detail_list or []
                      for line in p.memory_value.splitlines()])
 
     def answer(self, tenant_id: str, req: ChatRequest) -> Iterator[str]:
