@@ -41,11 +41,13 @@ TEMPLATE = {"Basic Info": {"Name": {"value": "", "algorithm_updatable": True},
                            "City": {"value": "", "algorithm_updatable": True},
                            "Occupation": {"value": "", "algorithm_updatable": True}},
             "Service Preferences": {"Contact time": {"value": "Weekday daytime",
-                                                     "algorithm_updatable": True}}}
+                                                     "algorithm_updatable": True}},
+            "Interests": {"Favourite sport": {"value": "", "algorithm_updatable": True}}}
 ABOUT_ME = [{"role": "user", "content": "My name is Alice Chen."},
             {"role": "assistant", "content": "Nice to meet you, Alice."},
             {"role": "user", "content": "I live in Berlin."},
-            {"role": "user", "content": "I work as a nurse at the city hospital."}]
+            {"role": "user", "content": "I work as a nurse at the city hospital."},
+            {"role": "user", "content": "I play badminton every Sunday."}]
 DOCUMENTS = ["The user likes badminton", "The user is a backend developer in Hangzhou",
              "The user prefers short replies", "The user has a business trip to Beijing"]
 
@@ -116,6 +118,10 @@ def run(base_url: str, api_key: str, other_key: str, user: str) -> None:
           "City is not filled from the memories", profile)
     check(field(profile, "Basic Info", "Occupation")["value"] == "nurse", step,
           "Occupation is not filled from the memories", profile)
+    # a field no name-based rule reads: filled by the server's LLM after the add's task
+    sport = field(profile, "Interests", "Favourite sport")
+    check(sport["value"] == "badminton" and sport["source"] == "memory"
+          and sport.get("memory_id"), step, "the LLM did not fill Favourite sport", profile)
     listed = client.get_memory(user_id=user, page=1, size=10)
     ok_envelope(listed, step)
     check([fields(p).get("id") for p in listed.data.profile_detail_list or []]

@@ -5,7 +5,8 @@ own virtualenv (as tests/integration/test_memos_client.py runs the first flow).
 
 The server's LLM is the scripted chat-completions endpoint (tests/fakes/openai_chat.py)
 over real HTTP: it extracts as a careful model would (what Engram's rules find, in the
-LLM's reply format) and answers chat from the memories in the prompt. Also here, over
+LLM's reply format), fills a profile field the rules cannot read, and answers chat from
+the memories in the prompt. Also here, over
 plain HTTP: chat's events arrive as the model writes them, and chat on a server without
 an LLM is a 400 naming the setting."""
 
@@ -62,6 +63,23 @@ def answer(body: dict) -> str:
     return "From what I remember: " + " ".join(remembered or ["nothing yet."])
 
 
+def profile_fill(body: dict) -> dict:
+    """Profile fields a careful model fills: a field named like a sport, from a memory
+    naming one (rules cannot read a field named "Favourite sport")."""
+    prompt = body["messages"][-1]["content"]
+    asked = [json.loads(line) for line in prompt.splitlines() if line.startswith("{")]
+    fields = [a["path"] for a in asked if "path" in a]
+    memories = [a for a in asked if "memory" in a]
+    out = []
+    for path in fields:
+        if "sport" in path[-1].lower():
+            for m in memories:
+                if "badminton" in m["memory"]:
+                    out.append({"path": path, "value": "badminton", "memory_ids": [m["id"]]})
+                    break
+    return {"fields": out}
+
+
 def respond(body: dict) -> str | dict:
     form = body.get("response_format")
     if form is None:
@@ -69,6 +87,8 @@ def respond(body: dict) -> str | dict:
     name = form.get("json_schema", {}).get("name")
     if name == "ExtractionOutput":
         return extraction(body)
+    if name == "ProfileFill":
+        return profile_fill(body)
     return {"operations": []}  # resolution: every candidate left out is added
 
 

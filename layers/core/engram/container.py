@@ -133,9 +133,11 @@ def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
                             limits=settings.limits, transcriber=ports.transcriber,
                             jobs=jobs, describer=ports.describer)
     extractor, resolver = memory_writers(ports.llm)
+    profiles = ProfileService(store=ports.profiles, memories=ports.memories, llm=ports.llm)
     return PipelineDeps(objects=ports.objects, tasks=ports.tasks, memories=ports.memories,
                         index=ports.index, embedder=ports.embedder, extractor=extractor,
-                        resolver=resolver, content=content, transient=ports.transient)
+                        resolver=resolver, content=content, transient=ports.transient,
+                        fill_profiles=profiles.fill_from_llm if ports.llm else None)
 
 
 def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
@@ -151,7 +153,7 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         attachments=AttachmentIntake(uploads, limits, tuple(settings.fetch_allow_hosts)),
         once=ports.accept_once)
     search = SearchService(memories=ports.memories, index=ports.index, embedder=ports.embedder)
-    profiles = ProfileService(store=ports.profiles, memories=ports.memories)
+    profiles = ProfileService(store=ports.profiles, memories=ports.memories, llm=ports.llm)
     memories = MemoryService(
         memories=ports.memories, messages=ports.messages, index=ports.index,
         embedder=ports.embedder, objects=ports.objects, tasks=ports.tasks,

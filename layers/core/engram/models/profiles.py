@@ -26,6 +26,7 @@ class ProfileField(BaseModel):
     algorithm_updatable: bool = True
     update_time: int = 0
     source: Literal["template", "edit", "memory"] = "template"
+    memory_id: str | None = None  # source "memory": the memory the LLM took it from
 
 
 # A category maps names to categories or fields; stored as plain JSON-able dicts.

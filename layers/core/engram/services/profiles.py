@@ -2,22 +2,29 @@
 them, edited by hand and filled from the subject's memories.
 
 A field's value as read is its stored value, unless the field is algorithm-updatable and
-one of the user's current memories states it (extraction/profile_fields.py) and is newer
-than the field's last edit (a template's default gives way to any): then the newest such
-memory's value. Filling at read time keeps a
-profile in step with the memories it comes from: a memory updated, corrected by feedback
-or deleted changes or clears the value with it, and erasing the user's memories leaves
-nothing derived behind."""
+one of the user's current memories states it (extraction/profile_fields.py, by the
+field's name) and is newer than the field's last edit (a template's default gives way to
+any): then the newest such memory's value. Filling at read time keeps a profile in step
+with the memories it comes from: a memory updated, corrected by feedback or deleted
+changes or clears the value with it, and erasing the user's memories leaves nothing
+derived behind.
+
+With an LLM configured, each task of the user that changes their memories also has the
+LLM fill the updatable fields of their profiles (any field name), the values stored with
+the memory each cites (fill_from_llm); such a value is cleared when its memory is no
+longer current, and gives way, as an edit does, to a newer memory read as above."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from engram.errors import NotFound, Unprocessable
+from engram.errors import EngramError, NotFound, Unprocessable
 from engram.extraction.profile_fields import derive
-from engram.models.domain import MemoryType, now_ms
+from engram.extraction.profile_llm import fill_with_llm
+from engram.models.domain import MemoryStatus, MemoryType, now_ms
 from engram.models.profiles import (
     FilledField,
     Profile,
@@ -29,8 +36,9 @@ from engram.models.profiles import (
     is_field,
     leaves,
 )
-from engram.ports import MemoryStore, ProfileStore
+from engram.ports import LanguageModel, MemoryStore, ProfileStore
 
+log = logging.getLogger(__name__)
 MEMORIES_READ = 500  # the newest current memories a profile is filled from
 # Extracted facts and preferences; raw turns (working memories) are not read.
 FILLED_FROM = (MemoryType.long_term, MemoryType.user, MemoryType.preference)
@@ -44,6 +52,7 @@ def describe(kind: str, subject_id: str) -> str:
 class ProfileService:
     store: ProfileStore
     memories: MemoryStore
+    llm: LanguageModel | None = None  # fills any field after a task (fill_from_llm)
 
     # --- templates ------------------------------------------------------------------
     def add_template(self, tenant_id: str, name: str, metadata: Tree) -> ProfileTemplate:
@@ -120,6 +129,53 @@ class ProfileService:
     def views(self, tenant_id: str, kind: SubjectKind, subject_id: str) -> list[ProfileView]:
         return [self._view(p) for p in self.store.profiles_of(tenant_id, kind, subject_id)]
 
+    def fill_from_llm(self, tenant_id: str, user_id: str) -> int:
+        """After a task of the user completed (with an LLM configured): the LLM fills the
+        updatable fields of each of the user's profiles from their current memories, the
+        values stored as from those memories. How many fields changed. Failures are
+        logged, never raised: the task that triggered this is already complete."""
+        if self.llm is None:
+            return 0
+        profiles = self.store.profiles_of(tenant_id, "user", user_id)
+        if not profiles:
+            return 0
+        memories = self.memories.list_active(tenant_id, user_id, FILLED_FROM, 0,
+                                             MEMORIES_READ).items
+        changed = 0
+        for profile in profiles:
+            open_fields = [(path, ProfileField.model_validate(raw).value)
+                           for path, raw in leaves(profile.metadata)
+                           if raw.get("algorithm_updatable")]
+            try:
+                filled, _ = fill_with_llm(self.llm, open_fields, memories)
+            except EngramError as exc:  # the LLM down, or no valid reply
+                log.warning("profile %s of a user not filled: %s",
+                            profile.profile_template_id, exc.message)
+                continue
+            # Read again after the LLM's answer: an edit, a delete or an erasure made
+            # meanwhile wins (a profile deleted meanwhile is not brought back).
+            fresh = self.store.get_profile(tenant_id, "user", user_id,
+                                           profile.profile_template_id)
+            if fresh is None or not filled:
+                continue
+            now, count = now_ms(), 0
+            for path, raw in leaves(fresh.metadata):
+                stored, found = ProfileField.model_validate(raw), filled.get(path)
+                # a locked field, or an edit newer than the memory, stays (as on read)
+                if found is None or not stored.algorithm_updatable \
+                        or found[0] == stored.value or (
+                        stored.source == "edit" and found[1].update_time <= stored.update_time):
+                    continue
+                _set(fresh.metadata, path, ProfileField(
+                    value=found[0], algorithm_updatable=True, update_time=now,
+                    source="memory", memory_id=found[1].id).model_dump())
+                count += 1
+            if count:
+                fresh.update_time = now
+                self.store.put_profile(fresh)
+                changed += count
+        return changed
+
     def erase_user(self, tenant_id: str, user_id: str) -> int:
         return self.store.erase_subject(tenant_id, "user", user_id)
 
@@ -142,9 +198,16 @@ class ProfileService:
             memories = self.memories.list_active(
                 profile.tenant_id, profile.subject_id, FILLED_FROM, 0, MEMORIES_READ).items
             derived = derive([path[-1] for path, _ in fields], memories)
+        # A value the LLM took from a memory goes when that memory does (deleted, or
+        # replaced by an update: then the memory filling it is the newer one).
+        cited = [f["memory_id"] for _, f in fields if f.get("memory_id")]
+        current = {m.id for m in self.memories.get_many(profile.tenant_id, cited)
+                   if m.status == MemoryStatus.activated} if cited else set()
         filled = []
         for path, raw in fields:
             stored = ProfileField.model_validate(raw)
+            if stored.memory_id and stored.memory_id not in current:
+                stored = ProfileField(algorithm_updatable=stored.algorithm_updatable)
             found = derived.get(path[-1])
             # A template's default gives way to any memory; an edit only to a newer one.
             if stored.algorithm_updatable and found and (
@@ -156,7 +219,8 @@ class ProfileService:
             else:
                 filled.append(FilledField(path=list(path), value=stored.value,
                                           source=stored.source, update_time=stored.update_time,
-                                          algorithm_updatable=stored.algorithm_updatable))
+                                          algorithm_updatable=stored.algorithm_updatable,
+                                          memory_id=stored.memory_id))
         return ProfileView(profile=profile, template_name=template.name if template else "",
                            fields=filled)
 
