@@ -1,8 +1,9 @@
 """A local HTTP server speaking OpenAI's chat-completions wire protocol (POST
-/v1/chat/completions), answering from a script. No LLM can run in the tests, yet the real
-`openai` client (its retries, timeouts, error classes) must be what the LLM adapter is
-tested through; this gives it a server to talk to. Requests are checked as the real API
-checks them, so a malformed one gets the same 400 and error body."""
+/v1/chat/completions, and its `stream: true` Server-Sent Events), answering from a
+script. No LLM can run in the tests, yet the real `openai` client (its retries, timeouts,
+error classes) must be what the LLM adapter is tested through; this gives it a server to
+talk to. Requests are checked as the real API checks them, so a malformed one gets the
+same 400 and error body."""
 
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ class ScriptedChatServer:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status, body, headers = server._answer(self.path, dict(self.headers), raw)
+                asked = server.requests[-1]["body"] if server.requests else None
+                if status == 200 and isinstance(asked, dict) and asked.get("stream"):
+                    self._stream(body)
+                    return
                 data = json.dumps(body).encode()
                 try:
                     self.send_response(status)
@@ -54,9 +59,38 @@ class ScriptedChatServer:
                 except OSError:
                     pass  # the client gave up on a stalled request
 
+            def _stream(self, completion: dict) -> None:
+                """`stream: true`: the reply as chat.completion.chunk events, a few words
+                each, then `data: [DONE]` (the connection closes after it, HTTP/1.0)."""
+                content = completion["choices"][0]["message"]["content"]
+                words = re.findall(r"\S+\s*", content) or [content]
+                pieces = ["".join(words[i:i + 3])
+                          for i in range(0, len(words), 3)]
+                base = {"id": completion["id"], "object": "chat.completion.chunk",
+                        "created": completion["created"], "model": completion["model"]}
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for i, piece in enumerate(pieces):
+                        delta = {"role": "assistant", "content": piece} if i == 0 \
+                            else {"content": piece}
+                        chunk = {**base, "choices": [{"index": 0, "delta": delta,
+                                                      "finish_reason": None}]}
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                        if server.stream_delay:
+                            time.sleep(server.stream_delay)
+                    done = {**base, "choices": [{"index": 0, "delta": {},
+                                                 "finish_reason": "stop"}]}
+                    self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+                except OSError:
+                    pass  # the client went away
+
             def log_message(self, *args) -> None:
                 pass
 
+        self.stream_delay = 0.0  # seconds between streamed chunks
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # A short poll: close() waits one poll for the loop to stop.
         threading.Thread(target=self._http.serve_forever, args=(0.05,), daemon=True).start()

@@ -22,6 +22,7 @@ from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import (
     AcceptOnce,
     ApiKeyStore,
+    ChatModel,
     DirectoryStore,
     Embedder,
     ImageDescriber,
@@ -33,6 +34,7 @@ from engram.ports import (
     ObjectStore,
     Ocr,
     OcrJobs,
+    ProfileStore,
     TaskCallbacks,
     TaskStore,
     Transcriber,
@@ -41,11 +43,15 @@ from engram.ports import (
     UrlFetcher,
 )
 from engram.services.attachments import AttachmentIntake
+from engram.services.chat import ChatService
 from engram.services.directory import DirectoryService
+from engram.services.extract_preview import ExtractionPreview
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
 from engram.services.knowledge import KnowledgeService
 from engram.services.memories import MemoryService
+from engram.services.profiles import ProfileService
+from engram.services.rerank import RerankService
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
@@ -72,6 +78,7 @@ class PortSet:
     ocr: Ocr
     accept_once: AcceptOnce  # adds accepted once per idempotency key
     directory: DirectoryStore  # EverOS groups, senders, settings, conversation owners
+    profiles: ProfileStore  # profile templates and instances (MemOS profiles)
     llm: LanguageModel | None = None  # None: rule-based extraction and conflict resolution
     transcriber: Transcriber | None = None  # None: audio and video are not read here
     describer: ImageDescriber | None = None  # None: images are read by OCR alone
@@ -117,6 +124,10 @@ class Services:
     keys: ApiKeyService
     uploads: UploadService  # object/sign, and the object keys adds name
     directory: DirectoryService  # EverOS groups, senders, settings
+    profiles: ProfileService  # MemOS profile templates and instances
+    extraction: ExtractionPreview  # extract/memory: the pipeline's extractor, nothing stored
+    rerank: RerankService
+    chat: ChatService  # answers with the LLM when it can chat (else a 400 naming the setting)
     knowledge: KnowledgeService | None = None  # MemOS knowledge bases
 
 
@@ -131,9 +142,11 @@ def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
                             limits=settings.limits, transcriber=ports.transcriber,
                             jobs=jobs, describer=ports.describer)
     extractor, resolver = memory_writers(ports.llm)
+    profiles = ProfileService(store=ports.profiles, memories=ports.memories, llm=ports.llm)
     return PipelineDeps(objects=ports.objects, tasks=ports.tasks, memories=ports.memories,
                         index=ports.index, embedder=ports.embedder, extractor=extractor,
-                        resolver=resolver, content=content, transient=ports.transient)
+                        resolver=resolver, content=content, transient=ports.transient,
+                        fill_profiles=profiles.fill_from_llm if ports.llm else None)
 
 
 def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
@@ -150,12 +163,13 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         once=ports.accept_once)
     search = SearchService(memories=ports.memories, index=ports.index, embedder=ports.embedder)
     directory = DirectoryService(ports.directory)
+    profiles = ProfileService(store=ports.profiles, memories=ports.memories, llm=ports.llm)
     memories = MemoryService(
         memories=ports.memories, messages=ports.messages, index=ports.index,
         embedder=ports.embedder, objects=ports.objects, tasks=ports.tasks,
         hold_user=runner.hold, after_erase=ports.after_erase,
         forget_content_job=partial(forget_job, ports.objects),
-        forget_owner=directory.forget_owner)
+        forget_owner=directory.forget_owner, erase_profiles=profiles.erase_user)
     tasks = TaskService(ports.tasks, runner)
     knowledge = None
     if ports.knowledge is not None:
@@ -166,10 +180,14 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
             index=ports.index, embedder=ports.embedder,
             reader=ContentReader(ocr=ports.ocr, fetcher=ports.fetcher, limits=limits),
             url_policy=SsrfPolicy(settings.fetch_allow_hosts), after_erase=ports.after_erase)
+    chat_model = ports.llm if isinstance(ports.llm, ChatModel) else None
     return Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks,
         keys=ApiKeyService(ports.api_keys), uploads=uploads,
-        directory=directory, knowledge=knowledge)
+        directory=directory, profiles=profiles,
+        extraction=ExtractionPreview(pipeline.extractor),
+        rerank=RerankService(ports.embedder), chat=ChatService(chat_model, ingest),
+        knowledge=knowledge)
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

@@ -76,3 +76,17 @@ class CapabilityUnavailable(ParseError):
 
 class ImageDescriptionFailed(Exception):
     """The describer gave no description; str() is the reason, free of secrets."""
+
+
+# --- an outside service a request needs (chat's LLM) --------------------------------
+
+class BadGateway(EngramError):
+    """The upstream service (the LLM endpoint) refused or mangled the request."""
+
+    status_code = 502
+
+
+class ServiceUnavailable(EngramError):
+    """What the request needs is not configured here, or did not answer."""
+
+    status_code = 503

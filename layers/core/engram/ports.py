@@ -7,7 +7,7 @@ import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple, Protocol
+from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel
@@ -25,6 +25,7 @@ from engram.models.filters import FilterNode
 from engram.models.knowledge import KnowledgeBase, KnowledgeFile
 from engram.models.parsed import ParseResult, Transcript
 from engram.models.pipeline import ToolCallRecord
+from engram.models.profiles import Profile, ProfileTemplate
 from engram.models.requests import AcceptResult
 
 
@@ -502,4 +503,47 @@ class UrlPolicy(Protocol):
 
     def resolved_refusal(self, host: str, port: int, addresses: Sequence[str]) -> str | None:
         """Judged on the addresses `host` resolved to, before connecting to any."""
+        ...
+
+
+# --- profiles (MemOS bind/edit/delete profile), chat ---
+
+class ProfileStore(Protocol):
+    """Profile templates (per tenant) and instances (per tenant and subject: a user or an
+    agent). Every read is keyed by tenant: another tenant's id is simply not found."""
+
+    def put_template(self, template: ProfileTemplate) -> None: ...
+
+    def get_template(self, tenant_id: str, template_id: str) -> ProfileTemplate | None: ...
+
+    def list_templates(self, tenant_id: str) -> list[ProfileTemplate]: ...
+
+    def put_profile(self, profile: Profile) -> None: ...
+
+    def get_profile(self, tenant_id: str, kind: str, subject_id: str,
+                    template_id: str) -> Profile | None: ...
+
+    def profiles_of(self, tenant_id: str, kind: str, subject_id: str) -> list[Profile]: ...
+
+    def delete_profile(self, tenant_id: str, kind: str, subject_id: str,
+                       template_id: str) -> bool:
+        """False when there was no such profile."""
+        ...
+
+    def erase_subject(self, tenant_id: str, kind: str, subject_id: str) -> int:
+        """Every profile of the subject, for good (user erasure); how many."""
+        ...
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A chat model that answers in plain text, streamed: `chat` on the MemOS API."""
+
+    model: str
+
+    def stream_text(self, messages: Sequence[dict[str, str]], *, max_tokens: int,
+                    temperature: float | None, top_p: float | None) -> Iterator[str]:
+        """The reply's text, piece by piece as the endpoint sends it. Raises
+        LlmUnavailable (endpoint down, timed out) or PermanentError (refused), also
+        part-way through."""
         ...

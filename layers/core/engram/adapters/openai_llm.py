@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import openai
@@ -77,6 +78,35 @@ class OpenAIChatModel:
         return ChatReply(text, TokenUsage(
             prompt_tokens=(usage.prompt_tokens or 0) if usage else 0,
             completion_tokens=(usage.completion_tokens or 0) if usage else 0, calls=1))
+
+    def stream_text(self, messages: Sequence[dict[str, str]], *, max_tokens: int,
+                    temperature: float | None, top_p: float | None) -> Iterator[str]:
+        """A plain-text answer (chat), streamed: each content delta as it arrives."""
+        sampling = {name: value for name, value in
+                    (("temperature", temperature), ("top_p", top_p)) if value is not None}
+        with self._errors():
+            stream = self._client.chat.completions.create(
+                model=self.model, messages=list(messages), max_tokens=max_tokens,
+                stream=True, **sampling)
+            for chunk in stream:
+                choices = chunk.choices or []
+                delta = choices[0].delta if choices else None
+                if delta is not None and delta.content:
+                    yield delta.content
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The client's failures classified, as complete_json classifies them."""
+        try:
+            yield
+        except openai.APITimeoutError as exc:
+            raise LlmUnavailable(f"the LLM endpoint timed out ({self._timeout()} s)") from exc
+        except openai.APIConnectionError as exc:
+            raise LlmUnavailable("the LLM endpoint could not be reached") from exc
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        except openai.APIError as exc:
+            raise LlmUnavailable(f"the LLM endpoint failed: {type(exc).__name__}") from exc
 
     def _status_error(self, exc: openai.APIStatusError) -> Exception:
         status = exc.status_code

@@ -34,6 +34,8 @@ from engram.api.guard import (
     check_content_type,
     parse_json_object,
 )
+from engram.api.memos.chat import ChatTranslator, chat_router
+from engram.api.memos.extract import ExtractTranslator, extract_router
 from engram.api.memos.knowledge import (
     FILE_ROUTE,
     FORM_MEDIA_TYPE,
@@ -42,6 +44,8 @@ from engram.api.memos.knowledge import (
     knowledge_router,
 )
 from engram.api.memos.models import ErrorEnvelope
+from engram.api.memos.profiles import ProfileTranslator, profiles_router
+from engram.api.memos.rerank import RerankTranslator, rerank_router
 from engram.api.memos.routes import memories_router, messages_router, search_router, tasks_router
 from engram.api.memos.translate import MemosTranslator
 from engram.api.openapi import ERRORS, SECURITY, SECURITY_SCHEMES
@@ -143,9 +147,11 @@ def create_app(services: Services) -> EngramResolver:
     """The resolver over the core services: each dialect's routes talk to its translator,
     and every translator to the same services."""
     limits = services.ingest.limits
+    profiles = ProfileTranslator(services.profiles)
     memos = MemosTranslator(ingest=services.ingest, search_service=services.search,
                             memories=services.memories, tasks=services.tasks,
-                            knowledge=services.knowledge)
+                            knowledge=services.knowledge,
+                            profile_details=profiles.details)
     everos = EverosTranslator(ingest=services.ingest, search_service=services.search,
                               memories=services.memories, tasks=services.tasks,
                               uploads=services.uploads, limits=limits,
@@ -169,7 +175,10 @@ def create_app(services: Services) -> EngramResolver:
     app._request_validation_middleware = JsonBodyValidation(precheck, form_body)
     for router in (messages_router(memos), tasks_router(memos), search_router(memos),
                    memories_router(memos), knowledge_router(KnowledgeTranslator(
-                       services.knowledge))):
+                       services.knowledge)), profiles_router(profiles),
+                   extract_router(ExtractTranslator(services.extraction)),
+                   rerank_router(RerankTranslator(services.rerank)),
+                   chat_router(ChatTranslator(memos, services.chat))):
         app.include_router(router, prefix=PREFIX)
     for router in (everos_objects_router(everos), everos_memories_router(everos),
                    everos_tasks_router(everos), everos_groups_router(everos),

@@ -40,6 +40,8 @@ WHY = {
     415: "The body is not sent as application/json",
     422: "A field breaks its rule (each is named in `message`, e.g. `messages.0.role: ...`)",
     501: "This deployment does not serve the feature (named in `message`)",
+    502: "The LLM endpoint refused the request (its reason in `message`)",
+    503: "The LLM did not answer (timed out, down, throttled past the retries)",
 }
 BODY = (400, 401, 413, 415, 422)  # any route that reads a JSON body
 PARAMS = (401, 422)  # a GET route with path or query parameters

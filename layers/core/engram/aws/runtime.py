@@ -240,6 +240,7 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
     """The AWS adapters, over clients made on first use."""
     from engram.adapters.dynamodb_directory import DynamoDirectory
     from engram.adapters.dynamodb_knowledge import DynamoKnowledgeStore
+    from engram.adapters.dynamodb_profiles import DynamoProfileStore
     from engram.adapters.dynamodb_tables import (
         DynamoApiKeyStore,
         DynamoRecordStore,
@@ -283,6 +284,7 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
                             max_bytes=settings.limits.max_media_bytes),
         ocr=TextractOcr(clients.textract), accept_once=accept_once,
         directory=DynamoDirectory(clients.dynamodb.Table(aws.records_table)),
+        profiles=DynamoProfileStore(clients.dynamodb.Table(aws.records_table)),
         llm=default_llm(settings),
         describer=default_describer(settings),
         callbacks=StepFunctionsCallbacks(clients.stepfunctions),

@@ -21,6 +21,7 @@ from engram.adapters.minilm_embedder import MiniLMEmbedder
 from engram.adapters.onnx_embedder import OnnxMiniLMEmbedder, export_minilm_onnx
 from engram.adapters.sqlite_directory import SqliteDirectory
 from engram.adapters.sqlite_knowledge import SqliteKnowledgeStore
+from engram.adapters.sqlite_profiles import SqliteProfileStore
 from engram.adapters.sqlite_store import SqliteIdempotencyLayer, SqliteStore
 from engram.adapters.tesseract_ocr import TesseractOcr
 from engram.adapters.url_fetcher import SafeFetcher
@@ -103,6 +104,7 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
         fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
                             max_bytes=settings.limits.max_media_bytes),
         ocr=TesseractOcr(), accept_once=once, directory=SqliteDirectory(store),
+        profiles=SqliteProfileStore(store),
         llm=local_llm(settings),
         transcriber=local_transcriber(), describer=local_describer(settings),
         after_erase=checkpoint, knowledge=SqliteKnowledgeStore(store))

@@ -39,6 +39,7 @@ from waitress.utilities import Error, RequestEntityTooLarge
 
 from engram.adapters.local_uploads import FORM_OVERHEAD_BYTES, LocalUploadReceiver, UploadRefused
 from engram.api.app import EVEROS_PREFIX, EVEROS_V2_PREFIX, PREFIX, error_response
+from engram.api.streaming import stream_slot
 from engram.errors import EngramError
 from engram.services.keys import ApiKeyService
 
@@ -53,7 +54,8 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
 # A request waiting for a worker is the bounded pool doing its job, not a warning each time.
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
-Response = tuple[int, list[tuple[str, str]], bytes]
+# A body is bytes, or chunks sent as they come (a streamed answer: chat's events).
+Response = tuple[int, list[tuple[str, str]], bytes | Iterable[bytes]]
 # Requests that start ingestion: they wait behind every other request (see LaneDispatcher).
 INGEST_ROUTES = frozenset({f"{PREFIX}/add/message", f"{PREFIX}/add/feedback",
                            f"{EVEROS_PREFIX}/memories", f"{EVEROS_PREFIX}/memories/group",
@@ -158,9 +160,12 @@ class EngramApp:
         except Exception:
             log.exception("%s %s failed", method, path)
             status, headers, body = json_error(500, "internal error", path)
-        if status not in (204, 304):
+        streamed = not isinstance(body, bytes)
+        if status not in (204, 304) and not streamed:
             headers.append(("Content-Length", str(len(body))))
         start_response(f"{status} {reason(status)}", headers)
+        if streamed:  # no length: waitress sends it chunked, each piece as it comes
+            return body  # type: ignore[return-value]
         return [] if method == "HEAD" or status in (204, 304) else [body]
 
     def _handle(self, method: str, raw_path: str, path: str,
@@ -198,7 +203,11 @@ class EngramApp:
                 return json_error(error.status_code, error.message, path)
         event = proxy_event(method, raw_path, headers, body, tenant,
                             environ.get("REMOTE_ADDR", ""), base64_encoded=form)
-        return self._response(self._resolver.resolve(event, LambdaContext()))
+        with stream_slot() as slot:
+            response = self._response(self._resolver.resolve(event, LambdaContext()))
+        if slot.chunks is not None and response[0] == 200:
+            return response[0], response[1], (chunk.encode() for chunk in slot.chunks)
+        return response
 
     @staticmethod
     def _response(response: dict[str, Any]) -> Response:

@@ -313,3 +313,5 @@ class ErasureReceipt(BaseModel):
     work_objects: int = 0  # step outputs and content-job records of unfinished tasks
     index_rows: int = 0  # search index rows
     tasks: int = 0  # task rows (get/status of each now answers 404)
+    # profile instances (MemOS profiles) of the user; left out of the answer when none
+    profiles: int = Field(default=0, exclude_if=lambda v: v == 0)

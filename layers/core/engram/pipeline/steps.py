@@ -71,6 +71,9 @@ class PipelineDeps:
     # Errors the workflow should retry rather than report as an item's failure (AWS
     # throttling and timeouts on AWS; nothing locally).
     transient: Callable[[BaseException], bool] = field(default=never)
+    # After a task completed: its user's profiles filled by the LLM (tenant, user);
+    # None without an LLM (profiles are then filled when read, services/profiles.py).
+    fill_profiles: Callable[[str, str], object] | None = None
 
 
 def memory_writers(llm: LanguageModel | None) -> tuple[Extractor, ConflictResolver | None]:
@@ -261,6 +264,13 @@ def index(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
         if len(plan.decisions) > MAX_DECISIONS_SHOWN:
             task.warnings.append(f"index: {len(plan.decisions) - MAX_DECISIONS_SHOWN} more "
                                  "decisions not listed in memory_views")
+        if deps.fill_profiles is not None and (plan.added or plan.updated or plan.deleted):
+            # Before the task completes, so a client that saw it complete reads profiles
+            # that know its memories. A profile left unfilled must not fail the task.
+            try:
+                deps.fill_profiles(ref.tenant_id, ref.user_id)
+            except Exception:  # noqa: BLE001
+                log.exception("profiles of task %s's user not filled", ref.task_id)
         deps.tasks.save(task)
     deps.objects.delete_prefix(work_prefix(ref.tenant_id, ref.task_id))
     return ref

@@ -70,6 +70,8 @@ class MemoryService:
     # Drops what other services keep about an erased user (tenant, user): the EverOS v2
     # record of which conversations they wrote to (services/directory.py forget_owner).
     forget_owner: Callable[[str, str], None] = field(default=lambda tenant, user: None)
+    # Erases a user's profiles (tenant, user) and answers how many: ProfileService's.
+    erase_profiles: Callable[[str, str], int] = field(default=lambda tenant, user: 0)
 
     def page(self, tenant_id: str, spec: PageSpec) -> MemoryPage:
         return self.memories.list_active(tenant_id, spec.user_id, spec.types, spec.offset,
@@ -184,6 +186,7 @@ class MemoryService:
         receipt.index_rows = self.index.remove_user(tenant_id, user_id, [m.id for m in memories])
         self.memories.erase(tenant_id, [m.id for m in memories])
         receipt.messages = self.messages.delete_user(tenant_id, user_id)
+        receipt.profiles = self.erase_profiles(tenant_id, user_id)
 
         for key in self.objects.delete_prefix(user_prefix(tenant_id, user_id)):
             if "/items/" in key:

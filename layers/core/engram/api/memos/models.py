@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from engram.api.memos.profile_models import ProfileDetail
 from engram.models.content import ItemStatus
 from engram.models.domain import ErasureReceipt, TokenUsage
 from engram.models.identifiers import Id
@@ -322,6 +323,9 @@ class SearchData(BaseModel):
     preference_detail_list: list[PreferenceDetail]
     tool_memory_detail_list: list[ToolMemoryDetail]
     preference_note: str
+    # The user's profiles (MemOS's profile_detail_list): every one bound, filled.
+    profile_detail_list: list[ProfileDetail] | None = Field(
+        default=None, exclude_if=lambda v: v is None)  # left out when the user has none
 
 
 # --- get/memory, update/memory, delete/memory, get/message -----------------------------
@@ -343,6 +347,8 @@ class GetMemoryData(BaseModel):
     size: int
     current: int
     pages: int
+    profile_detail_list: list[ProfileDetail] | None = Field(
+        default=None, exclude_if=lambda v: v is None)  # as search/memory's
 
 
 class UpdateMemoryRequest(Request):

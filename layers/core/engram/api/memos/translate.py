@@ -11,6 +11,7 @@ get/memory; get/memory's preferences and tool memories are their first page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import ceil
 from typing import Any
@@ -40,6 +41,7 @@ from engram.api.memos.presenters import (
     shared_detail,
     tool_detail,
 )
+from engram.api.memos.profile_models import ProfileDetail
 from engram.errors import Unprocessable
 from engram.models.content import ItemInput
 from engram.models.domain import FACT_TYPES, TOOL_TYPES, MemoryStatus, MemoryType, Role, Task
@@ -231,6 +233,9 @@ class MemosTranslator:
     search_service: SearchService
     memories: MemoryService
     tasks: TaskService
+    # The user's (and agent's) profiles, shown with search/memory and get/memory
+    # (api/memos/profiles.py); None: no profile list.
+    profile_details: Callable[[str, str | None, str | None], list[ProfileDetail]] | None = None
     knowledge: KnowledgeService | None = None
 
     def _knowledge_bases(self, tenant_id: str, ids: list[str] | None, field_name: str) -> None:
@@ -287,7 +292,14 @@ class MemosTranslator:
                                     for s in result.preferences],
             tool_memory_detail_list=[tool_detail(s.memory, s.relativity) for s in result.tools],
             preference_note=result.preference_note,
+            profile_detail_list=self._profiles(tenant_id, req.user_id, req.agent_id),
         )
+
+    def _profiles(self, tenant_id: str, user_id: str | None,
+                  agent_id: str | None) -> list[ProfileDetail] | None:
+        if self.profile_details is None:
+            return None
+        return self.profile_details(tenant_id, user_id, agent_id) or None
 
     def get_memory(self, tenant_id: str, req: GetMemoryRequest) -> GetMemoryData:
         """A page of facts; preferences and tool memories (when asked for) are their first
@@ -306,7 +318,8 @@ class MemosTranslator:
             preference_detail_list=[preference_detail(m) for m in preferences],
             tool_memory_detail_list=[tool_detail(m) for m in tools],
             total=facts.total, size=req.size, current=req.page,
-            pages=ceil(facts.total / req.size))
+            pages=ceil(facts.total / req.size),
+            profile_detail_list=self._profiles(tenant_id, req.user_id, None))
 
     def get_memory_by_id(self, tenant_id: str, memory_id: str) -> MemoryDetail:
         return memory_detail(self.memories.get(tenant_id, memory_id), with_history=True)
