@@ -233,6 +233,7 @@ def sqs_record(body: str, queue_url: str, message_id: str | None = None) -> dict
 @contextmanager
 def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
                job_timeout_seconds: int = 20,
+               wake_wait_seconds: float = 0,
                vision: VisionSettings | None = None,
                llm: LlmSettings | None = None) -> Iterator[MotoStack]:
     """Everything the template declares that the handlers touch, in moto, and the
@@ -279,7 +280,8 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
             idempotency_table=tables["idempotency"].name, bucket=BUCKET,
             state_machine_arn=machine,
             opensearch=OpenSearchSettings(endpoint=f"http://127.0.0.1:{search.port}",
-                                          service="es", index="engram-memories"),
+                                          service="es", index="engram-memories",
+                                          wake_wait_seconds=wake_wait_seconds),
             embedding=EmbeddingSettings(model_id=HashingEmbedder.model_name,
                                         dimension=HashingEmbedder.dimension)))
         clients = AwsClients(
