@@ -585,11 +585,14 @@ def _handler_for(fake: FakeOpenSearch) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             status, body = fake.handle(self.command, self.path, raw)
             payload = b"" if body is None or self.command == "HEAD" else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up on a held request
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
 

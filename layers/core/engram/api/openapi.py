@@ -28,7 +28,8 @@ ERRORS = (
     "as application/json (a missing Content-Type is read as JSON); 422: a field that breaks "
     f"its rule, named (`messages.3.chat_time: ...`), a body that is not a JSON object or nests "
     f"deeper than {MAX_JSON_DEPTH}, a lone surrogate in any string, a control character "
-    f"(U+0000-U+001F, U+007F-U+009F) in an identifier, a time not {RANGE}.")
+    f"(U+0000-U+001F, U+007F-U+009F) in an identifier, a time not {RANGE}; 503: the "
+    "memory index is waking up (on AWS; retry after `Retry-After` seconds).")
 
 WHY = {
     400: "The body is not UTF-8 or not valid JSON (or a request the route cannot serve)",
@@ -39,9 +40,12 @@ WHY = {
     413: "The body, or an item in it, is over its size limit (named in `message`)",
     415: "The body is not sent as application/json",
     422: "A field breaks its rule (each is named in `message`, e.g. `messages.0.role: ...`)",
+    503: "The memory index is not answering yet (on AWS, an OpenSearch Serverless collection "
+         "that scaled to zero takes 10-30 s to come back): retry after `Retry-After` seconds",
 }
 BODY = (400, 401, 413, 415, 422)  # any route that reads a JSON body
 PARAMS = (401, 422)  # a GET route with path or query parameters
+INDEX = 503  # a route that reads or writes the memory index
 
 
 def _answer(status: int, model: type) -> dict[str, Any]:
