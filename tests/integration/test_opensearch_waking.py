@@ -16,6 +16,7 @@ from tests.fakes.aws import aws_credentials  # noqa: F401 - fixture
 from tests.fakes.opensearch_server import FakeOpenSearch
 from tests.integration.aws_stack import MotoStack, invoke, load_event, moto_stack
 
+from engram.adapters import opensearch_index
 from engram.adapters.opensearch_index import (
     REQUEST_TIMEOUT_SECONDS,
     WAKE_RETRY_AFTER_SECONDS,
@@ -94,6 +95,29 @@ def test_a_held_request_is_given_up_within_the_budget_not_the_client_timeout(fak
     with pytest.raises(IndexWaking, match="did not answer"):
         search(index)
     assert time.monotonic() - started < 3.5  # budget + one attempt of at least 1 s
+
+
+def test_calls_in_a_row_share_one_wait_so_a_request_never_waits_twice(fake, monkeypatch):
+    """An API request makes several index calls (the search side wakes, then the indexing
+    side is asleep too): together they wait no longer than one budget, or the request
+    would run past API Gateway's 29 s."""
+    index = stored_index(fake, wake_wait_seconds=1.5)
+    fake.scale_to_zero(1.0)
+    started = time.monotonic()
+    assert len(search(index)) == 1  # waited for the search side
+    fake.scale_to_zero(60)  # the indexing side is still asleep
+    memory = Memory(tenant_id="t1", user_id="u1", memory_key="oolong",
+                    memory_value="The user likes oolong.", memory_type=MemoryType.long_term)
+    with pytest.raises(IndexWaking):
+        index.upsert([memory], np.eye(1, DIM, dtype=np.float32))
+    assert time.monotonic() - started < 2.5  # one budget (1.5 s) and one attempt, not two
+
+    # 29 s later (a new request, after Retry-After) the index waits again.
+    monkeypatch.setattr(opensearch_index.time, "monotonic",
+                        lambda real=time.monotonic: real() + 30)
+    fake.scale_to_zero(0.5)
+    index.upsert([memory], np.eye(1, DIM, dtype=np.float32))
+    assert len(fake.indices["memories"].docs) == 2
 
 
 def test_writes_wait_too_and_a_step_leaves_as_retryable_error(fake):

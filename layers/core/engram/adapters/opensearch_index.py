@@ -63,6 +63,7 @@ REQUEST_TIMEOUT_SECONDS = 10.0  # one attempt, never past what is left of the wa
 WAKE_FIRST_DELAY_SECONDS = 0.5  # then doubled, at most WAKE_MAX_DELAY_SECONDS
 WAKE_MAX_DELAY_SECONDS = 4.0
 WAKE_RETRY_AFTER_SECONDS = 10  # what is left of a 30 s wake after the API's wait
+API_TIMEOUT_SECONDS = 29  # API Gateway's integration timeout: one request's whole time
 T = TypeVar("T")
 
 
@@ -186,6 +187,10 @@ class OpenSearchMemoryIndex:
         self._space_type = space_type
         self._wake_wait = max(0.0, wake_wait_seconds)
         self._call = threading.local()  # the deadline of the call under way in this thread
+        # When this process last began to wait for a waking index: every call in the
+        # following 29 s (an API request makes several) shares that wait's deadline, so a
+        # request never waits twice.
+        self._wait_began = float("-inf")
 
     def ensure_index(self) -> None:
         """Create the index if it is missing; refuse one built for other vectors (the
@@ -464,18 +469,24 @@ class OpenSearchMemoryIndex:
     def _patiently(self, call: Callable[[], T]) -> T:
         """`call()`, repeated with backoff while the index is waking (IndexWaking), until
         the wake budget is spent; then IndexWaking says what is happening. A call made
-        inside another shares the outer call's budget."""
+        inside another shares the outer call's budget, and a call made within 29 s of
+        the start of an earlier wait shares that wait's deadline (past it: one attempt)."""
         if getattr(self._call, "deadline", None) is not None:
             return call()
         started = time.monotonic()
-        self._call.deadline = started + self._wake_wait
+        sharing = started - self._wait_began < API_TIMEOUT_SECONDS
+        deadline = (self._wait_began if sharing else started) + self._wake_wait
+        self._call.deadline = deadline
         delay = WAKE_FIRST_DELAY_SECONDS
         try:
             while True:
                 try:
                     return call()
                 except IndexWaking as exc:
-                    if time.monotonic() + delay >= self._call.deadline:
+                    if not sharing:
+                        self._wait_began, sharing = started, True
+                    left = deadline - time.monotonic()
+                    if left < WAKE_FIRST_DELAY_SECONDS / 5:
                         waited = time.monotonic() - started
                         raise IndexWaking(
                             f"the memory index is not answering yet (waited {waited:.0f} s): "
@@ -483,7 +494,7 @@ class OpenSearchMemoryIndex:
                             "10-30 s to get its capacity back; retry in "
                             f"{WAKE_RETRY_AFTER_SECONDS} s ({exc.message})",
                             WAKE_RETRY_AFTER_SECONDS) from exc
-                    time.sleep(delay)
+                    time.sleep(min(delay, left))  # the last attempt at the deadline
                     delay = min(delay * 2, WAKE_MAX_DELAY_SECONDS)
         finally:
             self._call.deadline = None
