@@ -153,6 +153,11 @@ def test_the_express_workflow_runs_the_same_steps_and_hands_trouble_to_the_stand
     assert hand_over["Resource"] == "arn:aws:states:::states:startExecution"
     assert hand_over["Parameters"]["Name.$"] == "$.task_id"  # one Standard run per task
     assert set(hand_over["Parameters"]["Input"]) == {"tenant_id.$", "task_id.$", "user_id.$"}
+    already, anything = hand_over["Catch"]  # handed over before: done, not failed
+    assert already == {"ErrorEquals": ["StepFunctions.ExecutionAlreadyExistsException"],
+                       "ResultPath": None, "Next": "HandedOver"}
+    assert anything["ErrorEquals"] == ["States.ALL"] and anything["Next"] == "MarkFailed"
+    assert states["HandedOver"]["Type"] == "Succeed"
     props = template["Resources"]["IngestTextStateMachine"]["Properties"]
     assert props["DefinitionSubstitutions"]["StandardStateMachineArn"] == {
         "Ref": "IngestStateMachine"}

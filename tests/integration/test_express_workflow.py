@@ -153,13 +153,21 @@ def test_a_permanent_failure_on_express_marks_the_task_failed_and_a_retry_runs_o
     assert task.status == TaskStatus.failed
     assert task.error.startswith("parse: PermanentError: missing pipeline object requests/")
 
+    # Express starts at least once: a repeated execution leaves the failed task as it is.
+    stack.sfn.start_execution(stateMachineArn=express(stack), name=f"{ref.task_id}-again",
+                              input=ref.model_dump_json())
+    again = stack.wait_for_execution(f"{ref.task_id}-again", machine=express(stack))
+    assert again["status"] == "SUCCEEDED", again  # every step found the task failed
+    assert stack.task(ref.task_id).error == task.error
+
     # retry/task: a failed task's next attempt takes the Standard workflow (its full
     # retries and timeouts), named <task id>-<attempt>.
     stack.s3.put_object(Bucket=bucket, Key=key, Body=raw)
     retried = stack.runtime.services.tasks.retry(TENANT, ref.task_id)
     name = f"{ref.task_id}-{retried.attempt}"
     assert stack.wait_for_execution(name, machine=standard(stack))["status"] == "SUCCEEDED"
-    assert [e["name"] for e in stack.executions(express(stack))] == [ref.task_id]
+    assert {e["name"] for e in stack.executions(express(stack))} == {
+        ref.task_id, f"{ref.task_id}-again"}  # none for the retry
     assert stack.task(ref.task_id).status == TaskStatus.completed
 
 
