@@ -78,4 +78,4 @@ lint: setup
 	$(BIN)/ruff check layers tests functions scripts bench
 
 clean:
-	rm -rf $(VENV) .venv-compat .venv-everos .venv-fuzz $(SAM_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) .venv-compat .venv-everos .venv-everos-cloud .venv-everos-mcp .venv-fuzz $(SAM_VENV) .aws-sam .pytest_cache

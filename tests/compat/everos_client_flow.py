@@ -8,8 +8,8 @@ Run with the test-only virtualenv (tests/compat/setup_everos_venv.sh makes it):
 
 The SDK is used unmodified: its transparent multimodal add signs the local files, uploads
 them by S3 POST to the returned forms and sends the object keys; then task status,
-search, get, group and agent adds, flush and delete. Every step checks the content on top
-of the SDK's own response models. Success prints exactly one line
+search, get, group and agent adds, groups, senders and settings, flush and delete. Every
+step checks the content on top of the SDK's own response models. Success prints exactly one line
 "everos client flow ok"; a failure raises FlowFailure naming the step. Standard library
 plus the SDK only.
 """
@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 import httpx
-from everos import EverOS, NotFoundError, PermissionDeniedError
+from everos import EverOS, NotFoundError, PermissionDeniedError, UnprocessableEntityError
 
 TIMESTAMP_MS = 1766041646311
 TASK_TIMEOUT_S = 120.0
@@ -155,11 +155,20 @@ def run(args: argparse.Namespace) -> None:
     except NotFoundError:
         pass
 
-    at("group memories")
+    at("senders and groups: a sender's name speaks for its group messages")
     group = f"{user}-team"
+    alice = f"{user}-alice"
+    made = client.v1.senders.create(sender_id=alice, name="Alice")
+    check(made.data is not None and made.data.sender_id == alice and made.data.name == "Alice",
+          "senders.create should answer the sender", made)
+    check(bool(made.data.created_at) and bool(made.data.updated_at), "sender times", made)
+    made = client.v1.groups.create(group_id=group, name="Offsite crew")
+    check(made.data is not None and made.data.group_id == group
+          and made.data.name == "Offsite crew", "groups.create should answer the group", made)
+
     added = client.v1.memories.group.add(group_id=group, async_mode=False, messages=[
-        {"role": "user", "timestamp": TIMESTAMP_MS, "sender_id": "u-alice",
-         "sender_name": "Alice", "content": "I booked the team offsite in Lisbon."},
+        {"role": "user", "timestamp": TIMESTAMP_MS, "sender_id": alice,
+         "content": "I booked the team offsite in Lisbon."},
         {"role": "user", "timestamp": TIMESTAMP_MS + 1000, "sender_id": "u-bob",
          "sender_name": "Bob", "content": "I will bring the projector."}])
     check(added.data.status == "extracted", "a sync group add should be extracted", added)
@@ -169,6 +178,49 @@ def run(args: argparse.Namespace) -> None:
     check("Alice" in hits[0].episode, "the speaker should be named", hits[0])
     flushed = client.v1.memories.group.flush(group_id=group)
     check(flushed.data.status == "no_extraction", "nothing is pending to flush", flushed)
+
+    at("groups and senders: read, patch, and another tenant's ids")
+    got = client.v1.groups.retrieve(group)
+    check(got.data.name == "Offsite crew", "groups.retrieve should answer the group", got)
+    check(got.model_dump().get("data", {}).get("sender_ids") == sorted([alice, "u-bob"]),
+          "the group add should have recorded its members", got)
+    patched = client.v1.groups.patch(group, description="Lisbon, spring")
+    check(patched.data.description == "Lisbon, spring" and patched.data.name == "Offsite crew",
+          "groups.patch should change only the description", patched)
+    bob = client.v1.senders.retrieve("u-bob")
+    check(bob.data.name == "Bob", "a group message's sender_name should name the sender", bob)
+    renamed = client.v1.senders.patch("u-bob", name="Robert")
+    check(renamed.data.name == "Robert", "senders.patch should rename", renamed)
+    for call in (lambda: other.v1.groups.retrieve(group),
+                 lambda: other.v1.groups.patch(group, name="taken"),
+                 lambda: other.v1.senders.retrieve(alice),
+                 lambda: other.v1.senders.patch(alice, name="Mallory")):
+        try:
+            call()
+            raise FlowFailure(f"[{_step}] another tenant read or changed a group or sender")
+        except NotFoundError:
+            pass
+    check(client.v1.senders.retrieve(alice).data.name == "Alice", "still Alice")
+
+    at("settings")
+    settings = client.v1.settings.retrieve()
+    check(settings.data is not None and settings.data.timezone == "UTC",
+          "settings should start from the defaults", settings)
+    updated = client.v1.settings.update(timezone="Europe/Lisbon", extraction_mode="pro",
+                                        llm_custom_setting={"extraction": {
+                                            "provider": "openai", "model": "gpt-4o-mini"}})
+    check(updated.data.timezone == "Europe/Lisbon" and updated.data.extraction_mode == "pro",
+          "settings.update should change what it was given", updated)
+    check(updated.data.boundary_detection_timeout == settings.data.boundary_detection_timeout
+          and updated.data.created_at == settings.data.created_at, "the rest stays", updated)
+    check(client.v1.settings.retrieve().data.llm_custom_setting == {
+        "extraction": {"provider": "openai", "model": "gpt-4o-mini"}}, "stored")
+    check(other.v1.settings.retrieve().data.timezone == "UTC", "settings are per tenant")
+    try:
+        client.v1.settings.update(timezone="Mars/Olympus_Mons")
+        raise FlowFailure(f"[{_step}] an unknown time zone was accepted")
+    except UnprocessableEntityError as exc:
+        check("timezone" in str(exc), "the 422 should name the field", str(exc))
 
     at("agent memory")
     added = client.v1.memories.agent.add(user_id=user, async_mode=False, messages=[

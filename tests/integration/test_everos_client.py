@@ -1,7 +1,7 @@
 """EverOS's official Python SDK (PyPI everos==0.1.1, `from everos import EverOS`), unmodified,
 against a real `engram serve`: its transparent multimodal add (sign, S3-style POST upload,
 object keys in place of local paths), task status, search, get, group and agent memory,
-flush and delete.
+groups, senders and settings (another tenant's ids are 404s), flush and delete.
 
 The SDK lives in its own virtualenv (.venv-everos, made by
 tests/compat/setup_everos_venv.sh), so the flow runs as a subprocess:

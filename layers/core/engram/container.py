@@ -22,8 +22,10 @@ from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import (
     AcceptOnce,
     ApiKeyStore,
+    DirectoryStore,
     Embedder,
     ImageDescriber,
+    KnowledgeStore,
     LanguageModel,
     MemoryIndex,
     MemoryStore,
@@ -39,12 +41,15 @@ from engram.ports import (
     UrlFetcher,
 )
 from engram.services.attachments import AttachmentIntake
+from engram.services.directory import DirectoryService
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
+from engram.services.knowledge import KnowledgeService
 from engram.services.memories import MemoryService
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
+from engram.services.url_policy import SsrfPolicy
 
 
 def _nothing() -> None:
@@ -66,6 +71,7 @@ class PortSet:
     fetcher: UrlFetcher
     ocr: Ocr
     accept_once: AcceptOnce  # adds accepted once per idempotency key
+    directory: DirectoryStore  # EverOS groups, senders, settings, conversation owners
     llm: LanguageModel | None = None  # None: rule-based extraction and conflict resolution
     transcriber: Transcriber | None = None  # None: audio and video are not read here
     describer: ImageDescriber | None = None  # None: images are read by OCR alone
@@ -81,6 +87,7 @@ class PortSet:
     # Errors the workflow retries rather than report as an item's failure (AWS throttling).
     transient: Callable[[BaseException], bool] = never
     after_erase: Callable[[], None] = _nothing  # locally: SQLite WAL checkpoints
+    knowledge: KnowledgeStore | None = None  # MemOS knowledge bases (None: not served)
 
 
 class TaskRunner(Protocol):
@@ -109,6 +116,8 @@ class Services:
     tasks: TaskService
     keys: ApiKeyService
     uploads: UploadService  # object/sign, and the object keys adds name
+    directory: DirectoryService  # EverOS groups, senders, settings
+    knowledge: KnowledgeService | None = None  # MemOS knowledge bases
 
 
 def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
@@ -146,9 +155,19 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         hold_user=runner.hold, after_erase=ports.after_erase,
         forget_content_job=partial(forget_job, ports.objects))
     tasks = TaskService(ports.tasks, runner)
+    knowledge = None
+    if ports.knowledge is not None:
+        # the parse step's reader without asynchronous jobs: a file is read while its
+        # request waits
+        knowledge = KnowledgeService(
+            store=ports.knowledge, objects=ports.objects, memories=ports.memories,
+            index=ports.index, embedder=ports.embedder,
+            reader=ContentReader(ocr=ports.ocr, fetcher=ports.fetcher, limits=limits),
+            url_policy=SsrfPolicy(settings.fetch_allow_hosts), after_erase=ports.after_erase)
     return Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks,
-        keys=ApiKeyService(ports.api_keys), uploads=uploads)
+        keys=ApiKeyService(ports.api_keys), uploads=uploads,
+        directory=DirectoryService(ports.directory), knowledge=knowledge)
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

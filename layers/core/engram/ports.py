@@ -22,6 +22,7 @@ from engram.models.domain import (
     TokenUsage,
 )
 from engram.models.filters import FilterNode
+from engram.models.knowledge import KnowledgeBase, KnowledgeFile
 from engram.models.parsed import ParseResult, Transcript
 from engram.models.pipeline import ToolCallRecord
 from engram.models.requests import AcceptResult
@@ -226,6 +227,37 @@ class MemoryIndex(Protocol):
         cosine, best first, `lexical` 0 (dedupe compares a request's candidates at once)."""
         ...
 
+    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int,
+                     scope: str | None = None) -> list[str]:
+        """Up to `limit` ids of the tenant's indexed (activated) memories that `where`
+        admits. Without `scope`: across its users (delete/memory by agent_id or filter),
+        rows a user owns, never a shared scope's own rows (knowledge-base passages). With
+        a shared `scope`: every row readable in it, whoever owns it."""
+        ...
+
+
+class KnowledgeStore(Protocol):
+    """Knowledge bases and their files' records, by tenant. The passages themselves are
+    memories (MemoryStore, MemoryIndex) and the files' bytes objects (ObjectStore)."""
+
+    def put_base(self, base: KnowledgeBase) -> None: ...
+
+    def get_base(self, tenant_id: str, knowledgebase_id: str) -> KnowledgeBase | None: ...
+
+    def delete_base(self, tenant_id: str, knowledgebase_id: str) -> None: ...
+
+    def put_file(self, file: KnowledgeFile) -> None: ...
+
+    def get_files(self, tenant_id: str, file_ids: Sequence[str]) -> list[KnowledgeFile]:
+        """These files of the tenant, in the order asked (unknown ids left out)."""
+        ...
+
+    def list_files(self, tenant_id: str, knowledgebase_id: str) -> list[KnowledgeFile]:
+        """Every file of a knowledge base, oldest first."""
+        ...
+
+    def delete_files(self, files: Sequence[KnowledgeFile]) -> None: ...
+
 
 class Embedder(Protocol):
     model_name: str
@@ -328,6 +360,25 @@ class ConflictResolver(Protocol):
         """`neighbours[i]`: the existing memories nearest candidate i, best first.
         `feedback`: the candidates are the user's corrections of what is remembered.
         Every candidate gets at least one operation; a candidate left out is added."""
+        ...
+
+
+class DirectoryStore(Protocol):
+    """Small records of a tenant kept beside its memories (services/directory.py): JSON
+    text under (tenant, collection, key); a collection lists its records by key."""
+
+    def get_entry(self, tenant_id: str, collection: str, key: str) -> str | None: ...
+
+    def put_entry(self, tenant_id: str, collection: str, key: str, body: str) -> None: ...
+
+    def list_entries(self, tenant_id: str, collection: str) -> list[tuple[str, str]]:
+        """(key, body) of every record in the collection, by key."""
+        ...
+
+    def delete_entry(self, tenant_id: str, collection: str, key: str) -> None: ...
+
+    def delete_collection(self, tenant_id: str, collection: str) -> int:
+        """Remove every record of the collection; how many there were."""
         ...
 
 

@@ -2,7 +2,10 @@
 persisted in a SQLite file of its own.
 
 Every (tenant_id, user_id) is a separate partition with its own matrix, inverted index
-and length statistics, so another user's rows are never scored at all. Exact search is
+and length statistics, so another user's rows are never scored at all. A memory shared
+beyond its owner (public, or written into knowledge bases) sits in the partition of each
+shared scope too (models/knowledge.py `read_scopes`): searching a scope is searching that
+partition, and removing the memory takes it out of every one. Exact search is
 a single matrix-vector product (3-7 ms for 100k × 384 on two cores), which is
 cheaper than maintaining an ANN graph at this size and never loses recall under filters.
 
@@ -27,6 +30,7 @@ import numpy as np
 
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import TIME_FIELDS, Condition, FilterNode, facet_values
+from engram.models.knowledge import is_shared_scope, read_scopes
 from engram.ports import IndexHit, IndexQuery
 from engram.retrieval.fusion import candidate_count
 from engram.retrieval.lexical import bm25_idf, bm25_term_scores, tokenize
@@ -63,7 +67,7 @@ class LocalMemoryIndex:
         self._lock = threading.RLock()
         self._db = _connect(path)
         self._partitions: dict[PartitionKey, _Partition] = {}
-        self._partition_of: dict[EntryKey, PartitionKey] = {}
+        self._partition_of: dict[EntryKey, set[PartitionKey]] = {}
         self._dimension: int | None = None
         self._load()
 
@@ -111,7 +115,8 @@ class LocalMemoryIndex:
                 self._drop(key)
 
     def remove_user(self, tenant_id: str, user_id: str, ids: Sequence[str] = ()) -> int:
-        """The user's partition holds every row of theirs (`ids` adds nothing here)."""
+        """The user's partition holds every row of theirs (`ids` adds nothing here); each
+        goes from the shared scopes' partitions too."""
         with self._lock:
             partition = self._partitions.get((tenant_id, user_id))
             keys = [(tenant_id, memory_id) for memory_id in (partition.ids if partition else [])]
@@ -183,6 +188,22 @@ class LocalMemoryIndex:
             self._check_dimension(queries.shape[1])
             return partition.nearest(queries, k, wanted)
 
+    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int,
+                     scope: str | None = None) -> list[str]:
+        """From the partitions of the tenant's users (a memory is in its owner's once), or
+        from the one of `scope`."""
+        found: list[str] = []
+        with self._lock:
+            for (tenant, owner), partition in self._partitions.items():
+                if tenant != tenant_id or (
+                        owner != scope if scope is not None else is_shared_scope(owner)):
+                    continue
+                rows = np.flatnonzero(partition._filter_mask(where))
+                found += [partition.ids[r] for r in rows.tolist()]
+                if len(found) >= limit:
+                    return found[:limit]
+        return found
+
     # --- state ----------------------------------------------------------------------
     def _load(self) -> None:
         rows = self._db.execute("SELECT vector, tokens, memory FROM entries ORDER BY rowid")
@@ -193,21 +214,24 @@ class LocalMemoryIndex:
 
     def _place(self, memory: Memory, vector: np.ndarray, tokens: list[str]) -> None:
         entry = (memory.tenant_id, memory.id)
-        target = (memory.tenant_id, memory.user_id)
-        if self._partition_of.get(entry, target) != target:
-            self._drop(entry)  # the memory changed owner: leave the old partition
-        partition = self._partitions.get(target)
-        if partition is None:
-            partition = self._partitions[target] = _Partition(len(vector))
-        partition.put(memory, vector, tokens)
-        self._partition_of[entry] = target
+        targets = {(memory.tenant_id, scope) for scope in read_scopes(memory)}
+        # partitions it no longer belongs to (another owner, a scope it left)
+        for key in self._partition_of.get(entry, set()) - targets:
+            self._leave(key, memory.id)
+        for target in targets:
+            partition = self._partitions.get(target)
+            if partition is None:
+                partition = self._partitions[target] = _Partition(len(vector))
+            partition.put(memory, vector, tokens)
+        self._partition_of[entry] = targets
 
     def _drop(self, entry: EntryKey) -> None:
-        key = self._partition_of.pop(entry, None)
-        if key is None:
-            return
+        for key in self._partition_of.pop(entry, set()):
+            self._leave(key, entry[1])
+
+    def _leave(self, key: PartitionKey, memory_id: str) -> None:
         partition = self._partitions[key]
-        partition.remove(entry[1])
+        partition.remove(memory_id)
         if partition.size == 0:
             del self._partitions[key]
 

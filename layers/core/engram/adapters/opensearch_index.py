@@ -8,6 +8,11 @@ narrows the graph search, so one user among millions still gets k results), and 
 local index; a second _msearch then scores each list's ids on the other signal, so every
 hit carries a cosine and a BM25 score, like LocalMemoryIndex's hits.
 
+A memory shared beyond its owner (public, or written into knowledge bases) lists those
+shared scopes beside its owner in `user_id` (a keyword array, models/knowledge.py
+`read_scopes`): a search of a scope is the same term filter as a search of a user, and
+the mapping needs no new field.
+
 Documents are keyed `<tenant>:<memory id>`. Serverless classic collections refuse custom
 ids: with `use_custom_ids=False` documents get generated ids and are found again through
 their `memory_id` keyword to be replaced or removed (search, then bulk delete; no
@@ -38,6 +43,7 @@ from opensearchpy.exceptions import RequestError, TransportError
 from engram.errors import PermanentError, RetryableError, ServiceUnavailable
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import Condition, FilterError, FilterNode
+from engram.models.knowledge import is_shared_scope, read_scopes
 from engram.ports import IndexHit, IndexQuery
 from engram.retrieval.fusion import candidate_count
 
@@ -374,6 +380,31 @@ class OpenSearchMemoryIndex:
                         for i, d in self._dense_scores(response).items()),
                        key=lambda hit: (-hit.dense, hit.id)) for response in found]
 
+    def matching_ids(self, tenant_id: str, where: FilterNode, limit: int,
+                     scope: str | None = None) -> list[str]:
+        """Documents of the tenant that `where` admits: without `scope`, not the ones a
+        shared scope owns (their first user_id, the owner, is a scope); with it, those
+        readable in it."""
+        return self._patiently(lambda: self._matching_ids(tenant_id, where, limit, scope))
+
+    def _matching_ids(self, tenant_id: str, where: FilterNode, limit: int,
+                      scope: str | None) -> list[str]:
+        terms: list[dict[str, Any]] = [{"term": {"tenant_id": tenant_id}}]
+        if scope is not None:
+            terms.append({"term": {"user_id": scope}})
+        body = {"size": min(limit, LOOKUP_SIZE), "_source": ["memory_id", "user_id"],
+                "query": {"bool": {"filter": [*terms, compile_filter_dsl(where)]}}}
+        with _classified():
+            hits = self._client.search(index=self._index, body=body,
+                                       **self._timeout())["hits"]["hits"]
+        found = []
+        for hit in hits:
+            owners = hit["_source"].get("user_id")
+            owner = owners[0] if isinstance(owners, list) else owners
+            if scope is not None or (isinstance(owner, str) and not is_shared_scope(owner)):
+                found.append(hit["_source"]["memory_id"])
+        return list(dict.fromkeys(found))
+
     # --- requests -------------------------------------------------------------------
     def _dense_search(self, query: list[float], size: int, scope: list[dict]) -> dict[str, Any]:
         # The filter sits inside the knn clause (efficient filtering), never in a
@@ -526,7 +557,8 @@ def memory_document(memory: Memory, vector: np.ndarray) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "memory_id": memory.id,
         "tenant_id": memory.tenant_id,
-        "user_id": memory.user_id,
+        # the owner first, then the shared scopes it is readable in
+        "user_id": scopes if len(scopes := read_scopes(memory)) > 1 else memory.user_id,
         "memory_type": memory.memory_type.value,
         "tags": list(memory.tags),
         INFO_FIELD: [info_pair(k, v) for k, v in sorted(memory.info.items())],

@@ -12,21 +12,34 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.models import MediaType, Parameter
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from engram import __version__
 from engram.api.everos.models import ObjectSignResponse, ObjectSignResult
 from engram.api.everos.routes import (
+    everos_groups_router,
     everos_memories_router,
     everos_objects_router,
+    everos_senders_router,
+    everos_settings_router,
     everos_tasks_router,
 )
 from engram.api.everos.translate import EverosTranslator
+from engram.api.everos.v2.routes import everos_v2_memory_router, everos_v2_objects_router
+from engram.api.everos.v2.translate import EverosV2Translator
 from engram.api.guard import (
     JsonBodyValidation,
     allowed_methods,
     check_content_type,
     parse_json_object,
+)
+from engram.api.memos.knowledge import (
+    FILE_ROUTE,
+    FORM_MEDIA_TYPE,
+    KnowledgeTranslator,
+    form_body,
+    knowledge_router,
 )
 from engram.api.memos.models import ErrorEnvelope
 from engram.api.memos.routes import memories_router, messages_router, search_router, tasks_router
@@ -36,14 +49,17 @@ from engram.api.params import body_size
 from engram.api.resolver import RequestScopedRestResolver
 from engram.container import Services
 from engram.errors import EngramError, PayloadTooLarge, ServiceUnavailable
+from engram.services.profile_items import ProfileItemService
 
 log = logging.getLogger(__name__)
 PREFIX = "/v1"
 EVEROS_PREFIX = "/api/v1"  # the EverOS routes
-MMS_PATHS = (f"{EVEROS_PREFIX}/object/",)  # answer errors in MMS's format, as EverOS does
+EVEROS_V2_PREFIX = "/api/v2"  # EverOS's v2 routes (its cloud SDK and MCP server)
+# answer errors in MMS's format, as EverOS does
+MMS_PATHS = (f"{EVEROS_PREFIX}/object/", f"{EVEROS_V2_PREFIX}/object/")
 MMS_VALIDATION_ERROR = 2018
 DESCRIPTION = ("Memory layer with the MemOS cloud API shapes (/v1) and the EverOS API "
-               f"shapes (/api/v1).\n\n{ERRORS}")
+               f"shapes (/api/v1 and /api/v2).\n\n{ERRORS}")
 
 
 def error_response(status: int, message: str, path: str = "", request_id: str = "",
@@ -93,12 +109,30 @@ class EngramResolver(RequestScopedRestResolver):
                 answers = operation.responses if operation is not None else None
                 if answers and GENERIC_422 in _json(answers.get(422)):
                     del answers[422]
+        _declare_form_upload(schema)
         used = _json(schema.paths)
         for name in GENERIC_SCHEMAS:
             if schema.components and schema.components.schemas \
                     and f"/{name}\"" not in used:
                 schema.components.schemas.pop(name, None)
         return schema
+
+
+def _declare_form_upload(schema: Any) -> None:
+    """add/knowledgebase-file also takes multipart/form-data (files in `file` parts, the
+    knowledge base in the query string): declared beside its JSON body."""
+    item = schema.paths.get(f"{PREFIX}{FILE_ROUTE}")
+    operation = item.post if item is not None else None
+    if operation is None or operation.requestBody is None:
+        return
+    operation.requestBody.content[FORM_MEDIA_TYPE] = MediaType.model_validate({"schema": {
+        "type": "object", "required": ["file"], "properties": {
+            "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                     "description": "the files (1-20), each a part named `file`"}}}})
+    operation.parameters = [*(operation.parameters or []), Parameter.model_validate({
+        "name": "knowledgebase_id", "in": "query", "required": False,
+        "description": "With a multipart/form-data body: the knowledge base (required then)",
+        "schema": {"type": "string"}})]
 
 
 def _json(value: Any) -> str:
@@ -110,31 +144,39 @@ def create_app(services: Services) -> EngramResolver:
     and every translator to the same services."""
     limits = services.ingest.limits
     memos = MemosTranslator(ingest=services.ingest, search_service=services.search,
-                            memories=services.memories, tasks=services.tasks)
+                            memories=services.memories, tasks=services.tasks,
+                            knowledge=services.knowledge)
     everos = EverosTranslator(ingest=services.ingest, search_service=services.search,
                               memories=services.memories, tasks=services.tasks,
-                              uploads=services.uploads, limits=limits)
+                              uploads=services.uploads, limits=limits,
+                              directory=services.directory)
+    everos_v2 = EverosV2Translator(v1=everos, profiles=ProfileItemService(services.memories))
     everos_body_limit = limits.max_everos_body_bytes
 
     def precheck(event: BaseProxyEvent) -> None:
         """Before the body is read: its size (EverOS's limit first, as EverOS does) and
         its Content-Type."""
         size = body_size(event.body)
-        if event.path.startswith(EVEROS_PREFIX) and size > everos_body_limit:
+        if event.path.startswith((EVEROS_PREFIX, EVEROS_V2_PREFIX)) \
+                and size > everos_body_limit:
             raise PayloadTooLarge(
-                f"request body is {size} bytes; the limit for /api/v1 routes is "
-                f"{everos_body_limit} bytes ({everos_body_limit // 1024} KB)")
+                f"request body is {size} bytes; the limit for EverOS routes (/api/v1, "
+                f"/api/v2) is {everos_body_limit} bytes ({everos_body_limit // 1024} KB)")
         check_content_type(event.headers.get("content-type"))
 
     app = EngramResolver(enable_validation=True, json_body_deserializer=parse_json_object)
     # Powertools' validation middleware runs first; this one checks before it reads the body.
-    app._request_validation_middleware = JsonBodyValidation(precheck)
+    app._request_validation_middleware = JsonBodyValidation(precheck, form_body)
     for router in (messages_router(memos), tasks_router(memos), search_router(memos),
-                   memories_router(memos)):
+                   memories_router(memos), knowledge_router(KnowledgeTranslator(
+                       services.knowledge))):
         app.include_router(router, prefix=PREFIX)
     for router in (everos_objects_router(everos), everos_memories_router(everos),
-                   everos_tasks_router(everos)):
+                   everos_tasks_router(everos), everos_groups_router(everos),
+                   everos_senders_router(everos), everos_settings_router(everos)):
         app.include_router(router, prefix=EVEROS_PREFIX)
+    for router in (everos_v2_objects_router(everos_v2), everos_v2_memory_router(everos_v2)):
+        app.include_router(router, prefix=EVEROS_V2_PREFIX)
     app.configure_openapi(title="Engram", version=__version__, description=DESCRIPTION,
                           security_schemes=SECURITY_SCHEMES, security=SECURITY)
     app.enable_swagger(path=f"{PREFIX}/docs", title="Engram", version=__version__)

@@ -3,7 +3,9 @@ is a 4xx naming the problem, never a 500: on Lambda and behind `engram serve` al
 
 - A body is `application/json` (or has no Content-Type: curl users and some MemOS
   examples omit it); anything else is a 415. Form and multipart bodies, which Powertools
-  would otherwise parse, are refused too: no route documents them.
+  would otherwise parse, are refused too, except a multipart/form-data upload to
+  add/knowledgebase-file (MemOS's client sends files so), which python-multipart reads
+  into the JSON body it stands for (api/memos/knowledge.py).
 - It is UTF-8 (400), valid JSON (400; NaN / Infinity are not JSON), nested at most
   MAX_JSON_DEPTH deep (422, found by an iterative scan of the raw text before anything
   parses it recursively), a JSON object at the top (422), and holds no lone surrogate in
@@ -122,12 +124,20 @@ class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
     Replaces the resolver's own instance, which always runs first in the middleware chain
     (a middleware added with `use` would run after the body was parsed)."""
 
-    def __init__(self, precheck: Callable[[BaseProxyEvent], None]):
+    def __init__(self, precheck: Callable[[BaseProxyEvent], None],
+                 form_body: Callable[[BaseProxyEvent], dict[str, Any] | None] | None = None):
         super().__init__()
         self._precheck = precheck
+        # The one route that also takes a form (add/knowledgebase-file, as MemOS's client
+        # uploads files): its multipart body → the JSON body it stands for, else None.
+        self._form_body = form_body
 
     def _get_body(self, app: Any) -> dict[str, Any]:
         event: BaseProxyEvent = app.current_event
+        if self._form_body is not None:
+            form = self._form_body(event)
+            if form is not None:
+                return form
         self._precheck(event)
         try:
             event.decoded_body  # noqa: B018  (base64 and UTF-8 decoding, cached)

@@ -40,6 +40,7 @@ WHY = {
     413: "The body, or an item in it, is over its size limit (named in `message`)",
     415: "The body is not sent as application/json",
     422: "A field breaks its rule (each is named in `message`, e.g. `messages.0.role: ...`)",
+    501: "This deployment does not serve the feature (named in `message`)",
     503: "The memory index is not answering yet (on AWS, an OpenSearch Serverless collection "
          "that scaled to zero takes 10-30 s to come back): retry after `Retry-After` seconds",
 }

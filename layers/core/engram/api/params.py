@@ -30,7 +30,7 @@ def check_body_size(router: Router, limit: int) -> None:
     size = body_size(router.current_event.body)
     if size > limit:
         raise PayloadTooLarge(
-            f"request body is {size} bytes; the limit for /api/v1 routes is {limit} bytes "
+            f"request body is {size} bytes; the limit for EverOS routes is {limit} bytes "
             f"({limit // 1024} KB): upload files with POST /api/v1/object/sign and send their "
             "object keys")
 

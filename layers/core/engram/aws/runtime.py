@@ -249,6 +249,8 @@ class StateMachineRunner:
 def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
               accept_once: PowertoolsAcceptOnce) -> PortSet:
     """The AWS adapters, over clients made on first use."""
+    from engram.adapters.dynamodb_directory import DynamoDirectory
+    from engram.adapters.dynamodb_knowledge import DynamoKnowledgeStore
     from engram.adapters.dynamodb_tables import (
         DynamoApiKeyStore,
         DynamoRecordStore,
@@ -264,7 +266,8 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
     from engram.aws.steps import is_transient
 
     aws = settings.aws
-    records = DynamoRecordStore(clients.dynamodb.Table(aws.records_table))
+    records_table = clients.dynamodb.Table(aws.records_table)
+    records = DynamoRecordStore(records_table)
     search = aws.opensearch
     # Images go through Textract's synchronous DetectDocumentText. A PDF with pages
     # without a text layer becomes one asynchronous Textract job and audio/video a
@@ -291,13 +294,14 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
         fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
                             max_bytes=settings.limits.max_media_bytes),
         ocr=TextractOcr(clients.textract), accept_once=accept_once,
+        directory=DynamoDirectory(clients.dynamodb.Table(aws.records_table)),
         llm=default_llm(settings),
         describer=default_describer(settings),
         callbacks=StepFunctionsCallbacks(clients.stepfunctions),
         ocr_jobs=ocr_jobs, transcription_jobs=transcription_jobs,
         transcription_off="Amazon Transcribe is disabled for this deployment "
                           "(template parameter SpeechTranscription)",
-        transient=is_transient)
+        transient=is_transient, knowledge=DynamoKnowledgeStore(records_table))
 
 
 @dataclass

@@ -19,6 +19,8 @@ from engram.adapters.local_uploads import (
 )
 from engram.adapters.minilm_embedder import MiniLMEmbedder
 from engram.adapters.onnx_embedder import OnnxMiniLMEmbedder, export_minilm_onnx
+from engram.adapters.sqlite_directory import SqliteDirectory
+from engram.adapters.sqlite_knowledge import SqliteKnowledgeStore
 from engram.adapters.sqlite_store import SqliteIdempotencyLayer, SqliteStore
 from engram.adapters.tesseract_ocr import TesseractOcr
 from engram.adapters.url_fetcher import SafeFetcher
@@ -100,9 +102,10 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
         upload_signer=LocalUploadSigner(secret, settings.upload_url),
         fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
                             max_bytes=settings.limits.max_media_bytes),
-        ocr=TesseractOcr(), accept_once=once, llm=local_llm(settings),
+        ocr=TesseractOcr(), accept_once=once, directory=SqliteDirectory(store),
+        llm=local_llm(settings),
         transcriber=local_transcriber(), describer=local_describer(settings),
-        after_erase=checkpoint)
+        after_erase=checkpoint, knowledge=SqliteKnowledgeStore(store))
     pipeline = build_pipeline(ports, settings)
     workflow = InProcessWorkflow(pipeline, settings.pipeline_workers)
     services = build_services(ports, settings, pipeline, workflow)

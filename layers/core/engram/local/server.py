@@ -38,7 +38,7 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from waitress.utilities import Error, RequestEntityTooLarge
 
 from engram.adapters.local_uploads import FORM_OVERHEAD_BYTES, LocalUploadReceiver, UploadRefused
-from engram.api.app import EVEROS_PREFIX, PREFIX, error_response
+from engram.api.app import EVEROS_PREFIX, EVEROS_V2_PREFIX, PREFIX, error_response
 from engram.errors import EngramError
 from engram.services.keys import ApiKeyService
 
@@ -57,7 +57,7 @@ Response = tuple[int, list[tuple[str, str]], bytes]
 # Requests that start ingestion: they wait behind every other request (see LaneDispatcher).
 INGEST_ROUTES = frozenset({f"{PREFIX}/add/message", f"{PREFIX}/add/feedback",
                            f"{EVEROS_PREFIX}/memories", f"{EVEROS_PREFIX}/memories/group",
-                           f"{EVEROS_PREFIX}/memories/agent"})
+                           f"{EVEROS_PREFIX}/memories/agent", f"{EVEROS_V2_PREFIX}/memory/add"})
 
 
 def is_ingest(method: str, path: str) -> bool:
@@ -76,7 +76,8 @@ class LambdaContext:
 
 
 def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: str | None,
-                tenant_id: str | None, client_ip: str) -> dict[str, Any]:
+                tenant_id: str | None, client_ip: str,
+                base64_encoded: bool = False) -> dict[str, Any]:
     split = urlsplit(raw_path)
     multi_query = parse_qs(split.query, keep_blank_values=True)
     return {
@@ -99,7 +100,7 @@ def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: str |
             "identity": {"sourceIp": client_ip},
         },
         "body": body,
-        "isBase64Encoded": False,
+        "isBase64Encoded": base64_encoded,
     }
 
 
@@ -177,21 +178,26 @@ class EngramApp:
             return json_error(413, f"request body is {length} bytes; the limit is "
                                    f"{self._max_body}", path)
         raw = environ["wsgi.input"].read(length) if length else b""
+        headers = request_headers(environ)
+        # A form upload's files are bytes: handed on base64-encoded, as API Gateway does
+        # with a binary media type (template.yaml BinaryMediaTypes).
+        form = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower() \
+            == "multipart/form-data"
         try:
-            body = raw.decode("utf-8") if raw else None
+            body = (base64.b64encode(raw).decode("ascii") if form else raw.decode("utf-8")) \
+                if raw else None
         except UnicodeDecodeError:
             return json_error(400, "request body is not UTF-8", path)
-        headers = request_headers(environ)
         tenant = None
         api_path = urlsplit(raw_path).path
-        if api_path.startswith((PREFIX, EVEROS_PREFIX)) and \
+        if api_path.startswith((PREFIX, EVEROS_PREFIX, EVEROS_V2_PREFIX)) and \
                 not api_path.startswith(PUBLIC_PATHS):
             try:
                 tenant = self._keys.tenant_for_header(headers.get("Authorization"))
             except EngramError as error:
                 return json_error(error.status_code, error.message, path)
         event = proxy_event(method, raw_path, headers, body, tenant,
-                            environ.get("REMOTE_ADDR", ""))
+                            environ.get("REMOTE_ADDR", ""), base64_encoded=form)
         return self._response(self._resolver.resolve(event, LambdaContext()))
 
     @staticmethod

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
-from engram.errors import NotFound
+from engram.errors import NotFound, Unprocessable
 from engram.models.domain import (
     ErasureReceipt,
     Memory,
@@ -20,6 +20,8 @@ from engram.models.domain import (
     content_hash,
     now_ms,
 )
+from engram.models.filters import FilterNode
+from engram.models.knowledge import is_shared_scope
 from engram.models.pipeline import segment, upload_prefix, user_prefix, work_prefix
 from engram.models.requests import MemoryEdit, PageSpec
 from engram.ports import (
@@ -35,6 +37,7 @@ from engram.retrieval.vectors import memory_vectors
 from engram.services.uploads import INBOX_PREFIX
 
 SIGNED_FOLDER = re.compile(r"[0-9a-f]{32}")  # the one-file folder object/sign makes per key
+MATCH_BATCH = 500  # memories deleted per round of a delete by agent_id or filter
 
 
 def _no_hold(tenant_id: str, user_id: str) -> AbstractContextManager[object]:
@@ -77,6 +80,9 @@ class MemoryService:
 
     def update(self, tenant_id: str, edit: MemoryEdit) -> Memory:
         memory = self.get(tenant_id, edit.memory_id)
+        if edit.user_id is not None and memory.user_id != edit.user_id:
+            raise NotFound(f"memory {edit.memory_id} not found for user {edit.user_id}")
+        _not_a_passage(memory)
         if memory.status == MemoryStatus.deleted:
             raise NotFound(f"memory {edit.memory_id} was deleted")
         now = now_ms()
@@ -108,6 +114,29 @@ class MemoryService:
                  if m.status != MemoryStatus.deleted]
         if not found:
             raise NotFound("none of memory_ids was found")
+        for memory in found:
+            _not_a_passage(memory)
+        return self._retire(tenant_id, found)
+
+    def delete_matching(self, tenant_id: str, where: FilterNode) -> int:
+        """Every current memory of the tenant's users that `where` admits (delete/memory by
+        agent_id or filter), taken out of search as a delete by id does: how many.
+        Knowledge-base passages are never among them (delete their file instead)."""
+        deleted, seen = 0, set()
+        while True:
+            ids = [i for i in self.index.matching_ids(tenant_id, where, MATCH_BATCH)
+                   if i not in seen]
+            if not ids:
+                return deleted
+            seen.update(ids)
+            # the store decides: an index may lag behind it
+            found = [m for m in self.memories.get_many(tenant_id, ids)
+                     if m.status == MemoryStatus.activated and not is_shared_scope(m.user_id)
+                     and where.matches(m)]
+            if found:
+                deleted += self._retire(tenant_id, found)
+
+    def _retire(self, tenant_id: str, found: list[Memory]) -> int:
         now = now_ms()
         for memory in found:
             memory.status, memory.valid_to, memory.update_time = MemoryStatus.deleted, now, now
@@ -207,3 +236,9 @@ class MemoryService:
                      limit: int | None) -> list[MessageRecord]:
         return self.messages.list_conversation(tenant_id, user_id, conversation_id,
                                                limit or 1000)
+
+
+def _not_a_passage(memory: Memory) -> None:
+    if is_shared_scope(memory.user_id):
+        raise Unprocessable(f"memory {memory.id} is a knowledge-base passage: it changes with "
+                            "its file (delete/knowledgebase-file), not through memory routes")

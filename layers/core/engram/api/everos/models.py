@@ -444,3 +444,95 @@ class TaskStatusResult(BaseModel):
 
 class TaskStatusResponse(BaseModel):
     data: TaskStatusResult
+
+
+# --- groups, senders, settings -------------------------------------------------------
+
+NAME = Field(default=None, max_length=256)
+DESCRIPTION = Field(default=None, max_length=4000)
+
+
+class GroupCreateRequest(Request):
+    group_id: Id
+    name: str | None = NAME
+    description: str | None = DESCRIPTION
+
+
+class GroupPatchRequest(Request):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"anyOf": [
+        {"required": ["name"]}, {"required": ["description"]}]})
+    name: str | None = NAME
+    description: str | None = DESCRIPTION
+
+
+class GroupData(BaseModel):
+    group_id: str
+    name: str | None = None
+    description: str | None = None
+    created_at: str
+    updated_at: str
+    # Engram's addition: the sender ids that have spoken in the group's adds
+    sender_ids: list[str] = []
+
+
+class GroupResponse(BaseModel):
+    data: GroupData
+
+
+class SenderCreateRequest(Request):
+    sender_id: Id
+    name: str | None = NAME
+
+
+class SenderPatchRequest(Request):
+    name: str = Field(min_length=1, max_length=256)
+
+
+class SenderData(BaseModel):
+    sender_id: str
+    name: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class SenderResponse(BaseModel):
+    data: SenderData
+
+
+class LlmProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    provider: str = Field(min_length=1, max_length=128)
+    model: str = Field(min_length=1, max_length=256)
+    extra: dict[str, Any] | None = None
+
+
+class LlmCustomSetting(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    boundary: LlmProviderConfig | None = None
+    extraction: LlmProviderConfig | None = None
+    extra: dict[str, Any] | None = None
+
+
+class SettingsUpdateRequest(Request):
+    """Only the fields sent change (null keeps a value; llm_custom_setting: null clears)."""
+
+    boundary_detection_timeout: int | None = Field(default=None, ge=0, le=7 * 24 * 3600)
+    extraction_mode: Literal["default", "pro"] | None = None
+    llm_custom_setting: LlmCustomSetting | None = None
+    offline_profile_extraction_interval: int | None = Field(default=None, ge=0,
+                                                            le=30 * 24 * 3600)
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class SettingsData(BaseModel):
+    boundary_detection_timeout: int
+    extraction_mode: str
+    offline_profile_extraction_interval: int
+    timezone: str
+    llm_custom_setting: dict[str, Any] | None = None
+    created_at: str
+    updated_at: str
+
+
+class SettingsResponse(BaseModel):
+    data: SettingsData

@@ -10,11 +10,15 @@ from engram.api.everos.models import (
     AgentSkill,
     Episode,
     EpisodeAtomicFact,
+    GroupData,
     Profile,
     RawMessage,
+    SenderData,
+    SettingsData,
     TaskItem,
     TaskStatusResult,
 )
+from engram.models.directory import GroupRecord, SenderRecord, SpaceSettings
 from engram.models.domain import Memory, Task, TaskStatus
 
 GROUP_PREFIX = "group:"  # a group is the Engram user group:<group_id>
@@ -99,3 +103,24 @@ def task_status(task: Task) -> TaskStatusResult:
         items=[TaskItem(message_id=s.message_id, index=s.index, type=s.type, name=s.name,
                         uri=s.uri, state=s.state, kind=s.kind, pages=s.pages,
                         seconds=s.seconds, error=s.error) for s in task.items])
+
+
+def group(record: GroupRecord, sender_ids: list[str]) -> GroupData:
+    return GroupData(group_id=record.group_id, name=record.name,
+                     description=record.description, created_at=iso(record.create_time) or "",
+                     updated_at=iso(record.update_time) or "", sender_ids=sender_ids)
+
+
+def sender(record: SenderRecord) -> SenderData:
+    return SenderData(sender_id=record.sender_id, name=record.name,
+                      created_at=iso(record.create_time) or "",
+                      updated_at=iso(record.update_time) or "")
+
+
+def settings(record: SpaceSettings) -> SettingsData:
+    return SettingsData(
+        boundary_detection_timeout=record.boundary_detection_timeout,
+        extraction_mode=record.extraction_mode,
+        offline_profile_extraction_interval=record.offline_profile_extraction_interval,
+        timezone=record.timezone, llm_custom_setting=record.llm_custom_setting,
+        created_at=iso(record.create_time) or "", updated_at=iso(record.update_time) or "")

@@ -1,7 +1,9 @@
 """The EverOS routes (/api/v1), one Router per resource: object/sign (pre-signed upload
 forms for up to 20 files per call); memories: add (personal, group, agent) and their flush,
 get, search, delete; tasks/{task_id} (an add's progress, with each file's state). Each
-route hands its request to the EverOS translator (translate.py) and wraps the answer."""
+route hands its request to the EverOS translator (translate.py) and wraps the answer.
+groups, groups/{group_id}, senders, senders/{sender_id} and settings keep what the SDK
+names besides memories (services/directory.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,10 @@ from engram.api.everos.models import (
     FlushResult,
     GetMemoriesResponse,
     GroupAddRequest,
+    GroupCreateRequest,
     GroupFlushRequest,
+    GroupPatchRequest,
+    GroupResponse,
     MemoryAddRequest,
     MemoryDeleteRequest,
     MemoryGetRequest,
@@ -31,6 +36,11 @@ from engram.api.everos.models import (
     ObjectSignResponse,
     ObjectSignResult,
     SearchResponse,
+    SenderCreateRequest,
+    SenderPatchRequest,
+    SenderResponse,
+    SettingsResponse,
+    SettingsUpdateRequest,
     TaskStatusResponse,
 )
 from engram.api.everos.translate import EverosTranslator
@@ -139,5 +149,76 @@ def everos_tasks_router(everos: EverosTranslator) -> Router:
                 responses=responses(*PARAMS, 404))
     def get_task(task_id: PathId) -> TaskStatusResponse:
         return TaskStatusResponse(data=everos.task(tenant_of(router), task_id))
+
+    return router
+
+
+def everos_groups_router(everos: EverosTranslator) -> Router:
+    router = Router()
+    limit = everos.limits.max_everos_body_bytes
+
+    def tenant() -> str:
+        check_body_size(router, limit)
+        return tenant_of(router)
+
+    @router.post("/groups", summary="Create a group, or update the fields given (by group_id)",
+                 responses=responses(*BODY))
+    def put_group(req: Annotated[GroupCreateRequest, Body()]) -> GroupResponse:
+        return GroupResponse(data=everos.put_group(tenant(), req))
+
+    @router.get("/groups/<group_id>", summary="A group, with the sender ids that spoke in it",
+                responses=responses(*PARAMS, 404))
+    def get_group(group_id: PathId) -> GroupResponse:
+        return GroupResponse(data=everos.get_group(tenant_of(router), group_id))
+
+    @router.patch("/groups/<group_id>", summary="Change a group's name and/or description",
+                  responses=responses(*BODY, 404))
+    def patch_group(group_id: PathId,
+                    req: Annotated[GroupPatchRequest, Body()]) -> GroupResponse:
+        return GroupResponse(data=everos.patch_group(tenant(), group_id, req))
+
+    return router
+
+
+def everos_senders_router(everos: EverosTranslator) -> Router:
+    router = Router()
+    limit = everos.limits.max_everos_body_bytes
+
+    def tenant() -> str:
+        check_body_size(router, limit)
+        return tenant_of(router)
+
+    @router.post("/senders", summary="Create a sender, or rename one (by sender_id)",
+                 responses=responses(*BODY))
+    def put_sender(req: Annotated[SenderCreateRequest, Body()]) -> SenderResponse:
+        return SenderResponse(data=everos.put_sender(tenant(), req))
+
+    @router.get("/senders/<sender_id>", summary="A sender (the name its messages speak by)",
+                responses=responses(*PARAMS, 404))
+    def get_sender(sender_id: PathId) -> SenderResponse:
+        return SenderResponse(data=everos.get_sender(tenant_of(router), sender_id))
+
+    @router.patch("/senders/<sender_id>", summary="Rename a sender",
+                  responses=responses(*BODY, 404))
+    def patch_sender(sender_id: PathId,
+                     req: Annotated[SenderPatchRequest, Body()]) -> SenderResponse:
+        return SenderResponse(data=everos.patch_sender(tenant(), sender_id, req))
+
+    return router
+
+
+def everos_settings_router(everos: EverosTranslator) -> Router:
+    router = Router()
+
+    @router.get("/settings", summary="The space's settings (stored; defaults until set)",
+                responses=responses(401))
+    def get_settings() -> SettingsResponse:
+        return SettingsResponse(data=everos.settings(tenant_of(router)))
+
+    @router.put("/settings", summary="Change the settings given; the others stay",
+                responses=responses(*BODY))
+    def put_settings(req: Annotated[SettingsUpdateRequest, Body()]) -> SettingsResponse:
+        check_body_size(router, everos.limits.max_everos_body_bytes)
+        return SettingsResponse(data=everos.update_settings(tenant_of(router), req))
 
     return router

@@ -13,6 +13,8 @@ What maps to what:
   one by one; session_id (eq, in) filters inside the index; timestamp (event time:
   gt/gte/lt/lte/eq) is applied to the results. Unknown fields are ignored, as EverOS does.
 - flush: Engram processes every add as it comes, so there is never anything to flush.
+- groups, senders, settings: services/directory.py. A group add records its group and
+  members; a message with a sender_id but no sender_name is spoken by the sender's name.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from engram.api.everos.models import (
     DeleteResult,
     GetMemoriesData,
     GroupAddRequest,
+    GroupCreateRequest,
+    GroupData,
+    GroupPatchRequest,
     MemoryAddRequest,
     MemoryDeleteRequest,
     MemoryGetRequest,
@@ -42,6 +47,11 @@ from engram.api.everos.models import (
     ObjectSignRequest,
     SearchData,
     SearchQuery,
+    SenderCreateRequest,
+    SenderData,
+    SenderPatchRequest,
+    SettingsData,
+    SettingsUpdateRequest,
     TaskStatusResult,
 )
 from engram.api.everos.presenters import GROUP_PREFIX
@@ -60,6 +70,7 @@ from engram.models.requests import (
 )
 from engram.models.times import to_epoch_ms
 from engram.services.attachments import is_http_url
+from engram.services.directory import DirectoryService
 from engram.services.ingest import IngestService
 from engram.services.memories import MemoryService
 from engram.services.search import ScoredMemory, SearchService
@@ -185,11 +196,12 @@ class EverosSearchResult:
     skills: list[ScoredMemory]
 
 
-def sign_objects(uploads: UploadService, tenant_id: str, req: ObjectSignRequest
-                 ) -> list[ObjectSignItem]:
+def sign_objects(uploads: UploadService, tenant_id: str, req: ObjectSignRequest,
+                 limit: int | None = None) -> list[ObjectSignItem]:
     """object/sign: a form per file, after the checks that name EverOS's fields (every
-    file is checked before any is signed)."""
-    limit = uploads.limits.max_files_per_request
+    file is checked before any is signed). `limit`: files per request (v1: Engram's
+    max_files_per_request)."""
+    limit = limit or uploads.limits.max_files_per_request
     if len(req.objectList) > limit:
         raise Unprocessable(f"objectList has {len(req.objectList)} files; the limit is "
                             f"{limit} files per request")
@@ -230,6 +242,7 @@ class EverosTranslator:
     tasks: TaskService
     uploads: UploadService
     limits: Limits
+    directory: DirectoryService
 
     def sign(self, tenant_id: str, req: ObjectSignRequest) -> ObjectSignData:
         return ObjectSignData(objectList=sign_objects(self.uploads, tenant_id, req))
@@ -289,14 +302,19 @@ class EverosTranslator:
     def add_group(self, tenant_id: str, req: GroupAddRequest,
                   idempotency_key: str | None = None) -> AddResult:
         drafts = []
+        names = self.directory.sender_names(
+            tenant_id, [m.sender_id for m in req.messages if not m.sender_name])
         for i, m in enumerate(req.messages):
             text, items = self._content(i, m.content)
+            speaker = m.sender_name or names.get(m.sender_id) or m.sender_id
             drafts.append(MessageDraft(role=Role(m.role), text=text, chat_time=m.timestamp,
-                                       message_id=m.message_id,
-                                       speaker=m.sender_name or m.sender_id, items=items))
+                                       message_id=m.message_id, speaker=speaker, items=items))
         spec = AddSpec(user_id=group_partition(req.group_id), conversation_id=req.group_id,
                        async_mode=req.async_mode, idempotency_key=idempotency_key)
-        return add_result(self.ingest.accept(tenant_id, spec, drafts))
+        result = add_result(self.ingest.accept(tenant_id, spec, drafts))
+        self.directory.note_group_messages(
+            tenant_id, req.group_id, [(m.sender_id, m.sender_name) for m in req.messages])
+        return result
 
     def add_agent(self, tenant_id: str, req: AgentAddRequest,
                   idempotency_key: str | None = None) -> AddResult:
@@ -324,6 +342,20 @@ class EverosTranslator:
     # --- read ----------------------------------------------------------------------------
 
     def get(self, tenant_id: str, req: MemoryGetRequest) -> GetMemoriesData:
+        memories, total = self.listed(tenant_id, req)
+        data = GetMemoriesData(count=len(memories), total_count=total)
+        if req.memory_type == "episodic_memory":
+            data.episodes = [present.episode(m) for m in memories]
+        elif req.memory_type == "profile":
+            data.profiles = [present.profile(m) for m in memories]
+        elif req.memory_type == "agent_case":
+            data.agent_cases = [present.agent_case(m) for m in memories]
+        else:
+            data.agent_skills = [present.agent_skill(m) for m in memories]
+        return data
+
+    def listed(self, tenant_id: str, req: MemoryGetRequest) -> tuple[list[Memory], int]:
+        """The page of memories a get asks for, and how many there are in all."""
         scope = compile_scope(req.filters)
         if scope.is_group and req.memory_type != "episodic_memory":
             raise BadRequest(f"memory_type {req.memory_type} is per user: filter by user_id, "
@@ -339,17 +371,7 @@ class EverosTranslator:
             else (lambda m: m.update_time) if req.rank_by == "update_time" else _when
         found.sort(key=key, reverse=req.rank_order == "desc")
         start = (req.page - 1) * req.page_size
-        memories = found[start:start + req.page_size]
-        data = GetMemoriesData(count=len(memories), total_count=len(found))
-        if req.memory_type == "episodic_memory":
-            data.episodes = [present.episode(m) for m in memories]
-        elif req.memory_type == "profile":
-            data.profiles = [present.profile(m) for m in memories]
-        elif req.memory_type == "agent_case":
-            data.agent_cases = [present.agent_case(m) for m in memories]
-        else:
-            data.agent_skills = [present.agent_skill(m) for m in memories]
-        return data
+        return found[start:start + req.page_size], len(found)
 
     def search(self, tenant_id: str, req: MemorySearchRequest) -> SearchData:
         found = self._search(tenant_id, req)
@@ -430,6 +452,10 @@ class EverosTranslator:
         partition = group_partition(req.group_id) if req.group_id else req.user_id
         if scoped in (["user_id"], ["group_id"]):
             receipt = self.memories.erase_user(tenant_id, partition)
+            if req.group_id:  # who spoke in it goes with what they said
+                self.directory.forget_members(tenant_id, req.group_id)
+            else:  # and the conversations its v2 adds were recorded under
+                self.directory.forget_owner(tenant_id, partition)
             return DeleteResult(deleted=receipt.memories, receipt=receipt)
         where = FilterNode(all_of=[Condition(field="conversation_id", op="eq",
                                              value=req.session_id)]) if req.session_id else None
@@ -449,3 +475,39 @@ class EverosTranslator:
             return present.task_status(self.tasks.get(tenant_id, task_id))
         except NotFound:
             raise NotFound(f"task {task_id} not found") from None
+
+    # --- groups, senders, settings ------------------------------------------------------
+
+    def put_group(self, tenant_id: str, req: GroupCreateRequest) -> GroupData:
+        record = self.directory.put_group(tenant_id, req.group_id, req.name, req.description)
+        return present.group(record, self.directory.members(tenant_id, req.group_id))
+
+    def get_group(self, tenant_id: str, group_id: str) -> GroupData:
+        record = self.directory.get_group(tenant_id, group_id)
+        return present.group(record, self.directory.members(tenant_id, group_id))
+
+    def patch_group(self, tenant_id: str, group_id: str, req: GroupPatchRequest) -> GroupData:
+        record = self.directory.patch_group(tenant_id, group_id, req.name, req.description)
+        return present.group(record, self.directory.members(tenant_id, group_id))
+
+    def put_sender(self, tenant_id: str, req: SenderCreateRequest) -> SenderData:
+        return present.sender(self.directory.put_sender(tenant_id, req.sender_id, req.name))
+
+    def get_sender(self, tenant_id: str, sender_id: str) -> SenderData:
+        return present.sender(self.directory.get_sender(tenant_id, sender_id))
+
+    def patch_sender(self, tenant_id: str, sender_id: str, req: SenderPatchRequest
+                     ) -> SenderData:
+        return present.sender(self.directory.patch_sender(tenant_id, sender_id, req.name))
+
+    def settings(self, tenant_id: str) -> SettingsData:
+        return present.settings(self.directory.settings(tenant_id))
+
+    def update_settings(self, tenant_id: str, req: SettingsUpdateRequest) -> SettingsData:
+        changes = {name: getattr(req, name) for name in req.model_fields_set
+                   if getattr(req, name) is not None}
+        if "llm_custom_setting" in req.model_fields_set:
+            setting = req.llm_custom_setting
+            changes["llm_custom_setting"] = None if setting is None else setting.model_dump(
+                exclude_none=True)
+        return present.settings(self.directory.update_settings(tenant_id, changes))

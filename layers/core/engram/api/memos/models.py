@@ -228,8 +228,13 @@ class SearchRequest(Request):
     include_tool_memory: bool = False
     tool_memory_limit_number: int = Field(default=6, ge=0, le=25)
     relativity: float | None = Field(default=None, ge=0, le=1)
-    knowledgebase_ids: list[Id] | None = None
-    include_public: bool = False
+    knowledgebase_ids: list[Id] | None = Field(
+        default=None, max_length=20,
+        description="Also search these knowledge bases (their passages, and the memories "
+        "adds wrote into them); results carry source 'knowledgebase'")
+    include_public: bool = Field(
+        default=False, description="Also search the tenant's public memories (adds with "
+        "allow_public); a per-source filter with a 'public' key asks for them too")
     reference_time: str | int | float | None = Field(
         default=None, description=REFERENCE_TIME_HELP, json_schema_extra=CLIENT_TIME_SCHEMA)
     as_of: str | int | float | None = Field(
@@ -271,6 +276,14 @@ class MemoryDetail(BaseModel):
     app_id: str | None = None
     event_time: int | None = None
     version: int = 1
+    # Where a search found it: the user's own memories, the tenant's public memories
+    # (`public` true), or a knowledge base (with the file and page a passage came from).
+    source: Literal["user", "public", "knowledgebase"] = "user"
+    public: bool = False
+    knowledgebase_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    file_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    file_name: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    page: int | None = Field(default=None, exclude_if=lambda v: v is None)
     # get/memory/{id} only: the earlier values, oldest first (an update supersedes, a
     # delete invalidates; nothing is erased).
     history: list[MemoryVersionDetail] | None = None
@@ -341,6 +354,8 @@ class UpdateMemoryRequest(Request):
     content: str | None = Field(default=None, min_length=1, max_length=20_000)
     title: str | None = Field(default=None, min_length=1, max_length=256)
     status: Literal["activated", "archived"] | None = None
+    user_id: Id | None = Field(default=None, description="When given, the memory must be "
+                               "this user's own: another user's (public) memory is a 404")
 
     @model_validator(mode="after")
     def _something_to_change(self) -> UpdateMemoryRequest:
@@ -354,21 +369,39 @@ class UpdateMemoryData(BaseModel):
     memory: MemoryDetail
 
 
+DELETE_MODES = ("memory_ids", "user_id", "agent_id", "filter")
+
+
+def _only(mode: str) -> dict[str, Any]:
+    """JSON Schema: `mode` given, every other delete mode absent or null (or empty)."""
+    given = {"memory_ids": NON_EMPTY_LIST, "user_id": {"type": "string"},
+             "agent_id": {"type": "string"}, "filter": {"type": "object", "minProperties": 1}}
+    absent = {"memory_ids": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}}
+    return {"required": [mode], "properties": {
+        m: given[m] if m == mode else absent.get(m, {"type": "null"}) for m in DELETE_MODES}}
+
+
 class DeleteMemoryRequest(Request):
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"oneOf": [
-        {"required": ["memory_ids"], "properties": {"memory_ids": NON_EMPTY_LIST,
-                                                    "user_id": {"type": "null"}}},
-        {"required": ["user_id"], "properties": {
-            "user_id": {"type": "string"},
-            "memory_ids": {"anyOf": [{"type": "null"}, {"type": "array", "maxItems": 0}]}}}]})
+    model_config = ConfigDict(extra="ignore", json_schema_extra={
+        "oneOf": [_only(mode) for mode in DELETE_MODES]})
 
     memory_ids: list[Id] | None = Field(default=None, max_length=1000)
     user_id: Id | None = None
+    agent_id: Id | None = Field(default=None, description="Delete every current memory of "
+                                "this agent, across the tenant's users")
+    filter: dict[str, Any] | None = Field(
+        default=None, description="Delete every current memory (of any user of the tenant) "
+        "the search filter admits; at least one condition")
 
     @model_validator(mode="after")
     def _exactly_one_mode(self) -> DeleteMemoryRequest:
-        if bool(self.memory_ids) == bool(self.user_id):
-            raise ValueError("give exactly one of memory_ids or user_id")
+        given = [m for m in DELETE_MODES if getattr(self, m) not in (None, [], "")]
+        if len(given) != 1:
+            raise ValueError("give exactly one of memory_ids, user_id, agent_id or filter "
+                             f"(given: {', '.join(given) or 'none'})")
+        if self.filter is not None and not self.filter:
+            raise ValueError("filter: an empty filter would delete every memory of the "
+                             "tenant; name at least one condition")
         return self
 
 

@@ -23,7 +23,22 @@ def memory_detail(memory: Memory, relativity: float | None = None,
         confidence=memory.confidence, tags=memory.tags, update_time=memory.update_time,
         relativity=relativity, sources=memory.sources, info=memory.info,
         agent_id=memory.agent_id, app_id=memory.app_id, event_time=memory.event_time,
-        version=memory.version, history=history)
+        version=memory.version, history=history, public=memory.public)
+
+
+def shared_detail(memory: Memory, relativity: float, source: str,
+                  knowledgebase_id: str | None = None) -> MemoryDetail:
+    """A memory a search found in a shared scope: the tenant's public memories, or a
+    knowledge base (a passage names its file and page)."""
+    detail = memory_detail(memory, relativity)
+    detail.source = source  # type: ignore[assignment]
+    if knowledgebase_id is not None:
+        detail.knowledgebase_id = knowledgebase_id
+        detail.file_id = memory.info.get("file_id")
+        detail.file_name = memory.info.get("file_name")
+        page = memory.info.get("page")
+        detail.page = int(page) if page and page.isdigit() else None
+    return detail
 
 
 def preference_detail(memory: Memory, relativity: float | None = None) -> PreferenceDetail:

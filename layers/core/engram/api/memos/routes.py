@@ -39,15 +39,16 @@ from engram.api.params import IdempotencyKey, PathId, QueryId
 def messages_router(memos: MemosTranslator) -> Router:
     router = Router()
 
-    # 409: the same add still being accepted, or its user erased meanwhile
+    # 409: the same add still being accepted, or its user erased meanwhile; 404: an
+    # allow_knowledgebase_ids entry that is not the tenant's
     @router.post("/add/message", summary="Add conversation messages (async by default)",
-                 responses=responses(*BODY, 409, INDEX))
+                 responses=responses(*BODY, 404, 409, INDEX))
     def add_message(req: Annotated[AddMessageRequest, Body()],
                     idempotency_key: IdempotencyKey = None) -> Envelope[AddMessageData]:
         return Envelope(data=memos.add_message(tenant_of(router), req, idempotency_key))
 
     @router.post("/add/feedback", summary="Correct a user's memories in natural language",
-                 responses=responses(*BODY, 409, INDEX))
+                 responses=responses(*BODY, 404, 409, INDEX))
     def add_feedback(req: Annotated[FeedbackRequest, Body()],
                      idempotency_key: IdempotencyKey = None) -> Envelope[AddMessageData]:
         return Envelope(data=memos.add_feedback(tenant_of(router), req, idempotency_key))
@@ -63,8 +64,9 @@ def messages_router(memos: MemosTranslator) -> Router:
 def search_router(memos: MemosTranslator) -> Router:
     router = Router()
 
+    # 404: a knowledgebase_ids entry that is not the tenant's
     @router.post("/search/memory", summary="The memories that matter for a query",
-                 responses=responses(*BODY, INDEX))
+                 responses=responses(*BODY, 404, INDEX))
     def search_memory(req: Annotated[SearchRequest, Body()]) -> Envelope[SearchData]:
         return Envelope(data=memos.search(tenant_of(router), req))
 

@@ -37,12 +37,14 @@ from engram.api.memos.presenters import (
     memory_detail,
     message_detail,
     preference_detail,
+    shared_detail,
     tool_detail,
 )
 from engram.errors import Unprocessable
 from engram.models.content import ItemInput
 from engram.models.domain import FACT_TYPES, TOOL_TYPES, MemoryStatus, MemoryType, Role, Task
-from engram.models.filters import Condition, FilterError, FilterNode, split_sources
+from engram.models.filters import SOURCES, Condition, FilterError, FilterNode, split_sources
+from engram.models.knowledge import PUBLIC_SCOPE, kb_scope
 from engram.models.requests import (
     AcceptResult,
     AddSpec,
@@ -55,6 +57,7 @@ from engram.models.requests import (
 from engram.ports import MemoryPage
 from engram.services.attachments import is_http_url
 from engram.services.ingest import IngestService, task_views
+from engram.services.knowledge import KnowledgeService
 from engram.services.memories import MemoryService
 from engram.services.search import SearchService
 from engram.services.tasks import TaskService
@@ -168,9 +171,41 @@ def search_spec(req: SearchRequest) -> SearchSpec:
         relativity=req.relativity, reference_time=req.reference_time, as_of=req.as_of)
 
 
+def source_filters(raw: dict[str, Any] | None) -> dict[str, FilterNode | None]:
+    try:
+        return split_sources(raw)
+    except FilterError as exc:
+        raise Unprocessable(str(exc)) from None
+
+
+def asks_public(req: SearchRequest) -> bool:
+    """The flag, or a per-source filter that names the public source."""
+    raw = req.filter
+    per_source = bool(raw) and isinstance(raw, dict) and set(raw) <= set(SOURCES)
+    return req.include_public or (per_source and "public" in raw)  # type: ignore[operator]
+
+
+def shared_spec(req: SearchRequest, scope: str, where: FilterNode | None) -> SearchSpec:
+    """search/memory in a shared scope: facts only, as many as the user's."""
+    return SearchSpec(
+        user_id=scope, query=req.query, where=where, fact_limit=req.memory_limit_number,
+        relativity=req.relativity, reference_time=req.reference_time, as_of=req.as_of)
+
+
+def delete_filter(req: DeleteMemoryRequest) -> FilterNode:
+    """delete/memory by agent_id, or by a search filter (its user source, or global form)."""
+    if req.agent_id:
+        return FilterNode(all_of=[Condition(field="agent_id", op="eq", value=req.agent_id)])
+    node = user_filter(req.filter)
+    if node is None:
+        raise Unprocessable("filter: name at least one condition for the user source")
+    return node
+
+
 def memory_edit(req: UpdateMemoryRequest) -> MemoryEdit:
     return MemoryEdit(memory_id=req.memory_id, content=req.content, title=req.title,
-                      status=MemoryStatus(req.status) if req.status is not None else None)
+                      status=MemoryStatus(req.status) if req.status is not None else None,
+                      user_id=req.user_id)
 
 
 # --- core → responses ------------------------------------------------------------------
@@ -196,13 +231,24 @@ class MemosTranslator:
     search_service: SearchService
     memories: MemoryService
     tasks: TaskService
+    knowledge: KnowledgeService | None = None
+
+    def _knowledge_bases(self, tenant_id: str, ids: list[str] | None, field_name: str) -> None:
+        """Each knowledge base named must be the tenant's (404 naming it otherwise)."""
+        if not ids:
+            return
+        if self.knowledge is None:
+            raise Unprocessable(f"{field_name}: knowledge bases are not served here")
+        self.knowledge.require_all(tenant_id, ids, field_name)
 
     def add_message(self, tenant_id: str, req: AddMessageRequest,
                     idempotency_key: str | None = None) -> AddMessageData:
+        self._knowledge_bases(tenant_id, req.allow_knowledgebase_ids, "allow_knowledgebase_ids")
         return added(self.ingest.accept(tenant_id, *accept_args(req, idempotency_key)))
 
     def add_feedback(self, tenant_id: str, req: FeedbackRequest,
                      idempotency_key: str | None = None) -> AddMessageData:
+        self._knowledge_bases(tenant_id, req.allow_knowledgebase_ids, "allow_knowledgebase_ids")
         return added(self.ingest.accept(tenant_id, *feedback_args(req, idempotency_key)))
 
     def get_message(self, tenant_id: str, req: GetMessageRequest) -> GetMessageData:
@@ -211,9 +257,32 @@ class MemosTranslator:
         return GetMessageData(message_detail_list=[message_detail(m) for m in messages])
 
     def search(self, tenant_id: str, req: SearchRequest) -> SearchData:
+        """The user's memories; with include_public (or a 'public' source filter) the
+        tenant's public memories, and with knowledgebase_ids those knowledge bases: each
+        source up to memory_limit_number, all in memory_detail_list by relativity, marked
+        with their source."""
+        self._knowledge_bases(tenant_id, req.knowledgebase_ids, "knowledgebase_ids")
         result = self.search_service.search(tenant_id, search_spec(req))
+        facts = [memory_detail(s.memory, s.relativity) for s in result.facts]
+        filters = source_filters(req.filter)
+        seen = {d.id for d in facts}
+        if asks_public(req):
+            found = self.search_service.search(
+                tenant_id, shared_spec(req, PUBLIC_SCOPE, filters["public"])).facts
+            # the user's own public memories are among their own results already
+            facts += [shared_detail(s.memory, s.relativity, "public") for s in found
+                      if s.memory.id not in seen and s.memory.user_id != req.user_id]
+            seen |= {d.id for d in facts}
+        for knowledgebase_id in dict.fromkeys(req.knowledgebase_ids or []):
+            found = self.search_service.search(
+                tenant_id, shared_spec(req, kb_scope(knowledgebase_id),
+                                       filters["knowledgebase"])).facts
+            facts += [shared_detail(s.memory, s.relativity, "knowledgebase", knowledgebase_id)
+                      for s in found if s.memory.id not in seen]
+            seen |= {d.id for d in facts}
+        facts.sort(key=lambda d: -(d.relativity or 0.0))
         return SearchData(
-            memory_detail_list=[memory_detail(s.memory, s.relativity) for s in result.facts],
+            memory_detail_list=facts,
             preference_detail_list=[preference_detail(s.memory, s.relativity)
                                     for s in result.preferences],
             tool_memory_detail_list=[tool_detail(s.memory, s.relativity) for s in result.tools],
@@ -247,11 +316,14 @@ class MemosTranslator:
         return UpdateMemoryData(memory=memory_detail(memory))
 
     def delete_memory(self, tenant_id: str, req: DeleteMemoryRequest) -> DeleteMemoryData:
-        """By memory_ids: taken out of search. By user_id: everything of the user erased,
-        with a receipt of what."""
+        """By memory_ids, agent_id or filter (across the tenant's users): taken out of
+        search. By user_id: everything of the user erased, with a receipt of what."""
         if req.user_id:
             receipt = self.memories.erase_user(tenant_id, req.user_id)
             return DeleteMemoryData(deleted=receipt.memories, receipt=receipt)
+        if req.agent_id or req.filter is not None:
+            return DeleteMemoryData(
+                deleted=self.memories.delete_matching(tenant_id, delete_filter(req)))
         return DeleteMemoryData(deleted=self.memories.delete(tenant_id, req.memory_ids or []))
 
     def task_status(self, tenant_id: str, task_id: str) -> TaskStatusData:
