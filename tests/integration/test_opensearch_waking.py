@@ -188,6 +188,7 @@ def test_the_openapi_document_declares_the_503_where_the_index_is_used(stack):
     declared = {path: set(ops["post"]["responses"]) for path, ops in document["paths"].items()
                 if "post" in ops}
     for path in ("/v1/search/memory", "/v1/add/message", "/v1/delete/memory",
-                 "/api/v1/memories", "/api/v1/memories/search"):
+                 "/v1/add/knowledgebase-file", "/api/v1/memories", "/api/v1/memories/search",
+                 "/api/v2/memory/search"):
         assert "503" in declared[path], path
     assert "503" not in declared["/v1/get/status"]  # no index there
