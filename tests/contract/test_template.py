@@ -1,4 +1,4 @@
-"""Contracts between template.yaml, statemachine/ingest.asl.json, events/, functions/,
+"""Contracts between template.yaml, statemachine/*.asl.json, events/, functions/,
 samconfig.toml and the code: the template lints (cfn-lint, and `sam validate --lint` from
 the SAM CLI in .venv-sam), every ${…} of the ASL is substituted, every events/ file
 parses with the model its function reads, and the tables are declared as the adapters
@@ -96,20 +96,98 @@ def test_sam_validate_lint_passes(sam, tmp_path):
 
 # --- the state machine -----------------------------------------------------------------------
 
-def test_every_asl_substitution_is_defined_and_every_definition_used(template):
-    (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
-    props = machine["Properties"]
-    assert props["DefinitionUri"] == "statemachine/ingest.asl.json"
-    assert props["Type"] == "STANDARD"  # exactly-once steps; Express has no .sync/callbacks
-    used = set(SUBSTITUTION.findall(ASL.read_text()))
+MACHINES = {"IngestStateMachine": ("statemachine/ingest.asl.json", "STANDARD"),
+            "IngestTextStateMachine": ("statemachine/ingest-text.asl.json", "EXPRESS")}
+TEXT_ASL = ROOT / "statemachine" / "ingest-text.asl.json"
+EXPRESS_MAX_SECONDS = 300  # an Express execution is stopped after 5 minutes
+
+
+@pytest.mark.parametrize("name", sorted(MACHINES))
+def test_every_asl_substitution_is_defined_and_every_definition_used(template, name):
+    machines = resources_of(template, "AWS::Serverless::StateMachine")
+    assert set(machines) == set(MACHINES)
+    props = machines[name]["Properties"]
+    uri, kind = MACHINES[name]
+    # Files wait for callbacks (Standard only); text-only adds need none (Express).
+    assert (props["DefinitionUri"], props["Type"]) == (uri, kind)
+    used = set(SUBSTITUTION.findall((ROOT / uri).read_text()))
     defined = set(props["DefinitionSubstitutions"])
     assert used == defined, {"undefined": used - defined, "unused": defined - used}
-    for name, value in props["DefinitionSubstitutions"].items():
-        if name.endswith("FunctionArn"):
+    for sub, value in props["DefinitionSubstitutions"].items():
+        if sub.endswith("FunctionArn"):
             target = value["Fn::GetAtt"][0]
             assert template["Resources"][target]["Type"] == "AWS::Serverless::Function"
-            invoke = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in props["Policies"]}
+            invoke = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in props["Policies"]
+                      if "LambdaInvokePolicy" in p}
             assert target in invoke, f"the state machine may not invoke {target}"
+
+
+def express_asl() -> dict[str, Any]:
+    text = SUBSTITUTION.sub(lambda m: f"arn:aws:lambda:us-east-1:123456789012:function:"
+                                      f"{m.group(1)}", TEXT_ASL.read_text())
+    return json.loads(text)
+
+
+def test_the_express_workflow_runs_the_same_steps_and_hands_trouble_to_the_standard_one(
+        template):
+    asl = express_asl()
+    states = asl["States"]
+    chain, name = [], asl["StartAt"]
+    while name:
+        chain.append(name)
+        name = states[name].get("Next") or states[name].get("Default")
+    assert chain == ["Parse", "NothingToWaitFor", *STEPS[1:]]
+    assert not any(".waitForTaskToken" in s.get("Resource", "") or ".sync" in s.get(
+        "Resource", "") for s in states.values())  # Express supports neither
+    for step in STEPS:
+        state = states[step]
+        assert state["Parameters"]["Payload.$"] == "$" and state["OutputPath"] == "$.Payload"
+        assert "Retry" not in state  # the Standard workflow retries, after the hand-over
+        transient, rest = state["Catch"]
+        assert {"RetryableError", "States.Timeout"} | RETRIED_LAMBDA_ERRORS <= set(
+            transient["ErrorEquals"]) and transient["Next"] == "HandOver"
+        assert rest == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error",
+                        "Next": "MarkFailed"}
+    assert states["NothingToWaitFor"]["Choices"][0]["Next"] == "HandOver"
+    hand_over = states["HandOver"]
+    assert hand_over["Resource"] == "arn:aws:states:::states:startExecution"
+    assert hand_over["Parameters"]["Name.$"] == "$.task_id"  # one Standard run per task
+    assert set(hand_over["Parameters"]["Input"]) == {"tenant_id.$", "task_id.$", "user_id.$"}
+    already, anything = hand_over["Catch"]  # handed over before: done, not failed
+    assert already == {"ErrorEquals": ["StepFunctions.ExecutionAlreadyExistsException"],
+                       "ResultPath": None, "Next": "HandedOver"}
+    assert anything["ErrorEquals"] == ["States.ALL"] and anything["Next"] == "MarkFailed"
+    assert states["HandedOver"]["Type"] == "Succeed"
+    props = template["Resources"]["IngestTextStateMachine"]["Properties"]
+    assert props["DefinitionSubstitutions"]["StandardStateMachineArn"] == {
+        "Ref": "IngestStateMachine"}
+    assert {"StepFunctionsExecutionPolicy": {"StateMachineName": {
+        "Fn::GetAtt": ["IngestStateMachine", "Name"]}}} in props["Policies"]
+    assert states["MarkFailed"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
+
+
+def worst_case_seconds(state: dict[str, Any]) -> float:
+    """A task state's longest run: every attempt to its timeout, every wait at its most."""
+    attempts, waits = 1, 0.0
+    for retry in state.get("Retry", []):
+        interval = retry.get("IntervalSeconds", 1)
+        for n in range(retry["MaxAttempts"]):
+            waits += min(interval * retry.get("BackoffRate", 2.0) ** n,
+                         retry.get("MaxDelaySeconds", float("inf")))
+        attempts += retry["MaxAttempts"]
+    return attempts * state["TimeoutSeconds"] + waits
+
+
+def test_every_express_path_ends_before_the_five_minute_cap():
+    """Past 5 minutes an Express execution just stops, no Catch runs and no event is sent:
+    the task would stay running. So the longest path (every step to its timeout, then a
+    hand-over that fails, then MarkFailed) must end in time."""
+    states = express_asl()["States"]
+    tasks = [name for name, state in states.items() if state["Type"] == "Task"]
+    assert all(isinstance(states[n].get("TimeoutSeconds"), int) for n in tasks)
+    longest = sum(worst_case_seconds(states[step]) for step in STEPS)
+    longest += worst_case_seconds(states["HandOver"]) + worst_case_seconds(states["MarkFailed"])
+    assert longest < EXPRESS_MAX_SECONDS, longest
 
 
 def substituted_asl() -> dict[str, Any]:
@@ -171,7 +249,7 @@ def test_content_jobs_are_waited_for_by_callback_with_a_timeout_and_caught_per_i
 
 
 def test_timeouts_of_the_waits_are_template_parameters(template):
-    (machine,) = resources_of(template, "AWS::Serverless::StateMachine").values()
+    machine = template["Resources"]["IngestStateMachine"]
     subs = machine["Properties"]["DefinitionSubstitutions"]
     assert subs["OcrJobTimeoutSeconds"] == {"Ref": "OcrJobTimeoutSeconds"}
     assert subs["TranscriptionJobTimeoutSeconds"] == {"Ref": "TranscriptionJobTimeoutSeconds"}
@@ -216,6 +294,46 @@ def test_serverless_security_policies_are_json_naming_the_collection(template):
         policy = json.loads(SUBSTITUTION.sub("x", text))
         assert "collection/${OpenSearchCollectionName}" in text, name
         assert policy, name
+
+
+def test_serverless_mode_makes_a_nextgen_collection_group_that_can_scale_to_zero(template):
+    res, params = template["Resources"], template["Parameters"]
+    group = res["MemoryCollectionGroup"]
+    assert group["Type"] == "AWS::OpenSearchServerless::CollectionGroup"
+    assert group["Condition"] == "UseServerless"
+    props = group["Properties"]
+    assert props["Generation"] == "NEXTGEN"  # CLASSIC collections cannot scale to zero
+    limits = {k: v["Ref"] for k, v in props["CapacityLimits"].items()}
+    assert limits == {"MinIndexingCapacityInOcu": "OpenSearchMinIndexingOcu",
+                      "MinSearchCapacityInOcu": "OpenSearchMinSearchOcu",
+                      "MaxIndexingCapacityInOcu": "OpenSearchMaxIndexingOcu",
+                      "MaxSearchCapacityInOcu": "OpenSearchMaxSearchOcu"}
+    assert params["OpenSearchMinIndexingOcu"]["Default"] == 0
+    assert params["OpenSearchMinSearchOcu"]["Default"] == 0
+    collection = res["MemoryCollection"]["Properties"]
+    assert collection["CollectionGroupName"] == props["Name"]
+    assert "MemoryCollectionGroup" in res["MemoryCollection"]["DependsOn"]
+    # The group's name is the collection's plus 4 characters: within the group's 32.
+    longest = int(re.search(r"\{2,(\d+)\}", params["OpenSearchCollectionName"]
+                            ["AllowedPattern"]).group(1)) + 1
+    assert longest + len(props["Name"]["Fn::Sub"]) - len("${OpenSearchCollectionName}") <= 32
+    # The wait for a waking collection stays under API Gateway's 29 s.
+    assert params["OpenSearchWakeWaitSeconds"]["MaxValue"] < 29
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["ENGRAM_OPENSEARCH_WAKE_WAIT_SECONDS"] == {"Ref": "OpenSearchWakeWaitSeconds"}
+
+
+def test_dev_scales_to_zero_and_prod_keeps_capacity_warm():
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+
+    def overrides(env: str) -> dict[str, str]:
+        text = config[env]["deploy"]["parameters"]["parameter_overrides"]
+        return dict(re.findall(r'(\w+)="([^"]*)"', text))
+
+    dev, prod = overrides("dev"), overrides("prod")
+    assert dev["OpenSearchMinIndexingOcu"] == dev["OpenSearchMinSearchOcu"] == "0"
+    assert float(prod["OpenSearchMinSearchOcu"]) > 0 and float(
+        prod["OpenSearchMinIndexingOcu"]) > 0
 
 
 def test_bucket_sends_inbox_events_to_the_upload_queue(template):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -87,6 +88,10 @@ class FakeOpenSearch:
         self.indices: dict[str, FakeIndex] = {}
         self.requests: list[RecordedRequest] = []
         self._failures: list[int] = []
+        self._waking_until = 0.0
+        self._waking_status: int | None = None
+        self._waking_hold = 0.0
+        self._waking_answered = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -118,6 +123,19 @@ class FakeOpenSearch:
         """Answer the next `times` requests with this status (429 = rejected execution)."""
         self._failures.extend([status] * times)
 
+    def scale_to_zero(self, wake_seconds: float, *, status: int = 503,
+                      hold_seconds: float = 0.0) -> None:
+        """Behave as a Serverless collection whose capacity is coming back from zero, for
+        `wake_seconds` from now: each request is held `hold_seconds` (the first request
+        after idle waits while workers are provisioned), then answered `status` (503 or
+        429) until capacity is back. status=None only holds requests."""
+        self._waking_until = time.monotonic() + wake_seconds
+        self._waking_status, self._waking_hold = status, hold_seconds
+
+    def waking_answers(self) -> int:
+        """How many requests were answered with the waking status."""
+        return self._waking_answered
+
     def recorded(self, path_suffix: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith(path_suffix)]
 
@@ -126,6 +144,16 @@ class FakeOpenSearch:
         url = urlsplit(target)
         parts = [p for p in url.path.split("/") if p]
         ndjson = bool(parts) and parts[-1] in ("_bulk", "_msearch")
+        if time.monotonic() < self._waking_until:
+            time.sleep(self._waking_hold)  # outside the lock: other requests are held too
+            if self._waking_status is not None and time.monotonic() < self._waking_until:
+                with self._lock:
+                    self._waking_answered += 1
+                status = self._waking_status
+                kind = ("rejected_execution_exception" if status == 429
+                        else "service_unavailable_exception")
+                return status, OpenSearchError(
+                    status, kind, "capacity is being provisioned for the collection").body()
         with self._lock:
             try:
                 body = _parse_body(raw, ndjson)
@@ -557,11 +585,14 @@ def _handler_for(fake: FakeOpenSearch) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             status, body = fake.handle(self.command, self.path, raw)
             payload = b"" if body is None or self.command == "HEAD" else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client gave up on a held request
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
 

@@ -5,7 +5,8 @@ hashing embedder instead of Bedrock, and the real handlers of functions/<name>/a
 `moto_stack(execute=True)` also runs the state machine in moto's ASL interpreter, with
 its Lambda tasks dispatched to our handlers (feasibility §1d: moto's simple Lambda
 backend only echoes its input, so `invoke` is patched; this touches a moto internal,
-which is why moto is pinned to 5.2.5)."""
+which is why moto is pinned to 5.2.5). The Express workflow's hand-over task
+(`states:startExecution`) needs one more patch: see `_start_execution_parameters`."""
 
 from __future__ import annotations
 
@@ -26,11 +27,15 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (  # noqa: E501
+    StateTaskServiceSfn,
+)
 from opensearchpy import OpenSearch
 from tests.fakes.aws import REGION, create_tables
 from tests.fakes.embedder import HashingEmbedder
 from tests.fakes.opensearch_server import FakeOpenSearch
 
+from engram.adapters.opensearch_index import REQUEST_TIMEOUT_SECONDS
 from engram.aws import runtime as aws_runtime_module
 from engram.aws.runtime import AwsClients, AwsRuntime, build_aws_runtime
 from engram.config import (
@@ -46,6 +51,7 @@ from engram.models.domain import Task, TaskRef
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 ASL = ROOT / "statemachine" / "ingest.asl.json"
+TEXT_ASL = ROOT / "statemachine" / "ingest-text.asl.json"  # Express, text-only adds
 ACCOUNT = "123456789012"
 BUCKET = "engram-ingestbucket-example"  # the bucket the events/ files name
 API_KEY = "eng_example-key-for-tenant-a-0123456789"  # the key events/ sends for tenant-a
@@ -116,10 +122,10 @@ def invoke(function: str, event: dict[str, Any]) -> Any:
     return handler_module(function).lambda_handler(event, LambdaContext(function_name=function))
 
 
-def state_machine_definition(substitutions: dict[str, str]) -> str:
+def state_machine_definition(substitutions: dict[str, str], asl: Path = ASL) -> str:
     """The ASL with its ${…} substituted, as CloudFormation does (text in, text out); an
     unknown name is an error, never left in place."""
-    text = ASL.read_text()
+    text = asl.read_text()
     missing = sorted(set(SUBSTITUTION.findall(text)) - set(substitutions))
     if missing:
         raise KeyError(f"no substitution for {missing}")
@@ -188,25 +194,45 @@ class MotoStack:
         tasks = [Task.model_validate_json(i["body"]) for i in items if "body" in i]
         return [t for t in tasks if t.user_id == user_id]
 
-    def executions(self) -> list[dict[str, Any]]:
-        if not self.settings.aws.state_machine_arn:
-            return []
-        return self.sfn.list_executions(
-            stateMachineArn=self.settings.aws.state_machine_arn)["executions"]
+    def machines(self) -> list[str]:
+        """The Standard workflow's ARN, then the Express one's (text-only adds)."""
+        aws = self.settings.aws
+        return [arn for arn in (aws.state_machine_arn, aws.text_state_machine_arn) if arn]
 
-    def wait_for_execution(self, name: str, timeout: float = 30) -> dict[str, Any]:
-        arn = self.settings.aws.state_machine_arn.replace(":stateMachine:", ":execution:")
+    def executions(self, machine: str | None = None) -> list[dict[str, Any]]:
+        """Executions of one state machine, or of both (Standard first)."""
+        return [execution for arn in ([machine] if machine else self.machines())
+                for execution in self.sfn.list_executions(stateMachineArn=arn)["executions"]]
+
+    def execution_arn(self, name: str) -> str:
+        """The execution of this name, on whichever state machine ran it (Standard when
+        both did: a hand-over keeps the name)."""
+        for arn in self.machines():
+            for execution in self.sfn.list_executions(stateMachineArn=arn)["executions"]:
+                if execution["name"] == name:
+                    return execution["executionArn"]
+        raise KeyError(f"no execution named {name}")
+
+    def wait_for_execution(self, name: str, timeout: float = 30,
+                           machine: str | None = None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            described = self.sfn.describe_execution(executionArn=f"{arn}:{name}")
+            try:
+                arn = (machine.replace(":stateMachine:", ":execution:") + f":{name}"
+                       if machine else self.execution_arn(name))
+            except KeyError:  # not started yet (a hand-over starts it from the other one)
+                time.sleep(0.05)
+                continue
+            described = self.sfn.describe_execution(executionArn=arn)
             if described["status"] != "RUNNING":
                 return described
             time.sleep(0.05)
         raise TimeoutError(f"execution {name} still running after {timeout} s")
 
-    def history(self, name: str) -> list[dict[str, Any]]:
-        arn = self.settings.aws.state_machine_arn.replace(":stateMachine:", ":execution:")
-        return self.sfn.get_execution_history(executionArn=f"{arn}:{name}")["events"]
+    def history(self, name: str, machine: str | None = None) -> list[dict[str, Any]]:
+        arn = (machine.replace(":stateMachine:", ":execution:") + f":{name}"
+               if machine else self.execution_arn(name))
+        return self.sfn.get_execution_history(executionArn=arn)["events"]
 
 
 def _create_idempotency_table(dynamodb: Any, name: str) -> Any:
@@ -233,6 +259,8 @@ def sqs_record(body: str, queue_url: str, message_id: str | None = None) -> dict
 @contextmanager
 def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
                job_timeout_seconds: int = 20,
+               wake_wait_seconds: float = 0,
+               text_workflow: bool = True,
                vision: VisionSettings | None = None,
                llm: LlmSettings | None = None) -> Iterator[MotoStack]:
     """Everything the template declares that the handlers touch, in moto, and the
@@ -241,7 +269,9 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
     Textract's completion notices go to an SNS topic with an SQS queue subscribed, as
     the template wires them; Transcribe is enabled. `vision`: a vision model describes
     images, its key in a Secrets Manager secret (the provider secret) holding
-    VISION_SECRET; `llm`: a chat model extracts and resolves, with the same secret."""
+    VISION_SECRET; `llm`: a chat model extracts and resolves, with the same secret.
+    `text_workflow`: text-only adds take the Express state machine, as the template wires
+    them; `wake_wait_seconds`: how long index calls wait for a waking collection."""
     for name, value in POWERTOOLS_ENV.items():
         monkeypatch.setenv(name, value)
     config = {"stepfunctions": {"execute_state_machine": execute},
@@ -260,6 +290,15 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
             definition=state_machine_definition(local_substitutions(
                 job_timeout_seconds=job_timeout_seconds)),
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/engram-test-ingest")["stateMachineArn"]
+        # moto runs an EXPRESS machine with the same interpreter as a STANDARD one: it
+        # enforces neither the 5-minute cap nor at-least-once starts, and keeps the
+        # history that AWS keeps only in CloudWatch Logs for Express.
+        text_machine = sfn.create_state_machine(
+            name="engram-test-ingest-text", type="EXPRESS",
+            definition=state_machine_definition(
+                {**local_substitutions(), "StandardStateMachineArn": machine}, TEXT_ASL),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/engram-test-ingest-text")["stateMachineArn"] \
+            if text_workflow else ""
         sns = boto3.client("sns", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         topic = sns.create_topic(Name="engram-test-ocr-done")["TopicArn"]
@@ -277,16 +316,21 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
             region=REGION, tasks_table=tables["tasks"].name,
             api_keys_table=tables["api_keys"].name, records_table=tables["records"].name,
             idempotency_table=tables["idempotency"].name, bucket=BUCKET,
-            state_machine_arn=machine,
+            state_machine_arn=machine, text_state_machine_arn=text_machine,
             opensearch=OpenSearchSettings(endpoint=f"http://127.0.0.1:{search.port}",
-                                          service="es", index="engram-memories"),
+                                          service="es", index="engram-memories",
+                                          wake_wait_seconds=wake_wait_seconds),
             embedding=EmbeddingSettings(model_id=HashingEmbedder.model_name,
                                         dimension=HashingEmbedder.dimension)))
         clients = AwsClients(
             s3=s3, dynamodb=dynamodb,
             dynamodb_client=boto3.client("dynamodb", region_name=REGION),
             stepfunctions=sfn, bedrock_runtime=None,
-            opensearch=OpenSearch(hosts=[{"host": "127.0.0.1", "port": search.port}]),
+            # as opensearch_client makes it: no retries in the transport (the adapter
+            # waits for a waking collection itself)
+            opensearch=OpenSearch(hosts=[{"host": "127.0.0.1", "port": search.port}],
+                                  timeout=REQUEST_TIMEOUT_SECONDS, max_retries=0,
+                                  retry_on_timeout=False),
             textract=boto3.client("textract", region_name=REGION),
             transcribe=boto3.client("transcribe", region_name=REGION))
         runtime = build_aws_runtime(settings, embedder=HashingEmbedder(), clients=clients)
@@ -294,6 +338,9 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
                           opensearch=search, ocr_queue_url=ocr_queue)
         if execute:
             monkeypatch.setattr(LambdaSimpleBackend, "invoke", _dispatcher(stack))
+            monkeypatch.setattr(StateTaskServiceSfn, "_normalise_parameters",
+                                _start_execution_parameters(
+                                    StateTaskServiceSfn._normalise_parameters))
         aws_runtime_module.install(runtime)
         try:
             yield stack
@@ -302,6 +349,22 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
                     stack.wait_for_execution(execution["name"])
         finally:
             aws_runtime_module.install(None)
+
+
+def _start_execution_parameters(normalise: Callable[..., None]) -> Callable[..., None]:
+    """moto 5.2.5's `states:startExecution` task hands the ASL's parameter names
+    (StateMachineArn, Name, Input) to boto3 as they are, which refuses them (KeyError
+    'StateMachineArn'); AWS maps them to the API's (stateMachineArn, name, input). This
+    does that mapping, after moto has turned Input into a JSON string."""
+
+    def normalise_then_rename(self, parameters: dict, boto_service_name=None,
+                              service_action_name=None) -> None:
+        normalise(self, parameters, boto_service_name, service_action_name)
+        if service_action_name is None and self._get_boto_service_action() == "start_execution":
+            for name in [n for n in parameters if n[:1].isupper()]:
+                parameters[name[0].lower() + name[1:]] = parameters.pop(name)
+
+    return normalise_then_rename
 
 
 def _dispatcher(stack: MotoStack):

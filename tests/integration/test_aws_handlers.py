@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from botocore.exceptions import ClientError
@@ -117,7 +118,7 @@ def test_api_add_with_an_idempotency_key_runs_once(stack):
 def test_an_add_retried_after_start_execution_failed_finds_its_task(stack, monkeypatch):
     """StartExecution fails after the task row is written; the client retries with the
     same key: the same task, started this time, and no second task or message."""
-    workflow = stack.runtime.services.ingest.workflow.state_machine
+    workflow = stack.runtime.services.ingest.workflow.text_state_machine  # a text-only add
     real = workflow._sfn
     failing = type("Down", (), {"start_execution": lambda self, **kw: (_ for _ in ()).throw(
         throttled()), "exceptions": real.exceptions})()
@@ -415,8 +416,9 @@ def test_run_step_names_errors_for_the_asl(raised, leaves_as):
     def step(deps, ref):
         raise raised
 
+    no_task_yet = SimpleNamespace(tasks=SimpleNamespace(get=lambda tenant_id, task_id: None))
     with pytest.raises(leaves_as) as caught:
-        run_step(step, None, EVENT_REF.model_dump())
+        run_step(step, no_task_yet, EVENT_REF.model_dump())
     assert type(caught.value) is leaves_as  # exact: the ASL matches names, not classes
 
 

@@ -233,7 +233,7 @@ def test_ensure_index_creates_once_and_refuses_other_vectors(backend, fake):
 
 def test_ensure_index_survives_losing_a_creation_race(backend, monkeypatch):
     backend.client.indices.create(index="memories", body=index_body(DIM))
-    monkeypatch.setattr(backend.client.indices, "exists", lambda index: False)
+    monkeypatch.setattr(backend.client.indices, "exists", lambda index, **params: False)
     OpenSearchMemoryIndex(backend.client, "memories", DIM).ensure_index()
 
 

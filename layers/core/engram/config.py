@@ -118,6 +118,10 @@ class OpenSearchSettings(BaseModel):
     custom_ids: bool | None = None
     # "innerproduct" for domains older than OpenSearch 2.19 (no Faiss cosinesimil there).
     space_type: Literal["cosinesimil", "innerproduct"] = "cosinesimil"
+    # A Serverless NextGen collection scaled to zero takes 10-30 s to answer again: a
+    # request waits this long (below API Gateway's 29 s), then the API answers 503 with
+    # Retry-After and a pipeline step leaves the wait to the state machine.
+    wake_wait_seconds: float = Field(default=20, ge=0, le=25)
 
     @property
     def use_custom_ids(self) -> bool:
@@ -153,6 +157,9 @@ class AwsSettings(BaseModel):
     # Only the functions that start executions (API, ingest queue, upload received) get
     # it: giving it to the step functions would make the template circular.
     state_machine_arn: str = ""
+    # The Express workflow for text-only adds (no files to wait for); "": every add runs
+    # on the Standard one above.
+    text_state_machine_arn: str = ""
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     # Secrets Manager secret holding the API key of the OpenAI-compatible endpoint(s).
@@ -264,6 +271,7 @@ ENVIRONMENT_NAMES: dict[str, tuple[str, ...]] = {
     "ENGRAM_IDEMPOTENCY_TABLE": ("aws", "idempotency_table"),
     "ENGRAM_BUCKET": ("aws", "bucket"),
     "ENGRAM_STATE_MACHINE_ARN": ("aws", "state_machine_arn"),
+    "ENGRAM_TEXT_STATE_MACHINE_ARN": ("aws", "text_state_machine_arn"),
     "ENGRAM_PROVIDER_SECRET_ARN": ("aws", "provider_secret_arn"),
     "ENGRAM_IDEMPOTENCY_SECONDS": ("aws", "idempotency_seconds"),
     "ENGRAM_OCR_TOPIC_ARN": ("aws", "ocr_topic_arn"),
@@ -276,6 +284,7 @@ ENVIRONMENT_NAMES: dict[str, tuple[str, ...]] = {
     "ENGRAM_OPENSEARCH_INDEX": ("aws", "opensearch", "index"),
     "ENGRAM_OPENSEARCH_CUSTOM_IDS": ("aws", "opensearch", "custom_ids"),
     "ENGRAM_OPENSEARCH_SPACE_TYPE": ("aws", "opensearch", "space_type"),
+    "ENGRAM_OPENSEARCH_WAKE_WAIT_SECONDS": ("aws", "opensearch", "wake_wait_seconds"),
     "ENGRAM_EMBEDDING_PROVIDER": ("aws", "embedding", "provider"),
     "ENGRAM_EMBEDDING_MODEL": ("aws", "embedding", "model_id"),
     "ENGRAM_EMBEDDING_DIMENSION": ("aws", "embedding", "dimension"),

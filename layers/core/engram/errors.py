@@ -55,6 +55,19 @@ class PermanentError(EngramError):
     """The input cannot be processed; retrying will not help."""
 
 
+class ServiceUnavailable(RetryableError):
+    """A service Engram needs is not answering yet (an OpenSearch Serverless collection
+    scaled to zero takes 10-30 s to come back; chat's LLM timed out or is down): the API
+    answers 503 with Retry-After instead of waiting past its budget; a pipeline step is
+    retried like any RetryableError."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after_seconds: int = 10):
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class LlmUnavailable(RetryableError):
     """The LLM endpoint did not answer (down, timed out, 429/5xx after the client's own
     retries): the task fails with its raw input kept and can be retried."""
@@ -84,9 +97,3 @@ class BadGateway(EngramError):
     """The upstream service (the LLM endpoint) refused or mangled the request."""
 
     status_code = 502
-
-
-class ServiceUnavailable(EngramError):
-    """What the request needs is not configured here, or did not answer."""
-
-    status_code = 503

@@ -27,9 +27,11 @@ within a second is not needed (the store is the source of truth).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlparse
 
 import boto3
@@ -38,7 +40,7 @@ from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnecti
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import RequestError, TransportError
 
-from engram.errors import PermanentError, RetryableError
+from engram.errors import PermanentError, RetryableError, ServiceUnavailable
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import Condition, FilterError, FilterNode
 from engram.models.knowledge import is_shared_scope, read_scopes
@@ -59,6 +61,22 @@ BULK_RETRIES = 3  # of documents refused with 429, backing off 1, 2, 4 s
 BULK_BACKOFF_SECONDS = 1
 LOOKUP_CHUNK = 1000  # memory ids per search when documents have generated ids
 LOOKUP_SIZE = 10_000  # index.max_result_window
+# A NextGen collection scaled to zero answers again after 10-30 s. Until then a request
+# is held or refused with one of these: they are waited for (up to the wake budget),
+# then reported as IndexWaking.
+WAKING_STATUS = frozenset({429, 502, 503, 504})
+REQUEST_TIMEOUT_SECONDS = 10.0  # one attempt, never past what is left of the wake budget
+WAKE_FIRST_DELAY_SECONDS = 0.5  # then doubled, at most WAKE_MAX_DELAY_SECONDS
+WAKE_MAX_DELAY_SECONDS = 4.0
+WAKE_RETRY_AFTER_SECONDS = 10  # what is left of a 30 s wake after the API's wait
+API_TIMEOUT_SECONDS = 29  # API Gateway's integration timeout: one request's whole time
+T = TypeVar("T")
+
+
+class IndexWaking(ServiceUnavailable):
+    """The memory index did not answer in time: a Serverless collection scaled to zero
+    is getting its capacity back, or the cluster is overloaded. The API answers 503 with
+    Retry-After; a pipeline step is retried by the state machine (RetryableError)."""
 
 
 def index_body(dimension: int, space_type: str = "cosinesimil") -> dict[str, Any]:
@@ -162,7 +180,10 @@ class OpenSearchMemoryIndex:
     no cosinesimil; vectors are unit length, so the ranking is the same."""
 
     def __init__(self, client: OpenSearch, index_name: str, dimension: int, *,
-                 use_custom_ids: bool = True, space_type: str = "cosinesimil"):
+                 use_custom_ids: bool = True, space_type: str = "cosinesimil",
+                 wake_wait_seconds: float = 0.0):
+        """`wake_wait_seconds`: how long one call waits for a waking or overloaded index
+        (429, 502-504, no answer) before raising IndexWaking; 0 raises at once."""
         if space_type not in SPACE_TYPES:
             raise ValueError(f"space_type must be one of {SPACE_TYPES}, not {space_type!r}")
         self._client = client
@@ -170,22 +191,37 @@ class OpenSearchMemoryIndex:
         self._dimension = dimension
         self._custom_ids = use_custom_ids
         self._space_type = space_type
+        self._wake_wait = max(0.0, wake_wait_seconds)
+        self._call = threading.local()  # the deadline of the call under way in this thread
+        # When this process last began to wait for a waking index: every call in the
+        # following 29 s (an API request makes several) shares that wait's deadline, so a
+        # request never waits twice.
+        self._wait_began = float("-inf")
 
     def ensure_index(self) -> None:
         """Create the index if it is missing; refuse one built for other vectors (the
         dimension is fixed at creation: a new embedding model needs a new index)."""
+        self._patiently(self._ensure_index)
+
+    def _ensure_index(self) -> None:
         with _classified():
-            if self._client.indices.exists(index=self._index):
+            if self._client.indices.exists(index=self._index, **self._timeout()):
                 self._check_mapping()
                 return
             try:
                 self._client.indices.create(
-                    index=self._index, body=index_body(self._dimension, self._space_type))
+                    index=self._index, body=index_body(self._dimension, self._space_type),
+                    **self._timeout())
             except RequestError as exc:
                 if exc.error != "resource_already_exists_exception":  # lost a creation race
                     raise
 
     def upsert(self, memories: Sequence[Memory], vectors: np.ndarray) -> None:
+        # Repeatable as a whole: with our ids the same documents are rewritten; with
+        # generated ids the stale documents are looked up and removed again first.
+        self._patiently(lambda: self._upsert(memories, vectors))
+
+    def _upsert(self, memories: Sequence[Memory], vectors: np.ndarray) -> None:
         if not memories:
             return
         vectors = self._unit_rows(vectors, len(memories))
@@ -209,6 +245,9 @@ class OpenSearchMemoryIndex:
         self._bulk(actions)
 
     def remove(self, tenant_id: str, ids: Sequence[str]) -> None:
+        self._patiently(lambda: self._remove(tenant_id, ids))
+
+    def _remove(self, tenant_id: str, ids: Sequence[str]) -> None:
         if not ids:
             return
         if self._custom_ids:
@@ -222,6 +261,9 @@ class OpenSearchMemoryIndex:
         makes a fresh write searchable), then whatever a search still finds for the user,
         until a search finds nothing new. With generated ids a document written within
         the last refresh interval cannot be found yet, so it can survive."""
+        return self._patiently(lambda: self._remove_user(tenant_id, user_id, ids))
+
+    def _remove_user(self, tenant_id: str, user_id: str, ids: Sequence[str]) -> int:
         documents: list[str] = []
         if ids:
             documents = ([document_id(tenant_id, memory_id) for memory_id in ids]
@@ -232,7 +274,8 @@ class OpenSearchMemoryIndex:
             {"term": {"tenant_id": tenant_id}}, {"term": {"user_id": user_id}}]}}}
         while True:
             with _classified():
-                hits = self._client.search(index=self._index, body=body)["hits"]["hits"]
+                hits = self._client.search(index=self._index, body=body,
+                                           **self._timeout())["hits"]["hits"]
             fresh = [hit["_id"] for hit in hits if hit["_id"] not in gone]
             if not fresh:
                 return removed
@@ -251,6 +294,11 @@ class OpenSearchMemoryIndex:
     ) -> list[IndexHit]:
         """Candidates from the top max(4k, 50) by cosine and the top max(4k, 50) by BM25,
         each with both scores, best cosine first."""
+        return self._patiently(
+            lambda: self._search(tenant_id, user_id, vector, text, k, types, where))
+
+    def _search(self, tenant_id: str, user_id: str, vector: np.ndarray, text: str, k: int,
+                types: Sequence[MemoryType], where: FilterNode | None) -> list[IndexHit]:
         wanted = sorted({MemoryType(t).value for t in types})
         if k <= 0 or not wanted:
             return []
@@ -311,12 +359,17 @@ class OpenSearchMemoryIndex:
     ) -> list[list[IndexHit]]:
         # One search per group: the memory type is part of each k-NN filter, so the
         # cluster cannot share the scoring the way the in-memory index does.
-        return [self.search(tenant_id, user_id, vector, text, q.k, q.types, where)
-                for q in queries]
+        return self._patiently(lambda: [
+            self._search(tenant_id, user_id, vector, text, q.k, q.types, where)
+            for q in queries])
 
     def nearest(self, tenant_id: str, user_id: str, vectors: np.ndarray, k: int,
                 types: Sequence[MemoryType]) -> list[list[IndexHit]]:
         """The k closest memories by cosine for each row of `vectors`, in one _msearch."""
+        return self._patiently(lambda: self._nearest(tenant_id, user_id, vectors, k, types))
+
+    def _nearest(self, tenant_id: str, user_id: str, vectors: np.ndarray, k: int,
+                 types: Sequence[MemoryType]) -> list[list[IndexHit]]:
         if k <= 0 or len(vectors) == 0 or not types:
             return [[] for _ in range(len(vectors))]
         scope = [{"term": {"tenant_id": tenant_id}}, {"term": {"user_id": user_id}},
@@ -332,13 +385,18 @@ class OpenSearchMemoryIndex:
         """Documents of the tenant that `where` admits: without `scope`, not the ones a
         shared scope owns (their first user_id, the owner, is a scope); with it, those
         readable in it."""
+        return self._patiently(lambda: self._matching_ids(tenant_id, where, limit, scope))
+
+    def _matching_ids(self, tenant_id: str, where: FilterNode, limit: int,
+                      scope: str | None) -> list[str]:
         terms: list[dict[str, Any]] = [{"term": {"tenant_id": tenant_id}}]
         if scope is not None:
             terms.append({"term": {"user_id": scope}})
         body = {"size": min(limit, LOOKUP_SIZE), "_source": ["memory_id", "user_id"],
                 "query": {"bool": {"filter": [*terms, compile_filter_dsl(where)]}}}
         with _classified():
-            hits = self._client.search(index=self._index, body=body)["hits"]["hits"]
+            hits = self._client.search(index=self._index, body=body,
+                                       **self._timeout())["hits"]["hits"]
         found = []
         for hit in hits:
             owners = hit["_source"].get("user_id")
@@ -366,11 +424,14 @@ class OpenSearchMemoryIndex:
         for search in searches:
             body += [{}, search]
         with _classified():
-            responses = self._client.msearch(body=body, index=self._index)["responses"]
+            responses = self._client.msearch(body=body, index=self._index,
+                                             **self._timeout())["responses"]
         for response in responses:
             if "error" in response:
                 status = response.get("status", 500)
                 message = f"OpenSearch search failed ({status}): {response['error']}"
+                if status in WAKING_STATUS:
+                    raise IndexWaking(message, WAKE_RETRY_AFTER_SECONDS)
                 raise RetryableError(message) if _retryable(status) else PermanentError(message)
         return responses
 
@@ -385,7 +446,8 @@ class OpenSearchMemoryIndex:
             body = {"size": LOOKUP_SIZE, "_source": False, "query": {"bool": {"filter": [
                 {"term": {"tenant_id": tenant_id}}, {"terms": {"memory_id": chunk}}]}}}
             with _classified():
-                response = self._client.search(index=self._index, body=body)
+                response = self._client.search(index=self._index, body=body,
+                                               **self._timeout())
             documents += [hit["_id"] for hit in response["hits"]["hits"]]
         return documents
 
@@ -409,19 +471,21 @@ class OpenSearchMemoryIndex:
                 self._client, actions, chunk_size=BULK_CHUNK_DOCS,
                 max_chunk_bytes=BULK_CHUNK_BYTES, max_retries=BULK_RETRIES,
                 initial_backoff=BULK_BACKOFF_SECONDS,
-                raise_on_error=False)
+                raise_on_error=False, **self._timeout())
         failures = [item for error in errors for op, item in error.items()
                     if not (op == "delete" and item.get("status") == 404)]  # already gone
         if failures:
             message = (f"OpenSearch refused {len(failures)} of {len(actions)} writes; first: "
                        f"{failures[0].get('status')} {failures[0].get('error')}")
+            if all(f.get("status") in WAKING_STATUS for f in failures):
+                raise IndexWaking(message, WAKE_RETRY_AFTER_SECONDS)
             if all(_retryable(f.get("status", 500)) for f in failures):
                 raise RetryableError(message)
             raise PermanentError(message)
         return done
 
     def _check_mapping(self) -> None:
-        mappings = self._client.indices.get_mapping(index=self._index)
+        mappings = self._client.indices.get_mapping(index=self._index, **self._timeout())
         properties = next(iter(mappings.values()))["mappings"].get("properties", {})
         field = properties.get(VECTOR_FIELD, {})
         dimension = field.get("dimension")
@@ -431,6 +495,49 @@ class OpenSearchMemoryIndex:
                 f"index {self._index} holds {dimension}-dimension {space_type} vectors; this "
                 f"deployment writes {self._dimension}-dimension {self._space_type}: a new "
                 f"embedding model needs a new index")
+
+    # --- a waking index ---------------------------------------------------------------
+    def _patiently(self, call: Callable[[], T]) -> T:
+        """`call()`, repeated with backoff while the index is waking (IndexWaking), until
+        the wake budget is spent; then IndexWaking says what is happening. A call made
+        inside another shares the outer call's budget, and a call made within 29 s of
+        the start of an earlier wait shares that wait's deadline (past it: one attempt)."""
+        if getattr(self._call, "deadline", None) is not None:
+            return call()
+        started = time.monotonic()
+        sharing = started - self._wait_began < API_TIMEOUT_SECONDS
+        deadline = (self._wait_began if sharing else started) + self._wake_wait
+        self._call.deadline = deadline
+        delay = WAKE_FIRST_DELAY_SECONDS
+        try:
+            while True:
+                try:
+                    return call()
+                except IndexWaking as exc:
+                    if not sharing:
+                        self._wait_began, sharing = started, True
+                    left = deadline - time.monotonic()
+                    if left < WAKE_FIRST_DELAY_SECONDS / 5:
+                        waited = time.monotonic() - started
+                        raise IndexWaking(
+                            f"the memory index is not answering yet (waited {waited:.0f} s): "
+                            "an OpenSearch Serverless collection that scaled to zero takes "
+                            "10-30 s to get its capacity back; retry in "
+                            f"{WAKE_RETRY_AFTER_SECONDS} s ({exc.message})",
+                            WAKE_RETRY_AFTER_SECONDS) from exc
+                    time.sleep(min(delay, left))  # the last attempt at the deadline
+                    delay = min(delay * 2, WAKE_MAX_DELAY_SECONDS)
+        finally:
+            self._call.deadline = None
+
+    def _timeout(self) -> dict[str, float]:
+        """One request's timeout: never past the wake budget (so the API answers before
+        API Gateway's 29 s), at least a second."""
+        deadline = getattr(self._call, "deadline", None)
+        if deadline is None or self._wake_wait == 0:
+            return {"request_timeout": REQUEST_TIMEOUT_SECONDS}
+        left = deadline - time.monotonic()
+        return {"request_timeout": max(1.0, min(REQUEST_TIMEOUT_SECONDS, left))}
 
     def _unit_rows(self, vectors: np.ndarray, expected_rows: int) -> np.ndarray:
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -498,13 +605,18 @@ def _retryable(status: Any) -> bool:
 
 @contextmanager
 def _classified() -> Iterator[None]:
-    """Transport failures worth retrying become RetryableError (for the state machine's
-    Retry); a 4xx is a bug in the request and goes up as it is."""
+    """What a waking or overloaded index answers (no answer in time, 429, 502-504)
+    becomes IndexWaking, other 5xx RetryableError (both retried by the state machine); a
+    4xx is a bug in the request and goes up as it is."""
     try:
         yield
     except TransportConnectionError as exc:  # includes timeouts
-        raise RetryableError(f"OpenSearch unreachable: {exc}") from exc
+        raise IndexWaking(f"OpenSearch did not answer: {exc}",
+                          WAKE_RETRY_AFTER_SECONDS) from exc
     except TransportError as exc:
+        if exc.status_code in WAKING_STATUS:
+            raise IndexWaking(f"OpenSearch busy or waking ({exc.status_code}): {exc.error}",
+                              WAKE_RETRY_AFTER_SECONDS) from exc
         if _retryable(exc.status_code):
             raise RetryableError(f"OpenSearch busy or failing ({exc.status_code}): "
                                  f"{exc.error}") from exc
@@ -526,7 +638,9 @@ def opensearch_client(endpoint: str, region: str, service: str) -> OpenSearch:
         use_ssl=True,
         verify_certs=True,
         connection_class=Urllib3HttpConnection,
-        timeout=10,
-        max_retries=2,
-        retry_on_timeout=True,
+        # No retries in the transport: the index adapter retries a waking or busy
+        # collection itself, within a budget that keeps the API under 29 s.
+        timeout=REQUEST_TIMEOUT_SECONDS,
+        max_retries=0,
+        retry_on_timeout=False,
     )

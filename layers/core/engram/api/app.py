@@ -52,7 +52,7 @@ from engram.api.openapi import ERRORS, SECURITY, SECURITY_SCHEMES
 from engram.api.params import body_size
 from engram.api.resolver import RequestScopedRestResolver
 from engram.container import Services
-from engram.errors import EngramError, PayloadTooLarge
+from engram.errors import EngramError, PayloadTooLarge, ServiceUnavailable
 from engram.services.profile_items import ProfileItemService
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,9 @@ def create_app(services: Services) -> EngramResolver:
 
     @app.exception_handler(EngramError)
     def engram_error(error: EngramError) -> Response:
+        if isinstance(error, ServiceUnavailable):  # e.g. the memory index is waking up
+            return failed(503, error.message,
+                          {"Retry-After": str(error.retry_after_seconds)})
         return failed(error.status_code, error.message)
 
     @app.not_found

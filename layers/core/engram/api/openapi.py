@@ -28,7 +28,8 @@ ERRORS = (
     "as application/json (a missing Content-Type is read as JSON); 422: a field that breaks "
     f"its rule, named (`messages.3.chat_time: ...`), a body that is not a JSON object or nests "
     f"deeper than {MAX_JSON_DEPTH}, a lone surrogate in any string, a control character "
-    f"(U+0000-U+001F, U+007F-U+009F) in an identifier, a time not {RANGE}.")
+    f"(U+0000-U+001F, U+007F-U+009F) in an identifier, a time not {RANGE}; 503: the "
+    "memory index is waking up (on AWS; retry after `Retry-After` seconds).")
 
 WHY = {
     400: "The body is not UTF-8 or not valid JSON (or a request the route cannot serve)",
@@ -41,10 +42,14 @@ WHY = {
     422: "A field breaks its rule (each is named in `message`, e.g. `messages.0.role: ...`)",
     501: "This deployment does not serve the feature (named in `message`)",
     502: "The LLM endpoint refused the request (its reason in `message`)",
-    503: "The LLM did not answer (timed out, down, throttled past the retries)",
+    503: "A service the request needs is not answering yet: the memory index (on AWS, an "
+         "OpenSearch Serverless collection that scaled to zero takes 10-30 s to come back) "
+         "or the LLM (timed out, down, throttled past the retries); retry after "
+         "`Retry-After` seconds",
 }
 BODY = (400, 401, 413, 415, 422)  # any route that reads a JSON body
 PARAMS = (401, 422)  # a GET route with path or query parameters
+INDEX = 503  # a route that reads or writes the memory index
 
 
 def _answer(status: int, model: type) -> dict[str, Any]:

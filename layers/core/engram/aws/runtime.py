@@ -216,6 +216,8 @@ class StateMachineRunner:
 
     state_machine: StepFunctionsWorkflow
     pipeline: PipelineDeps
+    # Express, for text-only adds; None: every task runs on `state_machine` (Standard).
+    text_state_machine: StepFunctionsWorkflow | None = None
     _inline: PipelineDeps = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -226,6 +228,15 @@ class StateMachineRunner:
                 jobs, ocr=False, transcription=False)))
 
     def start(self, ref: TaskRef, attempt: int = 1) -> None:
+        """A first run of a text-only add takes the Express workflow (billed per request,
+        not per state transition); an add with files (Textract/Transcribe callbacks,
+        which Express cannot wait for) and the retry of a failed task take the Standard
+        one. A task that cannot be read takes the Standard one too."""
+        if self.text_state_machine is not None and attempt == 1:
+            task = self.pipeline.tasks.get(ref.tenant_id, ref.task_id)
+            if task is not None and not task.items:
+                self.text_state_machine.start(ref, attempt)
+                return
         self.state_machine.start(ref, attempt)
 
     def run(self, ref: TaskRef) -> Task:
@@ -277,7 +288,8 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
         api_keys=DynamoApiKeyStore(clients.dynamodb.Table(aws.api_keys_table)),
         index=IndexOnFirstUse(lambda: OpenSearchMemoryIndex(
             clients.opensearch, search.index, embedder.dimension,
-            use_custom_ids=search.use_custom_ids, space_type=search.space_type)),
+            use_custom_ids=search.use_custom_ids, space_type=search.space_type,
+            wake_wait_seconds=search.wake_wait_seconds)),
         embedder=embedder,
         upload_signer=S3UploadSigner(clients.s3, aws.bucket),
         fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
@@ -360,7 +372,10 @@ def build_aws_runtime(settings: Settings, *, embedder: Embedder | None = None,
     # async_mode (the default) starts the state machine; async_mode false runs the
     # same four steps inline in the API call.
     runner = StateMachineRunner(
-        StepFunctionsWorkflow(clients.stepfunctions, aws.state_machine_arn), pipeline)
+        StepFunctionsWorkflow(clients.stepfunctions, aws.state_machine_arn), pipeline,
+        text_state_machine=StepFunctionsWorkflow(clients.stepfunctions,
+                                                 aws.text_state_machine_arn)
+        if aws.text_state_machine_arn else None)
     services = build_services(ports, settings, pipeline, runner)
     return AwsRuntime(settings=settings, clients=clients, ports=ports, services=services,
                       pipeline=pipeline, accept_once=accept_once)

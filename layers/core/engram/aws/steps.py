@@ -54,7 +54,18 @@ def is_transient(error: BaseException) -> bool:
 
 def run_step(step: Step, deps: PipelineDeps, event: dict[str, Any]) -> dict[str, Any]:
     ref = TaskRef.model_validate(event)
+    if finished(deps, ref):
+        # An Express execution runs at least once: a repeated one finds the task done
+        # (its step outputs removed) or failed (retry/task makes it waiting before it
+        # starts a run) and must leave it as it is.
+        return ref.model_dump()
     return classified(lambda: step(deps, ref)).model_dump()
+
+
+def finished(deps: PipelineDeps, ref: TaskRef, *,
+             ends: tuple[TaskStatus, ...] = (TaskStatus.completed, TaskStatus.failed)) -> bool:
+    task = classified(lambda: deps.tasks.get(ref.tenant_id, ref.task_id))
+    return task is not None and task.status in ends
 
 
 def classified(call: Callable[[], T]) -> T:
@@ -74,6 +85,9 @@ def classified(call: Callable[[], T]) -> T:
 def mark_step_failed(deps: PipelineDeps, event: dict[str, Any]) -> dict[str, Any]:
     """The Catch target: the task row says failed, which step, and why."""
     failed = FailedStepInput.model_validate(event)
+    # A repeated execution's failure after the task was done leaves it done.
+    if finished(deps, failed.ref(), ends=(TaskStatus.completed,)):
+        return failed.ref().model_dump()
     mark_failed(deps, failed.ref(), failed.error.as_exception())
     count("TasksFailed")
     return failed.ref().model_dump()

@@ -44,7 +44,7 @@ from engram.api.everos.models import (
     TaskStatusResponse,
 )
 from engram.api.everos.translate import EverosTranslator
-from engram.api.openapi import BODY, PARAMS, mms_responses, responses
+from engram.api.openapi import BODY, INDEX, PARAMS, mms_responses, responses
 from engram.api.params import IdempotencyKey, PathId, check_body_size
 
 
@@ -65,7 +65,7 @@ def everos_objects_router(everos: EverosTranslator) -> Router:
 
 # An add answers 200 when done (sync), 202 while it runs; an object key of another tenant
 # is a 403, one never uploaded a 404.
-ADDED = responses(*BODY, 403, 404, 409, accepted=AddResponse)  # 409: a replay in flight
+ADDED = responses(*BODY, 403, 404, 409, INDEX, accepted=AddResponse)  # 409: a replay in flight
 NOTHING_TO_FLUSH = ("Engram extracts memories from every add as it arrives; nothing is "
                     "held back for a flush (follow an add with GET /api/v1/tasks/{task_id})")
 
@@ -129,13 +129,13 @@ def everos_memories_router(everos: EverosTranslator) -> Router:
         return GetMemoriesResponse(data=everos.get(tenant(), req))
 
     @router.post("/memories/search", summary="Memories relevant to a query",
-                 responses=responses(*BODY))
+                 responses=responses(*BODY, INDEX))
     def search(req: Annotated[MemorySearchRequest, Body()]) -> SearchResponse:
         return SearchResponse(data=everos.search(tenant(), req))
 
     @router.post("/memories/delete",
                  summary="Soft-delete a memory or a session's; erase a user's or group's data",
-                 responses=responses(*BODY, 404))
+                 responses=responses(*BODY, 404, INDEX))
     def delete(req: Annotated[MemoryDeleteRequest, Body()]) -> DeleteResponse:
         return DeleteResponse(data=everos.delete(tenant(), req))
 

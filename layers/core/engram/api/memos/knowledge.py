@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from engram.api.auth import tenant_of
 from engram.api.memos.models import Envelope, Request
-from engram.api.openapi import BODY, responses
+from engram.api.openapi import BODY, INDEX, responses
 from engram.errors import BadRequest, EngramError, Unprocessable
 from engram.models.identifiers import Id
 from engram.models.knowledge import KnowledgeBase, KnowledgeFile
@@ -288,7 +288,7 @@ def knowledge_router(kb: KnowledgeTranslator) -> Router:
 
     @router.post("/delete/knowledgebase",
                  summary="Delete a knowledge base: its files, passages and index rows",
-                 responses=responses(*BODY, 404, 501))
+                 responses=responses(*BODY, 404, 501, INDEX))
     def delete_knowledgebase(req: Annotated[KnowledgebaseIdRequest, Body()]
                              ) -> Envelope[DeletedData]:
         return Envelope(data=kb.delete(tenant_of(router), req))
@@ -301,7 +301,7 @@ def knowledge_router(kb: KnowledgeTranslator) -> Router:
                              "client uploads local files. Each file is read before the "
                              "answer: PDF, DOCX, DOC, TXT, MD and HTML, at most 20 files, "
                              "100 MB and 200 pages each (413 naming the limit).",
-                 responses=responses(*BODY, 404, 413, 501))
+                 responses=responses(*BODY, 404, 413, 501, INDEX))
     def add_knowledgebase_file(req: Annotated[AddKnowledgebaseFileRequest, Body()]
                                ) -> Envelope[list[KnowledgebaseFileDetail]]:
         uploaded = is_form_upload(router.current_event)
@@ -316,7 +316,7 @@ def knowledge_router(kb: KnowledgeTranslator) -> Router:
 
     @router.post("/delete/knowledgebase-file",
                  summary="Delete files: their passages, index rows and stored bytes",
-                 responses=responses(*BODY, 404, 501))
+                 responses=responses(*BODY, 404, 501, INDEX))
     def delete_knowledgebase_file(req: Annotated[DeleteKnowledgebaseFileRequest, Body()]
                                   ) -> Envelope[DeletedFilesData]:
         return Envelope(data=kb.delete_files(tenant_of(router), req))

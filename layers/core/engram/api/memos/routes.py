@@ -32,7 +32,7 @@ from engram.api.memos.models import (
     UpdateMemoryRequest,
 )
 from engram.api.memos.translate import MemosTranslator
-from engram.api.openapi import BODY, PARAMS, responses
+from engram.api.openapi import BODY, INDEX, PARAMS, responses
 from engram.api.params import IdempotencyKey, PathId, QueryId
 
 
@@ -42,13 +42,13 @@ def messages_router(memos: MemosTranslator) -> Router:
     # 409: the same add still being accepted, or its user erased meanwhile; 404: an
     # allow_knowledgebase_ids entry that is not the tenant's
     @router.post("/add/message", summary="Add conversation messages (async by default)",
-                 responses=responses(*BODY, 404, 409))
+                 responses=responses(*BODY, 404, 409, INDEX))
     def add_message(req: Annotated[AddMessageRequest, Body()],
                     idempotency_key: IdempotencyKey = None) -> Envelope[AddMessageData]:
         return Envelope(data=memos.add_message(tenant_of(router), req, idempotency_key))
 
     @router.post("/add/feedback", summary="Correct a user's memories in natural language",
-                 responses=responses(*BODY, 404, 409))
+                 responses=responses(*BODY, 404, 409, INDEX))
     def add_feedback(req: Annotated[FeedbackRequest, Body()],
                      idempotency_key: IdempotencyKey = None) -> Envelope[AddMessageData]:
         return Envelope(data=memos.add_feedback(tenant_of(router), req, idempotency_key))
@@ -66,7 +66,7 @@ def search_router(memos: MemosTranslator) -> Router:
 
     # 404: a knowledgebase_ids entry that is not the tenant's
     @router.post("/search/memory", summary="The memories that matter for a query",
-                 responses=responses(*BODY, 404))
+                 responses=responses(*BODY, 404, INDEX))
     def search_memory(req: Annotated[SearchRequest, Body()]) -> Envelope[SearchData]:
         return Envelope(data=memos.search(tenant_of(router), req))
 
@@ -87,12 +87,12 @@ def memories_router(memos: MemosTranslator) -> Router:
         return Envelope(data=memos.get_memory_by_id(tenant_of(router), memory_id))
 
     @router.post("/update/memory", summary="Edit a memory's content, title or status",
-                 responses=responses(*BODY, 404))
+                 responses=responses(*BODY, 404, INDEX))
     def update_memory(req: Annotated[UpdateMemoryRequest, Body()]) -> Envelope[UpdateMemoryData]:
         return Envelope(data=memos.update_memory(tenant_of(router), req))
 
     @router.post("/delete/memory", summary="Delete memories by id, or erase all of a user's data",
-                 responses=responses(*BODY, 404))
+                 responses=responses(*BODY, 404, INDEX))
     def delete_memory(req: Annotated[DeleteMemoryRequest, Body()]) -> Envelope[DeleteMemoryData]:
         return Envelope(data=memos.delete_memory(tenant_of(router), req))
 

@@ -28,7 +28,7 @@ from engram.api.everos.v2.models import (
     V2SignRequest,
 )
 from engram.api.everos.v2.translate import EverosV2Translator
-from engram.api.openapi import BODY, mms_responses, responses
+from engram.api.openapi import BODY, INDEX, mms_responses, responses
 from engram.api.params import IdempotencyKey, check_body_size
 
 
@@ -59,7 +59,7 @@ def everos_v2_memory_router(everos: EverosV2Translator) -> Router:
         return router.current_event.request_context.request_id or ""
 
     @router.post("/memory/add", summary="Add a conversation's messages (202 with its task)",
-                 responses=responses(*BODY, 403, 404, 409, accepted=V2AddResponse))
+                 responses=responses(*BODY, 403, 404, 409, INDEX, accepted=V2AddResponse))
     def add(req: Annotated[V2AddRequest, Body()],
             idempotency_key: IdempotencyKey = None) -> Response[V2AddResponse]:
         data = everos.add(tenant(), req, idempotency_key)
@@ -68,7 +68,7 @@ def everos_v2_memory_router(everos: EverosV2Translator) -> Router:
                         body=V2AddResponse(request_id=request_id(), data=data))
 
     @router.post("/memory/search", summary="A user's (or agent's) memories relevant to a query",
-                 responses=responses(*BODY))
+                 responses=responses(*BODY, INDEX))
     def search(req: Annotated[V2SearchRequest, Body()]) -> V2SearchResponse:
         return V2SearchResponse(request_id=request_id(), data=everos.search(tenant(), req))
 
@@ -79,7 +79,7 @@ def everos_v2_memory_router(everos: EverosV2Translator) -> Router:
 
     @router.post("/memory/delete",
                  summary="A conversation's memories out of search; an owner's data erased",
-                 responses=responses(*BODY))
+                 responses=responses(*BODY, INDEX))
     def delete(req: Annotated[V2DeleteRequest, Body()]) -> V2DeleteResponse:
         return V2DeleteResponse(request_id=request_id(), data=everos.delete(tenant(), req))
 
