@@ -496,8 +496,8 @@ def opensearch_client(endpoint: str, region: str, service: str) -> OpenSearch:
     return OpenSearch(
         hosts=[{"host": url.hostname, "port": url.port or 443}],
         http_auth=Urllib3AWSV4SignerAuth(credentials, region, service),
-        use_ssl=True,
-        verify_certs=True,
+        use_ssl=url.scheme != "http",  # http:// only for a local stand-in (bench, tests)
+        verify_certs=url.scheme != "http",
         connection_class=Urllib3HttpConnection,
         timeout=10,
         max_retries=2,

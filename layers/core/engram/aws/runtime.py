@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engram.adapters.idempotency import PowertoolsAcceptOnce
-from engram.aws.intake import IdempotentIntake, Intake
 from engram.config import Settings
 from engram.container import (
     PortSet,
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
     from engram.adapters.sfn_workflow import StepFunctionsWorkflow
+    from engram.aws.intake import IdempotentIntake
 
 
 class ConfigurationError(EngramError):
@@ -243,14 +243,12 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
         DynamoRecordStore,
         DynamoTaskStore,
     )
-    from engram.adapters.opensearch_index import OpenSearchMemoryIndex
     from engram.adapters.s3_object_store import S3ObjectStore
     from engram.adapters.s3_upload_signer import S3UploadSigner
     from engram.adapters.sfn_workflow import StepFunctionsCallbacks
     from engram.adapters.textract_ocr import TextractOcr, TextractPdfJobs
     from engram.adapters.transcribe_media import TranscribeJobs
     from engram.adapters.url_fetcher import SafeFetcher
-    from engram.aws.steps import is_transient
 
     aws = settings.aws
     records = DynamoRecordStore(clients.dynamodb.Table(aws.records_table))
@@ -266,14 +264,19 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
     transcription_jobs = (TranscribeJobs(clients.transcribe, bucket=aws.bucket,
                                          language_code=aws.transcribe_language)
                           if aws.transcription == "enabled" else None)
+    def memory_index() -> Any:  # opensearch-py is imported by the first search or upsert
+        from engram.adapters.opensearch_index import OpenSearchMemoryIndex
+
+        return OpenSearchMemoryIndex(clients.opensearch, search.index, embedder.dimension,
+                                     use_custom_ids=search.use_custom_ids,
+                                     space_type=search.space_type)
+
     return PortSet(
         objects=S3ObjectStore(clients.s3, aws.bucket),
         tasks=DynamoTaskStore(clients.dynamodb.Table(aws.tasks_table)),
         messages=records, memories=records,
         api_keys=DynamoApiKeyStore(clients.dynamodb.Table(aws.api_keys_table)),
-        index=IndexOnFirstUse(lambda: OpenSearchMemoryIndex(
-            clients.opensearch, search.index, embedder.dimension,
-            use_custom_ids=search.use_custom_ids, space_type=search.space_type)),
+        index=IndexOnFirstUse(memory_index),
         embedder=embedder,
         upload_signer=S3UploadSigner(clients.s3, aws.bucket),
         fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
@@ -286,6 +289,14 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
         transcription_off="Amazon Transcribe is disabled for this deployment "
                           "(template parameter SpeechTranscription)",
         transient=is_transient)
+
+
+def is_transient(error: BaseException) -> bool:
+    """engram.aws.steps.is_transient, imported on the first error rather than at cold
+    start (the step module brings the state machine's event models)."""
+    from engram.aws.steps import is_transient as classify
+
+    return classify(error)
 
 
 @dataclass
@@ -315,6 +326,8 @@ class AwsRuntime:
     def intake(self) -> IdempotentIntake:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+        from engram.aws.intake import IdempotentIntake, Intake  # the queue consumers only
+
         def store() -> DynamoDBPersistenceLayer:
             return DynamoDBPersistenceLayer(table_name=self.settings.aws.idempotency_table,
                                             boto3_client=self.clients.dynamodb_client)
@@ -336,18 +349,21 @@ def build_api_key_service(settings: Settings, clients: AwsClients | None = None)
 
 def build_aws_runtime(settings: Settings, *, embedder: Embedder | None = None,
                       clients: AwsClients | None = None) -> AwsRuntime:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
     from engram.adapters.sfn_workflow import StepFunctionsWorkflow
 
     clients = clients or AwsClients.from_settings(settings)
     aws = settings.aws
+
+    def idempotency_store() -> Any:  # Powertools' idempotency package: on the first add
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        return DynamoDBPersistenceLayer(table_name=aws.idempotency_table,
+                                        boto3_client=clients.dynamodb_client)
+
     # The records share the intake's idempotency table: Powertools prefixes each key
     # with the function that made it.
-    accept_once = PowertoolsAcceptOnce(
-        lambda: DynamoDBPersistenceLayer(table_name=aws.idempotency_table,
-                                         boto3_client=clients.dynamodb_client),
-        expires_after_seconds=aws.idempotency_seconds)
+    accept_once = PowertoolsAcceptOnce(idempotency_store,
+                                       expires_after_seconds=aws.idempotency_seconds)
     ports = aws_ports(settings, clients, embedder or default_embedder(settings, clients),
                       accept_once)
     pipeline = build_pipeline(ports, settings)
