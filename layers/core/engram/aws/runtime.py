@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -151,6 +152,8 @@ class IndexOnFirstUse:
 
 def default_embedder(settings: Settings, clients: AwsClients) -> Embedder:
     embedding = settings.aws.embedding
+    if embedding.provider == "onnx":
+        return onnx_embedder(embedding.model_dir)
     if embedding.provider == "bedrock":
         from engram.adapters.bedrock_embedder import BedrockEmbedder
 
@@ -162,6 +165,14 @@ def default_embedder(settings: Settings, clients: AwsClients) -> Embedder:
     client = OpenAI(base_url=embedding.base_url, api_key=provider_api_key(settings),
                     timeout=30, max_retries=2)
     return OpenAIEmbedder(client, embedding.model_id, embedding.dimension)
+
+
+def onnx_embedder(model_dir: Path) -> Embedder:
+    """`engram serve`'s embedder (OnnxMiniLMEmbedder over the int8 export), on the files
+    the core layer ships; the model is loaded by the first embed, not at import."""
+    from engram.adapters.onnx_embedder import INT8_FILE, OnnxMiniLMEmbedder
+
+    return OnnxMiniLMEmbedder(model_dir / INT8_FILE)
 
 
 def default_describer(settings: Settings) -> ImageDescriber | None:
