@@ -16,31 +16,25 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from engram.adapters.idempotency import PowertoolsAcceptOnce
 from engram.config import Settings
-from engram.container import (
-    PortSet,
-    Services,
-    build_content_jobs,
-    build_pipeline,
-    build_services,
-)
 from engram.errors import EngramError
-from engram.models.domain import Memory, MemoryType, Task, TaskRef
-from engram.models.filters import FilterNode
-from engram.pipeline.content_jobs import ContentJobs
-from engram.pipeline.steps import PipelineDeps, run_pipeline
-from engram.ports import Embedder, ImageDescriber, IndexHit, IndexQuery, LanguageModel
-from engram.services.keys import ApiKeyService
-from engram.services.url_policy import SsrfPolicy
 
 if TYPE_CHECKING:
+    # Imported where used: the authorizer, which needs one table, imports none of the
+    # services, pipeline or numpy this module builds for the other functions.
+    import numpy as np
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+    from engram.adapters.idempotency import PowertoolsAcceptOnce
     from engram.adapters.sfn_workflow import StepFunctionsWorkflow
     from engram.aws.intake import IdempotentIntake
+    from engram.container import PortSet, Services
+    from engram.models.domain import Memory, MemoryType, Task, TaskRef
+    from engram.models.filters import FilterNode
+    from engram.pipeline.content_jobs import ContentJobs
+    from engram.pipeline.steps import PipelineDeps
+    from engram.ports import Embedder, ImageDescriber, IndexHit, IndexQuery, LanguageModel
+    from engram.services.keys import ApiKeyService
 
 
 class ConfigurationError(EngramError):
@@ -240,6 +234,8 @@ class StateMachineRunner:
         self.state_machine.start(ref, attempt)
 
     def run(self, ref: TaskRef) -> Task:
+        from engram.pipeline.steps import run_pipeline
+
         return run_pipeline(self._inline, ref)
 
     def hold(self, tenant_id: str, user_id: str) -> AbstractContextManager[object]:
@@ -260,6 +256,8 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
     from engram.adapters.textract_ocr import TextractOcr, TextractPdfJobs
     from engram.adapters.transcribe_media import TranscribeJobs
     from engram.adapters.url_fetcher import SafeFetcher
+    from engram.container import PortSet
+    from engram.services.url_policy import SsrfPolicy
 
     aws = settings.aws
     records = DynamoRecordStore(clients.dynamodb.Table(aws.records_table))
@@ -325,6 +323,8 @@ class AwsRuntime:
     @cached_property
     def content_jobs(self) -> ContentJobs:
         """Textract and Transcribe jobs and the answers to the workflow's waits for them."""
+        from engram.container import build_content_jobs
+
         return build_content_jobs(self.ports, self.settings)
 
     @cached_property
@@ -353,6 +353,7 @@ class AwsRuntime:
 def build_api_key_service(settings: Settings, clients: AwsClients | None = None) -> ApiKeyService:
     """All the authorizer needs: one DynamoDB table."""
     from engram.adapters.dynamodb_tables import DynamoApiKeyStore
+    from engram.services.keys import ApiKeyService
 
     clients = clients or AwsClients.from_settings(settings)
     return ApiKeyService(DynamoApiKeyStore(clients.dynamodb.Table(settings.aws.api_keys_table)))
@@ -360,7 +361,9 @@ def build_api_key_service(settings: Settings, clients: AwsClients | None = None)
 
 def build_aws_runtime(settings: Settings, *, embedder: Embedder | None = None,
                       clients: AwsClients | None = None) -> AwsRuntime:
+    from engram.adapters.idempotency import PowertoolsAcceptOnce
     from engram.adapters.sfn_workflow import StepFunctionsWorkflow
+    from engram.container import build_pipeline, build_services
 
     clients = clients or AwsClients.from_settings(settings)
     aws = settings.aws
