@@ -1,17 +1,22 @@
 """Cold start of the Lambda functions: import of functions/<name>/app.py plus its first
 request, each in a fresh interpreter, with the AWS calls answered by a moto server on
-127.0.0.1 (so the child imports exactly what the function imports: no moto in it).
+127.0.0.1 (so the child imports exactly what the function imports: no moto in it),
+Bedrock's InvokeModel by a stand-in with Titan's answer shape and OpenSearch by the fake
+of the tests, both on 127.0.0.1.
 
     python -m bench.coldstart [--runs 7] [--code before=/path/to/old/checkout ...] [--out DIR]
+    python -m bench.coldstart --no-this --built before=DIR --built after=DIR \
+        --python python3.12 --runtime-dir DIR_WITH_BOTO3
 
-Each run of each function is a new process (bench/coldstart_child.py) that sees a Lambda
+Each run of each scenario is a new process (bench/coldstart_child.py) that sees a Lambda
 environment: LAMBDA_TASK_ROOT and an X-Ray trace header (so Powertools' tracer is on, as
-deployed), the tables, bucket and state machine in moto. The API function's first request
-is an async MemOS add (POST /v1/add/message: DynamoDB, S3, Step Functions); the
-authorizer's is a valid key. `--code LABEL=DIR` runs another checkout's functions and
-layer (its functions/ and layers/core on PYTHONPATH) in the same loop, interleaved with
-this one, so a busy machine weighs on both alike. Wall times are medians over the runs;
-CPU times (getrusage of the child) are steadier on a shared machine.
+deployed), the tables, bucket and state machine in moto. Scenarios (SCENARIOS): the API
+function's first request is an async MemOS add, a search or a status request of an
+unknown task; the authorizer's is a valid key. `--code LABEL=DIR` runs another
+checkout's functions and layer (its functions/ and layers/core on PYTHONPATH), `--built
+LABEL=DIR` a `sam build` output as Lambda lays it out, in the same loop, interleaved, so
+a busy machine weighs on all alike. Wall times are medians over the runs; CPU times
+(getrusage of the child) are steadier on a shared machine.
 """
 
 from __future__ import annotations
