@@ -273,6 +273,7 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
     transcription_jobs = (TranscribeJobs(clients.transcribe, bucket=aws.bucket,
                                          language_code=aws.transcribe_language)
                           if aws.transcription == "enabled" else None)
+
     def memory_index() -> Any:  # opensearch-py is imported by the first search or upsert
         from engram.adapters.opensearch_index import OpenSearchMemoryIndex
 
