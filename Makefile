@@ -10,7 +10,7 @@ DATA   ?= .engram
 SAM_VENV := .venv-sam
 
 .PHONY: setup serve test test-fast bench bench-lme bench-all bench-scale bench-load bench-fuzz \
-	lint clean sam-venv validate system-packages
+	bench-cold lint clean sam-venv sam-build validate e2e-aws system-packages
 
 setup: system-packages $(STAMP)
 
@@ -70,9 +70,28 @@ bench-load: setup
 		--out bench/results/
 	$(BIN)/python -m bench.fuzz
 
-validate: setup sam-venv
+# Cold start of the API and authorizer functions (import + first request, fresh process,
+# moto for AWS), this checkout beside another one: BEFORE=/path/to/old/checkout.
+RUNS ?= 7
+bench-cold: setup
+	$(BIN)/python -m bench.coldstart --runs $(RUNS) $(if $(BEFORE),--code before=$(BEFORE)) \
+		--out bench/results/
+
+# `sam build` (python3.12, no container) into .aws-sam/build, then each function's
+# unzipped size with its layers against Lambda's 250 MB.
+sam-build: setup sam-venv
+	bash scripts/sam_build.sh .aws-sam/build
+
+validate: setup sam-venv sam-build
 	$(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint
+
+# Deploys a stack of its own (engram-e2e-<time>) with your AWS credentials, runs the MemOS
+# client flow, a pre-signed upload, the inbox and the ingest queue against it, deletes it.
+# Without credentials it says so and exits 0. REGION=… (default your configured one).
+e2e-aws: setup sam-venv sam-build
+	bash tests/compat/setup_venv.sh
+	$(BIN)/python scripts/e2e_aws.py --build-dir .aws-sam/build $(if $(REGION),--region $(REGION))
 
 lint: setup
 	$(BIN)/ruff check layers tests functions scripts bench

@@ -118,3 +118,48 @@ def fresh_server(tmp_path) -> EngramServer:
     server = EngramServer(data_dir=tmp_path / "data", env=server_env())
     yield server
     server.stop()
+
+
+def find_python312() -> str | None:
+    """A CPython 3.12 (the Lambda functions' runtime), as scripts/sam_build.sh finds it."""
+    try:
+        found = subprocess.run(["python3.12", "-c", "import sys; print(sys.executable)"],
+                               capture_output=True, text=True, timeout=30)
+        if found.returncode == 0 and found.stdout.strip():
+            return found.stdout.strip()
+    except OSError:
+        pass
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = sorted(pyenv_root.glob("versions/3.12*/bin/python3.12"))
+    candidates += [Path("/usr/bin/python3.12"), Path("/usr/local/bin/python3.12")]
+    return next((str(c) for c in candidates if c.is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def sam_build(request, tmp_path_factory) -> tuple[Path, str]:
+    """`sam build` of template.yaml as `make sam-build` runs it (scripts/sam_build.sh:
+    python3.12, no container, the size check), once per session, with the model exported
+    into pytest's cache; returns the build directory and the python3.12 it used. A
+    failure to build fails the test: never a skip."""
+    from engram.adapters.onnx_embedder import export_minilm_onnx
+
+    model_dir = Path(request.config.cache.mkdir("onnx-minilm"))
+    export_minilm_onnx(model_dir, quantize=True)  # a no-op once exported
+    python312 = find_python312()
+    if python312 is None:
+        pytest.fail("no python3.12 (the functions' runtime) to build the layer with",
+                    pytrace=False)
+    root = Path(__file__).resolve().parents[1]
+    setup = subprocess.run(["bash", str(root / "scripts" / "setup_sam_venv.sh")], cwd=root,
+                           capture_output=True, text=True, timeout=900)
+    if setup.returncode != 0:
+        pytest.fail(f"setup_sam_venv.sh failed\n{setup.stdout}\n{setup.stderr}", pytrace=False)
+    build_dir = tmp_path_factory.mktemp("sam") / "build"
+    env = dict(os.environ, PYTHON312=python312, ENGRAM_PYTHON=sys.executable,
+               ENGRAM_MODEL_DIR=str(model_dir), HOME=str(build_dir.parent))
+    proc = subprocess.run(["bash", str(root / "scripts" / "sam_build.sh"), str(build_dir)],
+                          cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+    if not (build_dir / "template.yaml").is_file():
+        pytest.fail(f"sam build failed (exit {proc.returncode})\n{proc.stdout[-4000:]}\n"
+                    f"{proc.stderr[-4000:]}", pytrace=False)
+    return build_dir, python312

@@ -4,6 +4,10 @@ the caller's tenant in requestContext.authorizer, where the routes read it."""
 
 from typing import Any
 
+import engram.aws.coldstart  # noqa: F401 - first: models are built on first use
+
+# isort: split
+
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext

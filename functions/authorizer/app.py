@@ -4,6 +4,10 @@ gateway response returns as a 401 in the API's envelope. Cached per Authorizatio
 
 from typing import Any
 
+import engram.aws.coldstart  # noqa: F401 - first: models are built on first use
+
+# isort: split
+
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerRequestEvent,

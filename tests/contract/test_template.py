@@ -416,14 +416,36 @@ def test_layer_is_built_from_layers_core_for_the_functions_runtime(template):
     (layer,) = resources_of(template, "AWS::Serverless::LayerVersion").values()
     runtime = template["Globals"]["Function"]["Runtime"]
     assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/core"
-    assert layer["Metadata"]["BuildMethod"] == runtime
+    # layers/core/Makefile: pip for the runtime's Python, the model, bytecode
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert runtime in layer["Properties"]["CompatibleRuntimes"]
-    requirements = (ROOT / "layers" / "core" / "requirements.txt").read_text().lower()
-    packages = {re.split(r"[\[=<>~ ]", line)[0] for line in requirements.splitlines()
-                if line.strip() and not line.startswith("#")}
+    makefile = (ROOT / "layers" / "core" / "Makefile").read_text()
+    assert "build-CoreLayer:" in makefile
+    assert f"--python-version {runtime.removeprefix('python')}" in makefile
+    packages = set()
+    for name in ("requirements.txt", "requirements-nodeps.txt"):
+        requirements = (ROOT / "layers" / "core" / name).read_text().lower()
+        packages |= {re.split(r"[\[=<>~ ]", line)[0] for line in requirements.splitlines()
+                     if line.strip() and not line.startswith("#")}
     assert {"aws-lambda-powertools", "pydantic", "numpy", "opensearch-py", "requests",
-            "openai"} <= packages
+            "openai", "onnxruntime", "tokenizers"} <= packages
     assert not packages & {"torch", "sentence-transformers", "boto3", "moto"}
+
+
+def test_the_onnx_embedder_reads_the_layers_model_in_384_dimensions(template):
+    provider = template["Parameters"]["EmbeddingProvider"]
+    assert provider["Default"] == "onnx" and {"onnx", "bedrock", "openai"} == set(
+        provider["AllowedValues"])
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["ENGRAM_EMBEDDING_MODEL_DIR"] == "/opt/minilm-onnx"  # the layer's minilm-onnx/
+    assert env["ENGRAM_EMBEDDING_DIMENSION"] == {
+        "Fn::If": ["UseOnnxEmbeddings", 384, {"Ref": "EmbeddingDimension"}]}
+    assert template["Conditions"]["UseOnnxEmbeddings"] == {
+        "Fn::Equals": [{"Ref": "EmbeddingProvider"}, "onnx"]}
+    # both profiles pin the same onnxruntime: the same vectors
+    pinned = "onnxruntime==1.31.1"
+    assert pinned in (ROOT / "pyproject.toml").read_text()
+    assert pinned in (ROOT / "layers" / "core" / "requirements-nodeps.txt").read_text()
 
 
 def test_samconfig_has_three_environments_of_known_parameters(template):

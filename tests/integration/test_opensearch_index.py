@@ -350,6 +350,12 @@ def test_opensearch_client_signs_for_the_service(aws_credentials):  # noqa: F811
     assert "x-amz-content-sha256" in headers["Authorization"].lower()
     with pytest.raises(ValueError, match="'es' or 'aoss'"):
         opensearch_client("search-x.es.amazonaws.com", "us-east-1", "opensearch")
+    # an explicit http:// endpoint (a local stand-in) is not sent TLS; a bare host is
+    local = opensearch_client("http://127.0.0.1:9201", "us-east-1", "es")
+    (connection,) = local.transport.connection_pool.connections
+    assert connection.host == "http://127.0.0.1:9201"
+    bare = opensearch_client("search-x.es.amazonaws.com", "us-east-1", "es")
+    assert bare.transport.connection_pool.connections[0].host.startswith("https://")
 
 
 @pytest.mark.parametrize("custom_ids", [True, False])

@@ -60,6 +60,8 @@ def test_lists_and_keys_come_comma_separated(monkeypatch):
     ({"ENGRAM_LLM_BASE_URL": "http://x"}, "ENGRAM_LLM_BASE_URL is set but ENGRAM_LLM_MODEL"),
     ({"ENGRAM_VISION_BASE_URL": "http://x"}, "ENGRAM_VISION_BASE_URL is set but"),
     ({"ENGRAM_EMBEDDING_PROVIDER": "openai"}, "ENGRAM_EMBEDDING_BASE_URL is required"),
+    ({"ENGRAM_EMBEDDING_PROVIDER": "onnx", "ENGRAM_EMBEDDING_DIMENSION": "1024"},
+     "ENGRAM_EMBEDDING_DIMENSION must be 384 with provider 'onnx'"),
     ({"ENGRAM_HTTP_THREADS": "0"}, "http.threads"),
     ({"ENGRAM_LLM_MAX_RETRIES": "11"}, "llm.max_retries"),
     ({"ENGRAM_JOB_PREFIX": "no spaces"}, "aws.job_prefix"),
@@ -70,6 +72,16 @@ def test_invalid_settings_are_refused_naming_what(monkeypatch, env, message):
         monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=message):
         Settings()
+
+
+def test_the_onnx_embedder_is_minilm_in_384_dimensions_from_the_layer(monkeypatch):
+    monkeypatch.setenv("ENGRAM_EMBEDDING_PROVIDER", "onnx")
+    embedding = Settings().aws.embedding
+    assert embedding.dimension == 384 and str(embedding.model_dir) == "/opt/minilm-onnx"
+    monkeypatch.setenv("ENGRAM_EMBEDDING_DIMENSION", "384")  # as template.yaml sets it
+    monkeypatch.setenv("ENGRAM_EMBEDDING_MODEL_DIR", "/var/task/model")
+    embedding = Settings().aws.embedding
+    assert embedding.dimension == 384 and str(embedding.model_dir) == "/var/task/model"
 
 
 def test_keys_never_show_in_the_settings(monkeypatch):

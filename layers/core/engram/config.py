@@ -128,19 +128,30 @@ class OpenSearchSettings(BaseModel):
         return self.service == "es" if self.custom_ids is None else self.custom_ids
 
 
-class EmbeddingSettings(BaseModel):
-    """The AWS profile's embedding model (`engram serve` runs MiniLM: ENGRAM_EMBEDDER)."""
+ONNX_DIMENSION = 384  # all-MiniLM-L6-v2
 
-    provider: Literal["bedrock", "openai"] = "bedrock"
-    model_id: str = "amazon.titan-embed-text-v2:0"
+
+class EmbeddingSettings(BaseModel):
+    """The AWS profile's embedding model. "onnx" is `engram serve`'s: the int8
+    all-MiniLM-L6-v2 export, shipped in the core layer (/opt/minilm-onnx)."""
+
+    provider: Literal["onnx", "bedrock", "openai"] = "bedrock"
+    model_id: str = "amazon.titan-embed-text-v2:0"  # bedrock and openai
     # Fixed at index creation: changing model or dimension means a new index.
     dimension: int = Field(default=1024, gt=0, le=16_000)
     base_url: str = ""  # OpenAI-compatible endpoint (provider "openai")
+    model_dir: Path = Path("/opt/minilm-onnx")  # provider "onnx": model-int8.onnx here
 
     @model_validator(mode="after")
     def _openai_needs_an_endpoint(self) -> EmbeddingSettings:
         if self.provider == "openai" and not self.base_url:
             raise ValueError("ENGRAM_EMBEDDING_BASE_URL is required with provider 'openai'")
+        if self.provider == "onnx":
+            if "dimension" not in self.model_fields_set:
+                self.dimension = ONNX_DIMENSION
+            elif self.dimension != ONNX_DIMENSION:
+                raise ValueError(f"ENGRAM_EMBEDDING_DIMENSION must be {ONNX_DIMENSION} with "
+                                 f"provider 'onnx' (all-MiniLM-L6-v2), not {self.dimension}")
         return self
 
 
@@ -289,6 +300,7 @@ ENVIRONMENT_NAMES: dict[str, tuple[str, ...]] = {
     "ENGRAM_EMBEDDING_MODEL": ("aws", "embedding", "model_id"),
     "ENGRAM_EMBEDDING_DIMENSION": ("aws", "embedding", "dimension"),
     "ENGRAM_EMBEDDING_BASE_URL": ("aws", "embedding", "base_url"),
+    "ENGRAM_EMBEDDING_MODEL_DIR": ("aws", "embedding", "model_dir"),
 }
 
 

@@ -8,24 +8,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    BasePersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
-    PydanticSerializer,
-)
 from pydantic import BaseModel
 
 from engram.errors import Conflict, Unprocessable
 from engram.models.requests import AcceptResult
+
+if TYPE_CHECKING:
+    # Powertools' idempotency package (~0.1 s of imports: boto3, its parser models) is
+    # imported by the first accept, not at a Lambda's cold start.
+    from aws_lambda_powertools.utilities.idempotency import (
+        BasePersistenceLayer,
+        IdempotencyConfig,
+    )
 
 REPLAY_WINDOW_SECONDS = 24 * 3600
 
@@ -59,9 +55,9 @@ class PowertoolsAcceptOnce:
 
     def __init__(self, make_store: Callable[[], BasePersistenceLayer],
                  expires_after_seconds: int = REPLAY_WINDOW_SECONDS):
-        self._config = IdempotencyConfig(
-            event_key_jmespath="[tenant_id, key]", payload_validation_jmespath="fingerprint",
-            raise_on_no_idempotency_key=True, expires_after_seconds=expires_after_seconds)
+        self._expires_after_seconds = expires_after_seconds
+        self._config: IdempotencyConfig | None = None
+        self._context: Any = None
         self._make_store = make_store
         self._store: BasePersistenceLayer | None = None
         self._run: Callable[..., AcceptResult] | None = None
@@ -70,10 +66,25 @@ class PowertoolsAcceptOnce:
     def _runner(self) -> Callable[..., AcceptResult]:
         with self._lock:
             if self._run is None:
+                from aws_lambda_powertools.utilities.idempotency import (
+                    IdempotencyConfig,
+                    idempotent_function,
+                )
+                from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import (
+                    PydanticSerializer,
+                )
+
+                config = IdempotencyConfig(
+                    event_key_jmespath="[tenant_id, key]",
+                    payload_validation_jmespath="fingerprint", raise_on_no_idempotency_key=True,
+                    expires_after_seconds=self._expires_after_seconds)
+                if self._context is not None:
+                    config.register_lambda_context(self._context)
                 self._store = self._make_store()
                 self._run = idempotent_function(
                     _accept, data_keyword_argument="claim", persistence_store=self._store,
-                    config=self._config, output_serializer=PydanticSerializer(AcceptResult))
+                    config=config, output_serializer=PydanticSerializer(AcceptResult))
+                self._config = config
             return self._run
 
     def forget(self, tenant_id: str, key: str, fingerprint: str) -> None:
@@ -84,17 +95,25 @@ class PowertoolsAcceptOnce:
 
     def register_lambda_context(self, context: Any) -> None:
         """Lets an interrupted accept's claim expire with the invocation's time left."""
-        self._config.register_lambda_context(context)
+        self._context = context
+        if self._config is not None:
+            self._config.register_lambda_context(context)
 
     def run(self, tenant_id: str, key: str, fingerprint: str,
             accept: Callable[[], AcceptResult]) -> AcceptResult:
         claim = AcceptClaim(tenant_id=tenant_id, key=key, fingerprint=fingerprint)
+        run = self._runner()
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyValidationError,
+        )
+
         try:
-            return self._runner()(claim=claim, accept=accept)
+            return run(claim=claim, accept=accept)
         except IdempotencyValidationError:
             raise Unprocessable(
                 "Idempotency-Key: this key was used for a different request in the last "
-                f"{self._config.expires_after_seconds // 3600} h; send a new key for a new "
+                f"{self._expires_after_seconds // 3600} h; send a new key for a new "
                 "request") from None
         except IdempotencyAlreadyInProgressError:
             raise Conflict("the same request (its Idempotency-Key, or its message ids and "

@@ -629,14 +629,15 @@ def opensearch_client(endpoint: str, region: str, service: str) -> OpenSearch:
     if service not in ("es", "aoss"):
         raise ValueError(f"service must be 'es' or 'aoss', not {service!r}")
     url = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+    plain = url.scheme == "http"  # a local stand-in only (bench/coldstart.py); AWS is https
     credentials = boto3.Session().get_credentials()
     if credentials is None:
         raise ValueError("no AWS credentials to sign OpenSearch requests with")
     return OpenSearch(
-        hosts=[{"host": url.hostname, "port": url.port or 443}],
+        hosts=[{"host": url.hostname, "port": url.port or (80 if plain else 443)}],
         http_auth=Urllib3AWSV4SignerAuth(credentials, region, service),
-        use_ssl=True,
-        verify_certs=True,
+        use_ssl=not plain,
+        verify_certs=not plain,
         connection_class=Urllib3HttpConnection,
         # No retries in the transport: the index adapter retries a waking or busy
         # collection itself, within a budget that keeps the API under 29 s.

@@ -13,33 +13,28 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from engram.adapters.idempotency import PowertoolsAcceptOnce
-from engram.aws.intake import IdempotentIntake, Intake
 from engram.config import Settings
-from engram.container import (
-    PortSet,
-    Services,
-    build_content_jobs,
-    build_pipeline,
-    build_services,
-)
 from engram.errors import EngramError
-from engram.models.domain import Memory, MemoryType, Task, TaskRef
-from engram.models.filters import FilterNode
-from engram.pipeline.content_jobs import ContentJobs
-from engram.pipeline.steps import PipelineDeps, run_pipeline
-from engram.ports import Embedder, ImageDescriber, IndexHit, IndexQuery, LanguageModel
-from engram.services.keys import ApiKeyService
-from engram.services.url_policy import SsrfPolicy
 
 if TYPE_CHECKING:
+    # Imported where used: the authorizer, which needs one table, imports none of the
+    # services, pipeline or numpy this module builds for the other functions.
+    import numpy as np
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
+    from engram.adapters.idempotency import PowertoolsAcceptOnce
     from engram.adapters.sfn_workflow import StepFunctionsWorkflow
+    from engram.aws.intake import IdempotentIntake
+    from engram.container import PortSet, Services
+    from engram.models.domain import Memory, MemoryType, Task, TaskRef
+    from engram.models.filters import FilterNode
+    from engram.pipeline.content_jobs import ContentJobs
+    from engram.pipeline.steps import PipelineDeps
+    from engram.ports import Embedder, ImageDescriber, IndexHit, IndexQuery, LanguageModel
+    from engram.services.keys import ApiKeyService
 
 
 class ConfigurationError(EngramError):
@@ -151,6 +146,8 @@ class IndexOnFirstUse:
 
 def default_embedder(settings: Settings, clients: AwsClients) -> Embedder:
     embedding = settings.aws.embedding
+    if embedding.provider == "onnx":
+        return onnx_embedder(embedding.model_dir)
     if embedding.provider == "bedrock":
         from engram.adapters.bedrock_embedder import BedrockEmbedder
 
@@ -162,6 +159,14 @@ def default_embedder(settings: Settings, clients: AwsClients) -> Embedder:
     client = OpenAI(base_url=embedding.base_url, api_key=provider_api_key(settings),
                     timeout=30, max_retries=2)
     return OpenAIEmbedder(client, embedding.model_id, embedding.dimension)
+
+
+def onnx_embedder(model_dir: Path) -> Embedder:
+    """`engram serve`'s embedder (OnnxMiniLMEmbedder over the int8 export), on the files
+    the core layer ships; the model is loaded by the first embed, not at import."""
+    from engram.adapters.onnx_embedder import INT8_FILE, OnnxMiniLMEmbedder
+
+    return OnnxMiniLMEmbedder(model_dir / INT8_FILE)
 
 
 def default_describer(settings: Settings) -> ImageDescriber | None:
@@ -240,6 +245,8 @@ class StateMachineRunner:
         self.state_machine.start(ref, attempt)
 
     def run(self, ref: TaskRef) -> Task:
+        from engram.pipeline.steps import run_pipeline
+
         return run_pipeline(self._inline, ref)
 
     def hold(self, tenant_id: str, user_id: str) -> AbstractContextManager[object]:
@@ -257,14 +264,14 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
         DynamoRecordStore,
         DynamoTaskStore,
     )
-    from engram.adapters.opensearch_index import OpenSearchMemoryIndex
     from engram.adapters.s3_object_store import S3ObjectStore
     from engram.adapters.s3_upload_signer import S3UploadSigner
     from engram.adapters.sfn_workflow import StepFunctionsCallbacks
     from engram.adapters.textract_ocr import TextractOcr, TextractPdfJobs
     from engram.adapters.transcribe_media import TranscribeJobs
     from engram.adapters.url_fetcher import SafeFetcher
-    from engram.aws.steps import is_transient
+    from engram.container import PortSet
+    from engram.services.url_policy import SsrfPolicy
 
     aws = settings.aws
     records_table = clients.dynamodb.Table(aws.records_table)
@@ -281,15 +288,21 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
     transcription_jobs = (TranscribeJobs(clients.transcribe, bucket=aws.bucket,
                                          language_code=aws.transcribe_language)
                           if aws.transcription == "enabled" else None)
+
+    def memory_index() -> Any:  # opensearch-py is imported by the first search or upsert
+        from engram.adapters.opensearch_index import OpenSearchMemoryIndex
+
+        return OpenSearchMemoryIndex(clients.opensearch, search.index, embedder.dimension,
+                                     use_custom_ids=search.use_custom_ids,
+                                     space_type=search.space_type,
+                                     wake_wait_seconds=search.wake_wait_seconds)
+
     return PortSet(
         objects=S3ObjectStore(clients.s3, aws.bucket),
         tasks=DynamoTaskStore(clients.dynamodb.Table(aws.tasks_table)),
         messages=records, memories=records,
         api_keys=DynamoApiKeyStore(clients.dynamodb.Table(aws.api_keys_table)),
-        index=IndexOnFirstUse(lambda: OpenSearchMemoryIndex(
-            clients.opensearch, search.index, embedder.dimension,
-            use_custom_ids=search.use_custom_ids, space_type=search.space_type,
-            wake_wait_seconds=search.wake_wait_seconds)),
+        index=IndexOnFirstUse(memory_index),
         embedder=embedder,
         upload_signer=S3UploadSigner(clients.s3, aws.bucket),
         fetcher=SafeFetcher(SsrfPolicy(settings.fetch_allow_hosts),
@@ -304,6 +317,14 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
         transcription_off="Amazon Transcribe is disabled for this deployment "
                           "(template parameter SpeechTranscription)",
         transient=is_transient, knowledge=DynamoKnowledgeStore(records_table))
+
+
+def is_transient(error: BaseException) -> bool:
+    """engram.aws.steps.is_transient, imported on the first error rather than at cold
+    start (the step module brings the state machine's event models)."""
+    from engram.aws.steps import is_transient as classify
+
+    return classify(error)
 
 
 @dataclass
@@ -321,6 +342,8 @@ class AwsRuntime:
     @cached_property
     def content_jobs(self) -> ContentJobs:
         """Textract and Transcribe jobs and the answers to the workflow's waits for them."""
+        from engram.container import build_content_jobs
+
         return build_content_jobs(self.ports, self.settings)
 
     @cached_property
@@ -332,6 +355,8 @@ class AwsRuntime:
     @cached_property
     def intake(self) -> IdempotentIntake:
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        from engram.aws.intake import IdempotentIntake, Intake  # the queue consumers only
 
         def store() -> DynamoDBPersistenceLayer:
             return DynamoDBPersistenceLayer(table_name=self.settings.aws.idempotency_table,
@@ -347,6 +372,7 @@ class AwsRuntime:
 def build_api_key_service(settings: Settings, clients: AwsClients | None = None) -> ApiKeyService:
     """All the authorizer needs: one DynamoDB table."""
     from engram.adapters.dynamodb_tables import DynamoApiKeyStore
+    from engram.services.keys import ApiKeyService
 
     clients = clients or AwsClients.from_settings(settings)
     return ApiKeyService(DynamoApiKeyStore(clients.dynamodb.Table(settings.aws.api_keys_table)))
@@ -354,18 +380,23 @@ def build_api_key_service(settings: Settings, clients: AwsClients | None = None)
 
 def build_aws_runtime(settings: Settings, *, embedder: Embedder | None = None,
                       clients: AwsClients | None = None) -> AwsRuntime:
-    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
+    from engram.adapters.idempotency import PowertoolsAcceptOnce
     from engram.adapters.sfn_workflow import StepFunctionsWorkflow
+    from engram.container import build_pipeline, build_services
 
     clients = clients or AwsClients.from_settings(settings)
     aws = settings.aws
+
+    def idempotency_store() -> Any:  # Powertools' idempotency package: on the first add
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        return DynamoDBPersistenceLayer(table_name=aws.idempotency_table,
+                                        boto3_client=clients.dynamodb_client)
+
     # The records share the intake's idempotency table: Powertools prefixes each key
     # with the function that made it.
-    accept_once = PowertoolsAcceptOnce(
-        lambda: DynamoDBPersistenceLayer(table_name=aws.idempotency_table,
-                                         boto3_client=clients.dynamodb_client),
-        expires_after_seconds=aws.idempotency_seconds)
+    accept_once = PowertoolsAcceptOnce(idempotency_store,
+                                       expires_after_seconds=aws.idempotency_seconds)
     ports = aws_ports(settings, clients, embedder or default_embedder(settings, clients),
                       accept_once)
     pipeline = build_pipeline(ports, settings)

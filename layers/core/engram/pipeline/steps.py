@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -76,16 +77,31 @@ class PipelineDeps:
     fill_profiles: Callable[[str, str], object] | None = None
 
 
+class RulesOnFirstUse:
+    """The rule-based extractor, made on its first use: its word lists and patterns cost
+    ~0.07 s to load, which a cold start that does not extract (an API search, an async
+    add) should not pay."""
+
+    def __init__(self) -> None:
+        self._rules: Extractor | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._rules is None:
+            from engram.extraction.rules.extractor import RuleBasedExtractor
+
+            self._rules = RuleBasedExtractor()
+        return getattr(self._rules, name)
+
+
 def memory_writers(llm: LanguageModel | None) -> tuple[Extractor, ConflictResolver | None]:
     """The extractor and conflict resolver for a deployment: the LLM's when one is
     configured (each falls back to the rules for a batch it cannot answer validly), else
     the rule-based ones."""
-    from engram.extraction.rules.extractor import RuleBasedExtractor
-
     if llm is None:
-        return RuleBasedExtractor(), None
+        return RulesOnFirstUse(), None
     from engram.extraction.llm import LlmExtractor
     from engram.extraction.resolution import LlmConflictResolver
+    from engram.extraction.rules.extractor import RuleBasedExtractor
 
     return LlmExtractor(llm, fallback=RuleBasedExtractor()), LlmConflictResolver(llm)
 
