@@ -330,3 +330,23 @@ def test_path_ids_with_control_characters_and_other_bodies_are_refused(tmp_path)
         assert app.resolve(event, LambdaContext())["statusCode"] == 415
     finally:
         runtime.close()
+
+
+def test_a_user_id_may_not_name_a_group_or_an_agent_partition(call):
+    """A group's memories are the Engram user "group:<id>", a v2 agent's "agent:<id>": a
+    client's user_id starting with either would read or write them."""
+    call("memory/add", say("bob", "I repair bicycles in Ghent.", session="s"))
+    status, body = call("memories/group", {"group_id": "club", "messages": [
+        {"sender_id": "bob", "sender_name": "Bob", "role": "user", "timestamp": T0,
+         "content": "The club meets on Tuesdays in Ghent."}]}, version="v1")
+    assert status in (200, 202), body
+    for version, route, request in (
+            ("v1", "memories/search", {"filters": {"user_id": "group:club"}, "query": "club"}),
+            ("v1", "memories/get", {"filters": {"user_id": {"in": ["bob", "group:club"]}},
+                                    "memory_type": "episodic_memory"}),
+            ("v2", "memory/search", {"user_id": "agent:bob", "query": "bicycles"}),
+            ("v2", "memory/add", say("agent:bob", "I like tea."))):
+        status, body = call(route, request, version=version)
+        assert status == 422, (route, body)
+        assert "must not start with" in json.dumps(body), (route, body)
+        assert "user_id" in json.dumps(body) or "sender_id" in json.dumps(body), body
