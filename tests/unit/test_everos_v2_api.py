@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 from tests.fakes.embedder import HashingEmbedder
+from tests.in_process import api_caller
 
 from engram.api.app import create_app
 from engram.api.everos.v2.translate import session_key
@@ -20,20 +21,13 @@ T0 = 1_766_041_646_311
 
 
 @pytest.fixture
-def call(tmp_path):
-    runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
-                                  embedder=HashingEmbedder())
-    app = create_app(runtime.services)
+def call(local_runtime):
+    caller = api_caller(local_runtime.services)
 
     def call(route: str, body=None, tenant: str = "tenant-a", version: str = "v2"):
-        raw = body if isinstance(body, str) or body is None else json.dumps(body)
-        event = proxy_event("POST", f"/api/{version}/{route}",
-                            {"Content-Type": "application/json"}, raw, tenant, "127.0.0.1")
-        response = app.resolve(event, LambdaContext())
-        return response["statusCode"], json.loads(response["body"])
+        return caller(route, body, tenant, version=version)
 
-    yield call
-    runtime.close()
+    return call
 
 
 def say(user: str, *texts: str, session: str = "s1", **extra) -> dict:

@@ -3,31 +3,14 @@ no client user_id can name (services see the user "agent:<id>")."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from tests.fakes.embedder import HashingEmbedder
-
-from engram.api.app import create_app
-from engram.config import Settings
-from engram.local.runtime import build_local_runtime
-from engram.local.server import LambdaContext, proxy_event
+from tests.in_process import api_caller
 
 
 @pytest.fixture
-def post(tmp_path):
-    runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "t"}),
-                                  embedder=HashingEmbedder())
-    app = create_app(runtime.services)
-
-    def post(route: str, body: dict, tenant: str = "t") -> tuple[int, dict]:
-        event = proxy_event("POST", f"/v1/{route}", {"Content-Type": "application/json"},
-                            json.dumps(body), tenant, "127.0.0.1")
-        response = app.resolve(event, LambdaContext())
-        return response["statusCode"], json.loads(response["body"])
-
-    yield post
-    runtime.close()
+def post(local_runtime):
+    caller = api_caller(local_runtime.services)
+    return lambda route, body, tenant="t": caller(route, body, tenant)
 
 
 def add(owner: dict, text: str) -> dict:
