@@ -207,9 +207,15 @@ def build_mcp(backend_for: BackendFor, default_user_for: UserFor, *,
     ) -> MemoryRecord:
         """Correct one memory's text when the user says it is wrong or out of date. The
         old value is kept in the memory's history. (For a new fact that replaces an old
-        one, add_memory also works: Engram supersedes by itself.)"""
-        return _run(lambda: memory_record(backend_for(ctx).update_memory(UpdateMemoryRequest(
-            memory_id=memory_id, content=content, user_id=who(ctx, user_id))).memory))
+        one, add_memory also works: Engram supersedes by itself.) Returns the memory
+        with its history."""
+        def edit() -> MemoryRecord:
+            backend = backend_for(ctx)
+            backend.update_memory(UpdateMemoryRequest(
+                memory_id=memory_id, content=content, user_id=who(ctx, user_id)))
+            return memory_record(backend.get_memory_by_id(memory_id))  # with its history
+
+        return _run(edit)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True,
                                           idempotent_hint=True, open_world_hint=False))
