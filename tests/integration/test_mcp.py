@@ -237,3 +237,22 @@ def test_stdio_with_a_wrong_key_answers_tool_errors(engram_server: EngramServer)
             assert "401" in message and "invalid API key" in message
 
     anyio.run(flow)
+
+
+def test_http_offers_no_sse_stream_and_answers_bad_messages_in_json_rpc(
+        engram_server: EngramServer) -> None:
+    """A GET (a standalone SSE stream) is the spec's 405, never a stream held open on a
+    worker; a malformed message is the SDK's JSON-RPC error, never a 5xx."""
+    headers = {"Authorization": f"Bearer {engram_server.api_key}",
+               "Accept": "application/json, text/event-stream"}
+    url = f"{engram_server.root_url}/mcp"
+    response = requests.get(url, headers=headers, timeout=10)
+    assert response.status_code == 405 and response.headers["Allow"] == "POST, DELETE"
+    assert "no SSE stream" in response.json()["error"]["message"]
+    response = requests.post(url, data="{nope", timeout=10,
+                             headers={**headers, "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == -32700
+    response = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                        "params": {"name": "nope", "arguments": {}}},
+                             headers=headers, timeout=10)
+    assert response.status_code == 200 and response.json()["result"]["isError"] is True

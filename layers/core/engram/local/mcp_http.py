@@ -22,11 +22,13 @@ from a2wsgi import ASGIMiddleware
 from mcp.server.mcpserver import Context
 
 from engram.api.memos.translate import MemosTranslator
-from engram.local.server import MCP_PATH, TENANT_ENVIRON
+from engram.local.server import HOP_BY_HOP, MCP_PATH, TENANT_ENVIRON
 from engram.mcp.backends import BackendError, InProcessMemos
 from engram.mcp.tools import build_mcp
 
 USER_HEADER = "x-engram-user-id"  # a connection's default user, over the server's
+NO_STREAM = (b'{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Method Not '
+             b'Allowed: this server offers no SSE stream; POST JSON-RPC messages"}}')
 
 
 def _scope_environ(ctx: Context) -> dict[str, Any]:
@@ -73,7 +75,21 @@ class McpHttpApp:
             await self._stop.wait()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        return self._wsgi(environ, start_response)
+        if environ["REQUEST_METHOD"] in ("GET", "HEAD"):
+            # No standalone SSE stream (the spec's alternative is this 405): one would
+            # hold a waitress worker for as long as the client stayed connected.
+            body = NO_STREAM if environ["REQUEST_METHOD"] == "GET" else b""
+            start_response("405 Method Not Allowed", [
+                ("Content-Type", "application/json"), ("Allow", "POST, DELETE"),
+                ("Content-Length", str(len(NO_STREAM)))])
+            return [body]
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            # hop-by-hop headers (the SDK's "Connection") are the server's to set
+            return start_response(status, [(k, v) for k, v in headers
+                                           if k.lower() not in HOP_BY_HOP], exc_info)
+
+        return self._wsgi(environ, start)
 
     def close(self) -> None:
         if self._stop is not None:

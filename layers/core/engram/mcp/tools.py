@@ -86,8 +86,10 @@ def build_mcp(backend_for: BackendFor, default_user_for: UserFor, *,
     """The MCP server with Engram's tools (not yet bound to a transport)."""
     from engram import __version__
 
+    # subscriptions=False: nothing here changes under a client's feet, and a listen
+    # stream would hold an HTTP worker open for as long as the client stays
     mcp = MCPServer("engram", instructions=INSTRUCTIONS, version=__version__,
-                    log_level="WARNING")
+                    log_level="WARNING", subscriptions=False)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     def who(ctx: Context, user_id: str | None) -> str:
