@@ -155,6 +155,15 @@ class EmbeddingSettings(BaseModel):
         return self
 
 
+class WebhookSettings(BaseModel):
+    """How webhook deliveries are retried (services/webhooks.py)."""
+
+    attempts: int = Field(default=5, ge=1, le=20)  # then the delivery is recorded as failed
+    backoff_seconds: float = Field(default=2.0, ge=0, le=300)  # doubled after each attempt
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    workers: int = Field(default=4, ge=1, le=64)
+
+
 class AwsSettings(BaseModel):
     """The AWS profile's resources (template.yaml sets every one in each function's
     environment); `missing()` names those a Lambda cannot start without."""
@@ -188,6 +197,8 @@ class AwsSettings(BaseModel):
     # Prefix of Transcribe job names (unique per account and Region: the stack's name);
     # the EventBridge rule matches it.
     job_prefix: str = Field(default="engram", pattern=r"^[0-9A-Za-z._-]{1,60}$")
+    # The EventBridge bus Engram's events go to (template.yaml EventBus); "": none.
+    event_bus_name: str = ""
 
     @property
     def async_ocr(self) -> bool:
@@ -225,6 +236,7 @@ class Settings(BaseSettings):
     # The URL clients reach this server at, for the upload forms `object/sign` returns
     # (default http://<host>:<port>; set it when serving behind a proxy or on 0.0.0.0).
     public_url: str | None = None
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)  # the Lambdas' resources

@@ -102,6 +102,8 @@ class MemoryService:
             memory.context = ""  # the old neighbouring text no longer describes it
         if edit.title is not None:
             memory.memory_key = edit.title
+        if edit.info is not None:
+            memory.info = dict(edit.info)
         if edit.status is not None:
             memory.status = edit.status
             memory.valid_to = now if memory.status == MemoryStatus.archived else None
