@@ -293,6 +293,7 @@ ENVIRONMENT_NAMES: dict[str, tuple[str, ...]] = {
     "ENGRAM_RECORDS_TABLE": ("aws", "records_table"),
     "ENGRAM_IDEMPOTENCY_TABLE": ("aws", "idempotency_table"),
     "ENGRAM_BUCKET": ("aws", "bucket"),
+    "ENGRAM_EVENT_BUS_NAME": ("aws", "event_bus_name"),
     "ENGRAM_STATE_MACHINE_ARN": ("aws", "state_machine_arn"),
     "ENGRAM_TEXT_STATE_MACHINE_ARN": ("aws", "text_state_machine_arn"),
     "ENGRAM_PROVIDER_SECRET_ARN": ("aws", "provider_secret_arn"),
