@@ -108,7 +108,8 @@ def hook_server(tmp_path, receiver):
 def test_signed_delivery_retried_after_a_500(hook_server: EngramServer, receiver):
     created = hook_server.post("webhooks", {
         "url": receiver.url, "name": "tests",
-        "event_types": ["task.completed", "memory.added"]})
+        "event_types": ["task.completed", "memory.added", "memory.updated",
+                        "memory.deleted"]})
     assert created.status_code == 200, created.text
     hook = created.json()["data"]
     secret = hook["secret"]
@@ -142,6 +143,20 @@ def test_signed_delivery_retried_after_a_500(hook_server: EngramServer, receiver
     memory_event = json.loads(receiver.of_type("memory.added")[0][1])
     assert "Oslo" in memory_event["data"]["memory"]
     assert memory_event["event_details"]["event"] == "ADD"  # mem0's shape beside ours
+
+    # a client's edit and delete (any dialect: here mem0's routes) are events too
+    memory_id = memory_event["data"]["memory_id"]
+    edited = requests.put(f"{hook_server.root_url}/v1/memories/{memory_id}/",
+                          json={"text": "I moved to Bergen last spring."},
+                          headers=hook_server.headers())
+    assert edited.status_code == 200, edited.text
+    assert requests.delete(f"{hook_server.root_url}/v1/memories/{memory_id}/",
+                           headers=hook_server.headers()).status_code == 200
+    wait(lambda: receiver.of_type("memory.updated") and receiver.of_type("memory.deleted"))
+    assert json.loads(receiver.of_type("memory.updated")[-1][1])["data"]["memory"] == \
+        "I moved to Bergen last spring."
+    assert json.loads(receiver.of_type("memory.deleted")[-1][1])["data"]["memory_id"] == \
+        memory_id
 
     def deliveries():
         return requests.get(f"{hook_server.base_url}/webhooks/{hook['webhook_id']}/deliveries",

@@ -194,6 +194,9 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         hold_user=runner.hold, after_erase=ports.after_erase,
         forget_content_job=partial(forget_job, ports.objects),
         forget_owner=directory.forget_owner, erase_profiles=profiles.erase_user)
+    webhooks = pipeline.events if isinstance(pipeline.events, WebhookService) else None
+    if webhooks is not None:
+        memories.on_change = webhooks.memory_changed
     tasks = TaskService(ports.tasks, runner)
     knowledge = None
     if ports.knowledge is not None:
@@ -212,8 +215,7 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         extraction=ExtractionPreview(pipeline.extractor),
         rerank=RerankService(ports.embedder), chat=ChatService(chat_model, ingest),
         knowledge=knowledge,
-        # the pipeline's own: one delivery pool per process
-        webhooks=pipeline.events if isinstance(pipeline.events, WebhookService) else None)
+        webhooks=webhooks)  # the pipeline's own: one delivery pool per process
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

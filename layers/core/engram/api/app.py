@@ -73,8 +73,8 @@ EVEROS_V2_PREFIX = "/api/v2"  # EverOS's v2 routes (its cloud SDK and MCP server
 MMS_PATHS = (f"{EVEROS_PREFIX}/object/", f"{EVEROS_V2_PREFIX}/object/")
 MMS_VALIDATION_ERROR = 2018
 # mem0's routes (its client reads `detail` from an error); /v2 and /v3 are mem0's only
-MEM0_PATHS = ("/v1/ping/", "/v1/memories/", "/v1/event/", "/v1/entities/", "/v1/batch/",
-              "/v1/feedback/", "/v1/exports/", "/v2/", "/v3/", "/api/v1/webhooks/")
+MEM0_PATHS = ("/v1/ping", "/v1/memories", "/v1/event", "/v1/entities", "/v1/batch",
+              "/v1/feedback", "/v1/exports", "/v2/", "/v3/", "/api/v1/webhooks/")
 DESCRIPTION = ("Memory layer with the MemOS cloud API shapes (/v1), the EverOS API "
                "shapes (/api/v1 and /api/v2) and mem0's platform API (/v1/ping/, "
                "/v1/memories/…, /v2/entities/…, /v3/memories/…, /api/v1/webhooks/…).\n\n{ERRORS}")

@@ -221,18 +221,13 @@ class Mem0Translator:
         if metadata is not None:
             info = {k: v for k, v in memory.info.items() if k != METADATA_KEY}
             info[METADATA_KEY] = json.dumps(metadata)
-        updated = self.services.memories.update(tenant_id, MemoryEdit(
-            memory_id=memory_id, content=text, info=info))
-        self._changed(updated, "updated")
-        return present(updated)
+        return present(self.services.memories.update(tenant_id, MemoryEdit(
+            memory_id=memory_id, content=text, info=info)))
 
     def delete(self, tenant_id: str, memory_ids: list[str]) -> int:
         for memory_id in memory_ids:
             self.memory(tenant_id, memory_id)  # each must exist: else a 404 naming it
-        count = self.services.memories.delete(tenant_id, memory_ids)
-        for memory in self.services.memories.memories.get_many(tenant_id, memory_ids):
-            self._changed(memory, "deleted")
-        return count
+        return self.services.memories.delete(tenant_id, memory_ids)
 
     def delete_all(self, tenant_id: str, entities: dict[str, str | None]) -> int:
         given = {k: v for k, v in entities.items() if v}
@@ -249,10 +244,6 @@ class Mem0Translator:
         self.services.memories.update(tenant_id, MemoryEdit(memory_id=memory.id, info=info))
         return m.FeedbackOut(id=memory.id, feedback=req.feedback,
                              feedback_reason=req.feedback_reason)
-
-    def _changed(self, memory: Memory, kind: str) -> None:
-        if self.services.webhooks is not None:
-            self.services.webhooks.memory_changed(memory, kind)
 
     # --- entities ------------------------------------------------------------------
     def entities(self, tenant_id: str) -> m.EntityPage:
