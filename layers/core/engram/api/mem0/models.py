@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from engram.models.identifiers import plain_identifier
 
 
-class Strict(BaseModel):
+class Mem0Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -23,13 +23,13 @@ def _refuse(values: dict[str, Any], names: tuple[str, ...], why: str) -> None:
                          f"supported by Engram ({why})")
 
 
-class Message(Strict):
+class Mem0ChatMessage(Mem0Strict):
     role: Literal["user", "assistant", "system", "tool"] = "user"
     content: str = Field(max_length=100_000)
     name: str | None = None
 
 
-class EntityFields(Strict):
+class Mem0EntityFields(Mem0Strict):
     user_id: str | None = Field(default=None, min_length=1, max_length=256)
     agent_id: str | None = Field(default=None, min_length=1, max_length=256)
     app_id: str | None = Field(default=None, min_length=1, max_length=256)
@@ -41,8 +41,8 @@ class EntityFields(Strict):
         return plain_identifier(value) if value is not None else None
 
 
-class AddRequest(EntityFields):
-    messages: list[Message] = Field(min_length=1, max_length=500)
+class Mem0AddRequest(Mem0EntityFields):
+    messages: list[Mem0ChatMessage] = Field(min_length=1, max_length=500)
     filters: dict[str, Any] | None = None  # the entities may come here instead
     metadata: dict[str, Any] | None = None
     infer: bool = True
@@ -75,7 +75,7 @@ class AddRequest(EntityFields):
         return values
 
 
-class SearchRequest(Strict):
+class Mem0SearchRequest(Mem0Strict):
     query: str = Field(min_length=1, max_length=4_000)
     filters: dict[str, Any] | None = None
     top_k: int = Field(default=10, ge=1, le=100)
@@ -92,7 +92,7 @@ class SearchRequest(Strict):
     output_format: str | None = None
 
 
-class GetAllRequest(Strict):
+class Mem0GetAllRequest(Mem0Strict):
     filters: dict[str, Any] | None = None
     start_date: str | None = None
     end_date: str | None = None
@@ -103,7 +103,7 @@ class GetAllRequest(Strict):
     output_format: str | None = None
 
 
-class UpdateRequest(Strict):
+class Mem0UpdateRequest(Mem0Strict):
     text: str | None = Field(default=None, min_length=1, max_length=100_000)
     metadata: dict[str, Any] | None = None
     timestamp: int | float | str | None = None
@@ -118,37 +118,37 @@ class UpdateRequest(Strict):
         return values
 
 
-class BatchUpdateItem(Strict):
+class Mem0BatchUpdateItem(Mem0Strict):
     memory_id: str = Field(min_length=1, max_length=256)
     text: str | None = Field(default=None, min_length=1, max_length=100_000)
     metadata: dict[str, Any] | None = None
 
 
-class BatchUpdateRequest(Strict):
-    memories: list[BatchUpdateItem] = Field(min_length=1, max_length=1000)
+class Mem0BatchUpdateRequest(Mem0Strict):
+    memories: list[Mem0BatchUpdateItem] = Field(min_length=1, max_length=1000)
 
 
-class BatchDeleteItem(Strict):
+class Mem0BatchDeleteItem(Mem0Strict):
     memory_id: str = Field(min_length=1, max_length=256)
 
 
-class BatchDeleteRequest(Strict):
-    memories: list[BatchDeleteItem] = Field(min_length=1, max_length=1000)
+class Mem0BatchDeleteRequest(Mem0Strict):
+    memories: list[Mem0BatchDeleteItem] = Field(min_length=1, max_length=1000)
 
 
-class FeedbackRequest(Strict):
+class Mem0FeedbackRequest(Mem0Strict):
     memory_id: str = Field(min_length=1, max_length=256)
     feedback: Literal["POSITIVE", "NEGATIVE", "VERY_NEGATIVE"] | None = None
     feedback_reason: str | None = Field(default=None, max_length=2_000)
 
 
-class WebhookCreate(Strict):
+class Mem0WebhookCreate(Mem0Strict):
     url: str = Field(min_length=1, max_length=2048)
     name: str = Field(min_length=1, max_length=200)
     event_types: list[str] = Field(min_length=1, max_length=10)
 
 
-class WebhookUpdate(Strict):
+class Mem0WebhookUpdate(Mem0Strict):
     url: str | None = Field(default=None, min_length=1, max_length=2048)
     name: str | None = Field(default=None, min_length=1, max_length=200)
     event_types: list[str] | None = Field(default=None, min_length=1, max_length=10)
@@ -156,7 +156,7 @@ class WebhookUpdate(Strict):
 
 # --- responses -----------------------------------------------------------------------
 
-class Ping(BaseModel):
+class Mem0Ping(BaseModel):
     status: str = "ok"
     message: str = "API key is valid"
     org_id: str
@@ -164,7 +164,7 @@ class Ping(BaseModel):
     user_email: str | None = None
 
 
-class MemoryOut(BaseModel):
+class Mem0MemoryOut(BaseModel):
     id: str
     memory: str
     user_id: str | None = None
@@ -180,44 +180,44 @@ class MemoryOut(BaseModel):
     score: float | None = None
 
 
-class Queued(BaseModel):
+class Mem0Queued(BaseModel):
     message: str = "Memory processing has been queued for background execution"
     status: Literal["PENDING"] = "PENDING"
     event_id: str
 
 
-class AddEvent(BaseModel):
+class Mem0AddEvent(BaseModel):
     id: str
     event: Literal["ADD", "UPDATE", "DELETE", "NONE"]
     memory: str
 
 
-class AddResults(BaseModel):
-    results: list[AddEvent]
+class Mem0AddResults(BaseModel):
+    results: list[Mem0AddEvent]
     event_id: str
 
 
-class EventStatus(BaseModel):
+class Mem0EventStatus(BaseModel):
     id: str
     status: Literal["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
-    results: list[AddEvent] = []
+    results: list[Mem0AddEvent] = []
     error: str | None = None
     created_at: str
     updated_at: str
 
 
-class SearchResults(BaseModel):
-    results: list[MemoryOut]
+class Mem0SearchResults(BaseModel):
+    results: list[Mem0MemoryOut]
 
 
-class MemoryPageOut(BaseModel):
+class Mem0MemoryPageOut(BaseModel):
     count: int
     next: str | None = None
     previous: str | None = None
-    results: list[MemoryOut]
+    results: list[Mem0MemoryOut]
 
 
-class HistoryEntry(BaseModel):
+class Mem0HistoryEntry(BaseModel):
     id: str
     memory_id: str
     input: list[dict[str, Any]] = []
@@ -232,7 +232,7 @@ class HistoryEntry(BaseModel):
     updated_at: str
 
 
-class Entity(BaseModel):
+class Mem0Entity(BaseModel):
     id: str
     name: str
     type: Literal["user", "agent", "app", "run"]
@@ -241,24 +241,24 @@ class Entity(BaseModel):
     total_memories: int
 
 
-class EntityPage(BaseModel):
+class Mem0EntityPage(BaseModel):
     count: int
     next: str | None = None
     previous: str | None = None
-    results: list[Entity]
+    results: list[Mem0Entity]
 
 
-class Message_(BaseModel):
+class Mem0Message(BaseModel):
     message: str
 
 
-class FeedbackOut(BaseModel):
+class Mem0FeedbackOut(BaseModel):
     id: str
     feedback: str | None = None
     feedback_reason: str | None = None
 
 
-class WebhookOut(BaseModel):
+class Mem0WebhookOut(BaseModel):
     webhook_id: str
     name: str
     url: str

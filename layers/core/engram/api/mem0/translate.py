@@ -44,9 +44,9 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def present(memory: Memory, score: float | None = None) -> m.MemoryOut:
+def present(memory: Memory, score: float | None = None) -> m.Mem0MemoryOut:
     user = memory.user_id
-    return m.MemoryOut(
+    return m.Mem0MemoryOut(
         id=memory.id, memory=memory.memory_value,
         user_id=None if ":" in user and user.split(":", 1)[0] in ("agent", "app", "run")
         else user,
@@ -61,11 +61,11 @@ class Mem0Translator:
     services: Services
 
     # --- ping ----------------------------------------------------------------------
-    def ping(self, tenant_id: str) -> m.Ping:
-        return m.Ping(org_id=ORG, project_id=tenant_id)
+    def ping(self, tenant_id: str) -> m.Mem0Ping:
+        return m.Mem0Ping(org_id=ORG, project_id=tenant_id)
 
     # --- add -----------------------------------------------------------------------
-    def add(self, tenant_id: str, req: m.AddRequest) -> m.Queued | m.AddResults:
+    def add(self, tenant_id: str, req: m.Mem0AddRequest) -> m.Mem0Queued | m.Mem0AddResults:
         entities = {e: getattr(req, e) for e in ENTITIES}
         for entity, value in (req.filters or {}).items():
             if entity not in ENTITIES:
@@ -89,8 +89,8 @@ class Mem0Translator:
         self._note_entities(tenant_id, entities)
         accepted = self.services.ingest.accept(tenant_id, spec, drafts)
         if req.async_mode:
-            return m.Queued(event_id=accepted.task_id)
-        return m.AddResults(results=self._results(tenant_id, accepted.task_id),
+            return m.Mem0Queued(event_id=accepted.task_id)
+        return m.Mem0AddResults(results=self._results(tenant_id, accepted.task_id),
                             event_id=accepted.task_id)
 
     def _note_entities(self, tenant_id: str, entities: dict[str, str | None]) -> None:
@@ -102,27 +102,27 @@ class Mem0Translator:
                     store.put_entry(tenant_id, ENTITY_DIRECTORY, key, json.dumps(
                         {"created": int(datetime.now(UTC).timestamp() * 1000)}))
 
-    def _results(self, tenant_id: str, task_id: str) -> list[m.AddEvent]:
+    def _results(self, tenant_id: str, task_id: str) -> list[m.Mem0AddEvent]:
         views = self.services.tasks.get(tenant_id, task_id).memory_views
         out = []
         for event, ids in (("ADD", views.added), ("UPDATE", views.updated),
                            ("DELETE", views.deleted)):
             for memory in self.services.memories.memories.get_many(tenant_id, ids):
-                out.append(m.AddEvent(id=memory.id, event=event, memory=memory.memory_value))
+                out.append(m.Mem0AddEvent(id=memory.id, event=event, memory=memory.memory_value))
         return out
 
-    def event(self, tenant_id: str, event_id: str) -> m.EventStatus:
+    def event(self, tenant_id: str, event_id: str) -> m.Mem0EventStatus:
         task = self.services.tasks.get(tenant_id, event_id)
         status = {TaskStatus.waiting: "PENDING", TaskStatus.running: "RUNNING",
                   TaskStatus.completed: "SUCCEEDED", TaskStatus.failed: "FAILED"}[task.status]
-        return m.EventStatus(
+        return m.Mem0EventStatus(
             id=task.task_id, status=status, error=task.error,
             results=self._results(tenant_id, task.task_id)
             if task.status == TaskStatus.completed else [],
             created_at=iso(task.create_time), updated_at=iso(task.update_time))
 
     # --- read ----------------------------------------------------------------------
-    def search(self, tenant_id: str, req: m.SearchRequest) -> m.SearchResults:
+    def search(self, tenant_id: str, req: m.Mem0SearchRequest) -> m.Mem0SearchResults:
         keep = compile_filters(req.filters)
         extra = compile_filters({"metadata": req.metadata}, "metadata") \
             if req.metadata else (lambda _: True)
@@ -141,7 +141,7 @@ class Mem0Translator:
                     continue
                 scored.append((hit.relativity, memory))
         scored.sort(key=lambda pair: -pair[0])
-        return m.SearchResults(results=[present(memory, round(score, 4))
+        return m.Mem0SearchResults(results=[present(memory, round(score, 4))
                                         for score, memory in scored[:req.top_k]])
 
     def memory(self, tenant_id: str, memory_id: str) -> Memory:
@@ -150,7 +150,7 @@ class Mem0Translator:
             raise NotFound(f"memory {memory_id} not found")
         return memory
 
-    def get(self, tenant_id: str, memory_id: str) -> m.MemoryOut:
+    def get(self, tenant_id: str, memory_id: str) -> m.Mem0MemoryOut:
         return present(self.memory(tenant_id, memory_id))
 
     def current(self, tenant_id: str, users: list[str]) -> list[Memory]:
@@ -166,8 +166,8 @@ class Mem0Translator:
                     break
         return out
 
-    def get_all(self, tenant_id: str, req: m.GetAllRequest, page: int,
-                page_size: int) -> m.MemoryPageOut:
+    def get_all(self, tenant_id: str, req: m.Mem0GetAllRequest, page: int,
+                page_size: int) -> m.Mem0MemoryPageOut:
         keep = compile_filters(req.filters)
         start = _date(req.start_date, "start_date")
         end = _date(req.end_date, "end_date")
@@ -179,24 +179,24 @@ class Mem0Translator:
         first = (page - 1) * page_size
         window = chosen[first:first + page_size]
         more = first + page_size < len(chosen)
-        return m.MemoryPageOut(
+        return m.Mem0MemoryPageOut(
             count=len(chosen), results=[present(mem) for mem in window],
             next=f"/v3/memories/?page={page + 1}&page_size={page_size}" if more else None,
             previous=f"/v3/memories/?page={page - 1}&page_size={page_size}"
             if page > 1 else None)
 
-    def history(self, tenant_id: str, memory_id: str) -> list[m.HistoryEntry]:
+    def history(self, tenant_id: str, memory_id: str) -> list[m.Mem0HistoryEntry]:
         memory = self.services.memories.get(tenant_id, memory_id)
         if is_shared_scope(memory.user_id):
             raise NotFound(f"memory {memory_id} not found")
         meta = metadata_of(memory) or None
-        entries: list[m.HistoryEntry] = []
+        entries: list[m.Mem0HistoryEntry] = []
         versions = sorted(memory.history, key=lambda v: v.version)
         values = [v.memory_value for v in versions] + [memory.memory_value]
         starts = [v.valid_from for v in versions] + [memory.valid_from]
         reasons = [None] + [v.reason for v in versions]
         for i, value in enumerate(values):
-            entries.append(m.HistoryEntry(
+            entries.append(m.Mem0HistoryEntry(
                 id=f"{memory.id}:{i + 1}", memory_id=memory.id,
                 old_memory=values[i - 1] if i else None, new_memory=value,
                 user_id=memory.user_id, categories=list(memory.tags),
@@ -204,7 +204,7 @@ class Mem0Translator:
                 created_at=iso(starts[i]), updated_at=iso(starts[i])))
         if memory.status == MemoryStatus.deleted:
             when = iso(memory.valid_to or memory.update_time)
-            entries.append(m.HistoryEntry(
+            entries.append(m.Mem0HistoryEntry(
                 id=f"{memory.id}:{len(values) + 1}", memory_id=memory.id,
                 old_memory=memory.memory_value, new_memory=None, user_id=memory.user_id,
                 categories=list(memory.tags), event="DELETE", metadata=meta,
@@ -213,7 +213,7 @@ class Mem0Translator:
 
     # --- write ---------------------------------------------------------------------
     def update(self, tenant_id: str, memory_id: str, text: str | None,
-               metadata: dict[str, Any] | None) -> m.MemoryOut:
+               metadata: dict[str, Any] | None) -> m.Mem0MemoryOut:
         if text is None and metadata is None:
             raise Unprocessable("give text or metadata to update")
         memory = self.memory(tenant_id, memory_id)
@@ -236,17 +236,17 @@ class Mem0Translator:
                if keep(mem)]
         return self.delete(tenant_id, ids) if ids else 0
 
-    def feedback(self, tenant_id: str, req: m.FeedbackRequest) -> m.FeedbackOut:
+    def feedback(self, tenant_id: str, req: m.Mem0FeedbackRequest) -> m.Mem0FeedbackOut:
         memory = self.memory(tenant_id, req.memory_id)
         info = dict(memory.info)
         info["mem0.feedback"] = req.feedback or ""
         info["mem0.feedback_reason"] = req.feedback_reason or ""
         self.services.memories.update(tenant_id, MemoryEdit(memory_id=memory.id, info=info))
-        return m.FeedbackOut(id=memory.id, feedback=req.feedback,
+        return m.Mem0FeedbackOut(id=memory.id, feedback=req.feedback,
                              feedback_reason=req.feedback_reason)
 
     # --- entities ------------------------------------------------------------------
-    def entities(self, tenant_id: str) -> m.EntityPage:
+    def entities(self, tenant_id: str) -> m.Mem0EntityPage:
         results = []
         for key, body in self.services.directory.store.list_entries(tenant_id,
                                                                     ENTITY_DIRECTORY):
@@ -258,10 +258,10 @@ class Mem0Translator:
                 memories += [mem for mem in self.current(tenant_id, self._users(tenant_id))
                              if compile_filters({entity: name})(mem)]
             created = json.loads(body).get("created", 0)
-            results.append(m.Entity(id=key, name=name, type=kind, created_at=iso(created),
+            results.append(m.Mem0Entity(id=key, name=name, type=kind, created_at=iso(created),
                                     updated_at=iso(created),
                                     total_memories=len({mem.id for mem in memories})))
-        return m.EntityPage(count=len(results), results=results)
+        return m.Mem0EntityPage(count=len(results), results=results)
 
     def _users(self, tenant_id: str) -> list[str]:
         return [key.partition(":")[2] for key, _ in
@@ -296,8 +296,8 @@ class Mem0Translator:
         if project_id != tenant_id:
             raise NotFound(f"project {project_id} not found")
 
-    def webhook_out(self, tenant_id: str, record: Any, secret: bool = False) -> m.WebhookOut:
-        return m.WebhookOut(
+    def webhook_out(self, tenant_id: str, record: Any, secret: bool = False) -> m.Mem0WebhookOut:
+        return m.Mem0WebhookOut(
             webhook_id=record.webhook_id, name=record.name, url=record.url,
             event_types=[ENGRAM_TO_MEM0.get(t, t) for t in record.event_types],
             project=tenant_id, is_active=record.is_active,
