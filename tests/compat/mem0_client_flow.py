@@ -124,6 +124,10 @@ def main() -> None:
            "a filter without an entity")
     check(other.search("Lisbon", filters={"user_id": user})["results"] == [],
           "another tenant finds nothing")
+    check(client.search("Lisbon", filters={"user_id": f"{user}-other"})["results"] == [],
+          "another user finds nothing")
+    check(client.get_all(filters={"user_id": f"{user}-other"})["count"] == 0,
+          "another user lists nothing")
 
     at("get_all")
     page = client.get_all(filters={"user_id": user}, page=1, page_size=1)

@@ -158,8 +158,8 @@ class EmbeddingSettings(BaseModel):
 class WebhookSettings(BaseModel):
     """How webhook deliveries are retried (services/webhooks.py)."""
 
-    attempts: int = Field(default=5, ge=1, le=20)  # then the delivery is recorded as failed
-    backoff_seconds: float = Field(default=2.0, ge=0, le=300)  # doubled after each attempt
+    attempts: int = Field(default=6, ge=1, le=20)  # then the delivery is recorded as failed
+    backoff_seconds: float = Field(default=5.0, ge=0, le=300)  # doubled after each attempt
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     workers: int = Field(default=4, ge=1, le=64)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import queue
 import secrets
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engram.errors import NotFound, Unprocessable, WebhookRefused
@@ -44,10 +44,43 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 @dataclass
 class DeliverySettings:
-    attempts: int = 5  # tries per event and webhook before it is recorded as failed
-    backoff_seconds: float = 2.0  # before retry n: backoff * 2**(n-1)
+    attempts: int = 6  # tries per event and webhook before it is recorded as failed
+    backoff_seconds: float = 5.0  # before retry n: backoff * 2**(n-1) (5 s … 80 s)
     timeout_seconds: float = 10.0
     workers: int = 4
+
+
+class DeliveryPool:
+    """Daemon worker threads: a delivery waiting out its backoff never holds up the
+    process's exit (a ThreadPoolExecutor's threads are joined at exit)."""
+
+    def __init__(self, workers: int):
+        self._jobs: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        for n in range(workers):
+            threading.Thread(target=self._work, name=f"webhook-{n}", daemon=True).start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._idle:
+            self._pending += 1
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - a worker must outlive any one delivery
+                log.exception("webhook delivery crashed")
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def drain(self, timeout: float | None) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
 
 @dataclass
@@ -58,8 +91,7 @@ class WebhookService:
     memories: MemoryStore | None = None  # for the text of memories named by task events
     bus: EventBus | None = None
     settings: DeliverySettings = field(default_factory=DeliverySettings)
-    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
-    _pending: set[Future] = field(default_factory=set, init=False, repr=False)
+    _pool: DeliveryPool | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # --- registrations -------------------------------------------------------------
@@ -184,23 +216,13 @@ class WebhookService:
                 body: bytes) -> None:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.settings.workers,
-                                                thread_name_prefix="webhook")
-            future = self._pool.submit(self._deliver, tenant_id, hook, delivery, body)
-            self._pending.add(future)
-        future.add_done_callback(self._forget)
-
-    def _forget(self, future: Future) -> None:
-        with self._lock:
-            self._pending.discard(future)
+                self._pool = DeliveryPool(self.settings.workers)
+        self._pool.submit(lambda: self._deliver(tenant_id, hook, delivery, body))
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait for the deliveries under way (a Lambda before it returns, tests): True when
         none is left."""
-        with self._lock:
-            pending = set(self._pending)
-        done, not_done = wait(pending, timeout=timeout)
-        return not not_done
+        return self._pool is None or self._pool.drain(timeout)
 
     def _deliver(self, tenant_id: str, hook: WebhookRecord, delivery: DeliveryRecord,
                  body: bytes) -> None:
