@@ -53,3 +53,20 @@ def test_official_mem0_client_flow(engram_server: EngramServer, mem0_python: Pat
     detail = f"{output(proc)}\n--- engram serve log (tail) ---\n{log}"
     assert proc.returncode == 0, f"mem0 client flow failed for user {user}\n{detail}"
     assert OK_LINE in proc.stdout.splitlines(), f"no '{OK_LINE}' line\n{detail}"
+
+
+def test_mem0_routes_need_the_api_key(engram_server: EngramServer) -> None:
+    import requests
+
+    for method, path in (("GET", "/v1/ping/"), ("POST", "/v3/memories/search/"),
+                         ("DELETE", "/v2/entities/user/alice/"),
+                         ("GET", "/api/v1/webhooks/projects/tenant-a/")):
+        for headers in ({}, {"Authorization": "Token not-a-key"}):
+            answer = requests.request(method, f"{engram_server.root_url}{path}", json={},
+                                      headers=headers, timeout=30)
+            assert answer.status_code == 401, (method, path, answer.text)
+    # mem0's client reads `detail`
+    answer = requests.post(f"{engram_server.root_url}/v3/memories/search/",
+                           json={"query": "x", "filters": {"colour": "red", "user_id": "u"}},
+                           headers=engram_server.headers(), timeout=30)
+    assert answer.status_code == 422 and "colour" in answer.json()["detail"]
