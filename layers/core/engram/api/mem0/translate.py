@@ -21,8 +21,8 @@ from engram.api.mem0.filters import (
     metadata_of,
     partition_of,
     partitions,
-    run_of,
 )
+from engram.api.mem0.presenters import iso, present
 from engram.container import Services
 from engram.errors import NotFound, Unprocessable
 from engram.models.domain import FACT_TYPES, Memory, MemoryStatus, MemoryType, Role, TaskStatus
@@ -38,22 +38,6 @@ MEM0_EVENTS = {"memory_add": "memory.added", "memory_update": "memory.updated",
                "memory_delete": "memory.deleted"}
 ENGRAM_TO_MEM0 = {v: k for k, v in MEM0_EVENTS.items()}
 ORG = "engram"
-
-
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
-
-
-def present(memory: Memory, score: float | None = None) -> m.Mem0MemoryOut:
-    user = memory.user_id
-    return m.Mem0MemoryOut(
-        id=memory.id, memory=memory.memory_value,
-        user_id=None if ":" in user and user.split(":", 1)[0] in ("agent", "app", "run")
-        else user,
-        agent_id=memory.agent_id, app_id=memory.app_id, run_id=run_of(memory),
-        metadata=metadata_of(memory) or None, categories=list(memory.tags),
-        created_at=iso(memory.create_time), updated_at=iso(memory.update_time),
-        score=score)
 
 
 @dataclass
