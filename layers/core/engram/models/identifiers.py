@@ -40,13 +40,15 @@ Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH,
                AfterValidator(plain_identifier)]
 
 # Memories an agent owns (an add or search naming an agent_id and no user) live in the
-# user partition "agent:<agent_id>", an EverOS group's in "group:<group_id>", and EverOS
-# v2 scopes an app/project as "app:…/…/<owner>". A client's user_id may not start with
-# any of these, or it would reach those partitions.
+# user partition "agent:<agent_id>", an EverOS group's in "group:<group_id>", a mem0 run's
+# or app's without a user in "run:<run_id>" / "app:<app_id>", and EverOS v2 scopes an
+# app/project as "app:…/…/<owner>". A client's user_id may not start with any of these,
+# or it would reach those partitions.
 AGENT_OWNER = "agent:"
 GROUP_OWNER = "group:"
+RUN_OWNER = "run:"
 APP_SCOPE = "app:"
-RESERVED_USER_PREFIXES = (AGENT_OWNER, GROUP_OWNER, APP_SCOPE)
+RESERVED_USER_PREFIXES = (AGENT_OWNER, GROUP_OWNER, RUN_OWNER, APP_SCOPE)
 
 
 def agent_owner(agent_id: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engram.errors import NotFound, Unprocessable
@@ -27,6 +28,10 @@ SETTINGS_KEY = "space"
 
 def members_of(group_id: str) -> str:
     return f"members:{group_id}"
+
+
+# mem0's users() list: "<type>:<name>" → {"created": ms} (api/mem0/translate.py)
+MEM0_ENTITIES = "mem0-entities"
 
 
 def owners_of(conversation_id: str) -> str:
@@ -169,11 +174,16 @@ class DirectoryService:
             self.store.put_entry(tenant_id, owners_of(conversation_id), partition, "{}")
 
     def forget_owner(self, tenant_id: str, partition: str) -> None:
-        """An owner's data was erased: no conversation names it any more."""
+        """An owner's data was erased: no conversation names it any more, nor mem0's
+        list of users (an agent's, app's or run's own partition is "<kind>:<quoted>")."""
         for conversation_id, _ in self.store.list_entries(tenant_id,
                                                           conversations_of(partition)):
             self.store.delete_entry(tenant_id, owners_of(conversation_id), partition)
         self.store.delete_collection(tenant_id, conversations_of(partition))
+        self.store.delete_entry(tenant_id, MEM0_ENTITIES, f"user:{partition}")
+        kind, _, name = partition.partition(":")
+        if kind in ("agent", "app", "run"):
+            self.store.delete_entry(tenant_id, MEM0_ENTITIES, f"{kind}:{unquote(name)}")
 
     def owners(self, tenant_id: str, conversation_id: str) -> list[str]:
         """The partitions (Engram users) v2 adds of this conversation wrote to."""

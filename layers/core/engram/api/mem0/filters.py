@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from engram.errors import Unprocessable
 from engram.models.domain import Memory
+from engram.models.identifiers import not_reserved
 from engram.models.times import to_epoch_ms
 
 ENTITIES = ("user_id", "agent_id", "app_id", "run_id")
@@ -31,8 +33,15 @@ Predicate = Callable[[Memory], bool]
 
 def partition_of(entity: str, value: str) -> str:
     """The Engram user a mem0 entity's memories live under: the user itself, or, for
-    memories of an agent, app or run without a user, a partition of their own."""
-    return value if entity == "user_id" else f"{entity.removesuffix('_id')}:{value}"
+    memories of an agent, app or run without a user, a partition of their own ("agent:…"
+    is the agent MemOS and EverOS name too; an app's name is quoted, so it never reads as
+    an EverOS v2 scope "app:<app>/<project>/<owner>")."""
+    if entity == "user_id":
+        try:
+            return not_reserved(value)
+        except ValueError as exc:
+            raise Unprocessable(f"user_id: {exc}") from None
+    return f"{entity.removesuffix('_id')}:{quote(value, safe='')}"
 
 
 def metadata_of(memory: Memory) -> dict[str, Any]:

@@ -28,9 +28,9 @@ from engram.errors import NotFound, Unprocessable
 from engram.models.domain import FACT_TYPES, Memory, MemoryStatus, MemoryType, Role, TaskStatus
 from engram.models.knowledge import is_shared_scope
 from engram.models.requests import AddSpec, MemoryEdit, MessageDraft, PageSpec, SearchSpec
+from engram.services.directory import MEM0_ENTITIES as ENTITY_DIRECTORY
 from engram.services.webhooks import WebhookService
 
-ENTITY_DIRECTORY = "mem0-entities"  # "<type>:<name>" → {"created": ms}, for users()
 LISTED_TYPES = (*FACT_TYPES[1:], MemoryType.preference, MemoryType.tool_schema,
                 MemoryType.tool_trajectory)  # not the fast-path turns an add retires
 PAGE = 500
