@@ -45,6 +45,7 @@ from engram.ports import (
 from engram.services.attachments import AttachmentIntake
 from engram.services.chat import ChatService
 from engram.services.directory import DirectoryService
+from engram.services.exports import ExportService
 from engram.services.extract_preview import ExtractionPreview
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
@@ -129,6 +130,7 @@ class Services:
     rerank: RerankService
     chat: ChatService  # answers with the LLM when it can chat (else a 400 naming the setting)
     knowledge: KnowledgeService | None = None  # MemOS knowledge bases
+    exports: ExportService | None = None  # export/memory and import/memory (set by build)
 
 
 def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
@@ -187,7 +189,9 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         directory=directory, profiles=profiles,
         extraction=ExtractionPreview(pipeline.extractor),
         rerank=RerankService(ports.embedder), chat=ChatService(chat_model, ingest),
-        knowledge=knowledge)
+        knowledge=knowledge,
+        exports=ExportService(memories=ports.memories, index=ports.index,
+                              embedder=ports.embedder, jobs=ports.directory))
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

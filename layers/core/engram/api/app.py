@@ -34,7 +34,10 @@ from engram.api.guard import (
     check_content_type,
     parse_json_object,
 )
+from engram.api.mem0.exports import Mem0ExportTranslator
+from engram.api.mem0.exports import exports_router as mem0_exports_router
 from engram.api.memos.chat import ChatTranslator, chat_router
+from engram.api.memos.exports import ExportTranslator, exports_router
 from engram.api.memos.extract import ExtractTranslator, extract_router
 from engram.api.memos.knowledge import (
     FILE_ROUTE,
@@ -178,8 +181,11 @@ def create_app(services: Services) -> EngramResolver:
                        services.knowledge)), profiles_router(profiles),
                    extract_router(ExtractTranslator(services.extraction)),
                    rerank_router(RerankTranslator(services.rerank)),
-                   chat_router(ChatTranslator(memos, services.chat))):
+                   chat_router(ChatTranslator(memos, services.chat)),
+                   exports_router(ExportTranslator(services.exports))):
         app.include_router(router, prefix=PREFIX)
+    if services.exports is not None:  # mem0's routes carry their own /v1
+        app.include_router(mem0_exports_router(Mem0ExportTranslator(services.exports)))
     for router in (everos_objects_router(everos), everos_memories_router(everos),
                    everos_tasks_router(everos), everos_groups_router(everos),
                    everos_senders_router(everos), everos_settings_router(everos)):
