@@ -282,3 +282,33 @@ def test_an_add_sent_again_answers_its_first_task(engram_server):
     changed = {**body, "messages": [{**body["messages"][0], "content": "I keep wasps."}]}
     assert engram_server.post("add/message", changed).json()["data"]["task_id"] != \
         first["task_id"]
+
+
+def test_locomo_and_longmemeval_files_import_through_the_cli(engram_server, tmp_path):
+    locomo = tmp_path / "locomo.json"
+    locomo.write_text(json.dumps([{"sample_id": "lc-1", "qa": [], "conversation": {
+        "session_1_date_time": "1:56 pm on 8 May, 2023",
+        "session_1": [{"speaker": "Caroline", "dia_id": "D1:1",
+                       "text": "I started pottery classes in Brighton."},
+                      {"speaker": "Melanie", "dia_id": "D1:2", "text": "How fun!"}]}}]))
+    done = engram(engram_server, "import", str(locomo), "--user", "locomo-user", "--wait")
+    assert "imported 2 turns in 1 adds (1 conversations)" in done.stderr
+    got = engram_server.post("get/message", {"user_id": "locomo-user",
+                                             "conversation_id": "lc-1-session_1"}).json()
+    messages = got["data"]["message_detail_list"]
+    assert [m["message_id"] for m in messages] == ["lc-1:D1:1", "lc-1:D1:2"]
+    assert messages[0]["content"] == "Caroline: I started pottery classes in Brighton."
+
+    lme = tmp_path / "lme.json"
+    lme.write_text(json.dumps([{
+        "question_id": "lme-q1", "question_type": "single-session-user", "question": "?",
+        "answer": "x", "question_date": "2023/05/30 (Tue) 23:42",
+        "haystack_session_ids": ["sess-a"], "haystack_dates": ["2023/05/20 (Sat) 10:00"],
+        "answer_session_ids": ["sess-a"],
+        "haystack_sessions": [[{"role": "user", "content": "I adopted a cat named Miso."},
+                               {"role": "assistant", "content": "Congratulations!"}]]}]))
+    engram(engram_server, "import", str(lme), "--wait")  # the question id is the user
+    got = engram_server.post("get/message", {"user_id": "lme-q1",
+                                             "conversation_id": "sess-a"}).json()
+    assert [m["message_id"] for m in got["data"]["message_detail_list"]] == \
+        ["sess-a#0", "sess-a#1"]
