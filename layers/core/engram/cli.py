@@ -149,9 +149,10 @@ def import_file(args: argparse.Namespace) -> int:
         report = run_import(client, batches, async_mode=not args.sync)
         ended = wait_for_tasks(client, report.task_ids) if args.wait and report.task_ids \
             else None
-    except EngramClientError as exc:
-        sys.exit(f"import stopped: {exc}\nrun the same command again to resume: what was "
-                 "sent already is recognised and not added twice")
+    except (EngramClientError, KeyboardInterrupt, OSError) as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        sys.exit(f"import stopped: {reason}\nrun the same command again to resume: what "
+                 "was sent already is recognised and not added twice")
     if report.adds:
         print(f"imported {report.turns} turns in {report.adds} adds "
               f"({len(report.conversations)} conversations)", file=sys.stderr)

@@ -12,7 +12,7 @@ history with validity windows, sources, info and ids."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
@@ -25,10 +25,14 @@ from engram.models.domain import (
     content_hash,
 )
 from engram.models.identifiers import Id
+from engram.models.times import MAX_EPOCH_MS, MIN_EPOCH_MS
 
 EXPORT_FORMAT = "engram-export"
 EXPORT_VERSION = 1
 MAX_VALUE_CHARS = 100_000  # as a message's text: a memory is never longer than its turn
+# epoch ms in the range every time field of the API takes (1970-2100): the indexes keep
+# times as int64 and DynamoDB's sort keys as 13 digits
+EpochMs = Annotated[int, Field(ge=MIN_EPOCH_MS, le=MAX_EPOCH_MS)]
 
 
 class ExportHeader(BaseModel):
@@ -39,16 +43,16 @@ class ExportHeader(BaseModel):
     format: Literal["engram-export"] = EXPORT_FORMAT
     version: Literal[1] = EXPORT_VERSION
     user_id: str
-    exported_at: int  # epoch ms
+    exported_at: EpochMs
 
 
 class ExportedVersion(BaseModel):
     """A past value of a memory and the window in which it held."""
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=1_000_000)
     memory_value: str = Field(max_length=MAX_VALUE_CHARS)
-    valid_from: int
-    valid_to: int
+    valid_from: EpochMs
+    valid_to: EpochMs
     change: Literal["add", "update", "supersede", "delete", "feedback", "edit"]
     reason: str = Field(default="", max_length=4_000)
     task_id: str | None = None
@@ -66,17 +70,17 @@ class ExportedMemory(BaseModel):
     memory_key: str = Field(default="", max_length=1_000)
     memory_value: str = Field(min_length=1, max_length=MAX_VALUE_CHARS)
     status: MemoryStatus = MemoryStatus.activated
-    version: int = Field(default=1, ge=1)
+    version: int = Field(default=1, ge=1, le=1_000_000)
     history: list[ExportedVersion] = Field(default_factory=list, max_length=1_000)
     sources: list[StrictStr] = Field(default_factory=list, max_length=10_000)
     info: dict[str, StrictStr] = Field(default_factory=dict)
     tags: list[StrictStr] = Field(default_factory=list, max_length=100)
     confidence: float = Field(default=0.9, ge=0, le=1)
-    create_time: int
-    update_time: int
-    event_time: int | None = None
-    valid_from: int
-    valid_to: int | None = None
+    create_time: EpochMs
+    update_time: EpochMs
+    event_time: EpochMs | None = None
+    valid_from: EpochMs
+    valid_to: EpochMs | None = None
     conversation_id: Id | None = None
     agent_id: Id | None = None
     app_id: Id | None = None
