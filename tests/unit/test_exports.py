@@ -218,6 +218,10 @@ def test_mem0_exports_create_then_get(call):
     assert status == 422 and "filters.created_at" in body["message"]
     status, body = call("/v1/exports/", {"user_id": "erin"})
     assert status == 422 and "schema" in body["message"]
+    # erasing the user erases the export requests that name them
+    assert call("/v1/delete/memory", {"user_id": "erin"})[0] == 200
+    assert call("/v1/exports/get/", {"memory_export_id": created["id"]})[0] == 404
+    assert call("/v1/exports/get/", {"filters": {"user_id": "erin"}})[0] == 404
 
 
 def test_record_batches_keep_the_import_user(tmp_path, call):

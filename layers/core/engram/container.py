@@ -166,12 +166,19 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
     search = SearchService(memories=ports.memories, index=ports.index, embedder=ports.embedder)
     directory = DirectoryService(ports.directory)
     profiles = ProfileService(store=ports.profiles, memories=ports.memories, llm=ports.llm)
+    exports = ExportService(memories=ports.memories, index=ports.index,
+                            embedder=ports.embedder, jobs=ports.directory)
+
+    def forget_owner(tenant_id: str, user_id: str) -> None:
+        directory.forget_owner(tenant_id, user_id)
+        exports.forget_user(tenant_id, user_id)  # mem0 export requests naming the user
+
     memories = MemoryService(
         memories=ports.memories, messages=ports.messages, index=ports.index,
         embedder=ports.embedder, objects=ports.objects, tasks=ports.tasks,
         hold_user=runner.hold, after_erase=ports.after_erase,
         forget_content_job=partial(forget_job, ports.objects),
-        forget_owner=directory.forget_owner, erase_profiles=profiles.erase_user)
+        forget_owner=forget_owner, erase_profiles=profiles.erase_user)
     tasks = TaskService(ports.tasks, runner)
     knowledge = None
     if ports.knowledge is not None:
@@ -189,9 +196,7 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         directory=directory, profiles=profiles,
         extraction=ExtractionPreview(pipeline.extractor),
         rerank=RerankService(ports.embedder), chat=ChatService(chat_model, ingest),
-        knowledge=knowledge,
-        exports=ExportService(memories=ports.memories, index=ports.index,
-                              embedder=ports.embedder, jobs=ports.directory))
+        knowledge=knowledge, exports=exports)
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

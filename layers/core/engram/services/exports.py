@@ -95,6 +95,16 @@ class ExportService:
         mine = [j for j in jobs if user_id is None or j.user_id == user_id]
         return max(mine, key=lambda j: (j.create_time, j.id)) if mine else None
 
+    def forget_user(self, tenant_id: str, user_id: str) -> int:
+        """Erasure: the export requests that name the user; how many."""
+        if self.jobs is None:
+            return 0
+        gone = [key for key, body in self.jobs.list_entries(tenant_id, EXPORT_JOBS)
+                if ExportJob.model_validate_json(body).user_id == user_id]
+        for key in gone:
+            self.jobs.delete_entry(tenant_id, EXPORT_JOBS, key)
+        return len(gone)
+
     def all_current(self, tenant_id: str, user_id: str) -> list[Memory]:
         """Every current memory of the user, read page by page."""
         out: list[Memory] = []
