@@ -231,13 +231,13 @@ def big_chatgpt_export(path: Path, conversations: int, turns: int) -> None:
 
 def test_an_interrupted_import_resumes_without_duplicates(engram_server, tmp_path):
     source = tmp_path / "conversations.json"
-    big_chatgpt_export(source, conversations=12, turns=6)
+    big_chatgpt_export(source, conversations=24, turns=6)
     user, clean = "chatgpt-resume-1", "chatgpt-resume-clean"
     args = [sys.executable, "-m", "engram.cli", "import", str(source), "--user", user,
             "--batch-size", "2"]
     first = subprocess.Popen(args, cwd=ROOT, env=cli_env(engram_server),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:  # killed once a few adds are in, well before the 36th
+    try:  # killed once a few adds are in, well before the 72nd
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             got = engram_server.post("get/message", {"user_id": user,
@@ -251,14 +251,14 @@ def test_an_interrupted_import_resumes_without_duplicates(engram_server, tmp_pat
         first.send_signal(signal.SIGKILL)
         first.wait()
     sent = [len(engram_server.post("get/message", {"user_id": user, "conversation_id":
-            f"conv-{c}"}).json()["data"]["message_detail_list"]) for c in range(12)]
-    assert 0 < sum(sent) < 72, sent  # stopped part-way
+            f"conv-{c}"}).json()["data"]["message_detail_list"]) for c in range(24)]
+    assert 0 < sum(sent) < 24 * 6, sent  # stopped part-way
 
     engram(engram_server, "import", str(source), "--user", user, "--batch-size", "2",
            "--wait")
     engram(engram_server, "import", str(source), "--user", clean, "--batch-size", "2",
            "--wait")
-    for c in range(12):
+    for c in range(24):
         got = engram_server.post("get/message", {"user_id": user, "conversation_id":
                                                  f"conv-{c}"}).json()["data"]
         ids = [m["message_id"] for m in got["message_detail_list"]]
