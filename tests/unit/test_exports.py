@@ -4,6 +4,7 @@ rules, and the export/import and mem0 export routes through the real resolver.""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -187,6 +188,9 @@ def test_export_pages_and_cursor_errors(call):
             break
     assert seen == [r["id"] for r in everything] and len(seen) >= 3
     status, body = call("/v1/export/memory", {"user_id": "dave", "cursor": "bm90LWpzb24"})
+    assert status == 422 and body["message"].startswith("cursor:")
+    huge = base64.urlsafe_b64encode(b'[99999999999999999999999, "x"]').decode()
+    status, body = call("/v1/export/memory", {"user_id": "dave", "cursor": huge})
     assert status == 422 and body["message"].startswith("cursor:")
     status, body = call("/v1/export/memory", {"user_id": "dave", "limit": 501})
     assert status == 422 and "limit" in body["message"]

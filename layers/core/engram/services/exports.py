@@ -22,6 +22,7 @@ from engram.errors import Conflict, Unprocessable
 from engram.models.domain import Memory, MemoryStatus
 from engram.models.exports import ExportedMemory
 from engram.models.knowledge import is_shared_scope
+from engram.models.times import MAX_EPOCH_MS, MIN_EPOCH_MS
 from engram.ports import DirectoryStore, Embedder, MemoryCursor, MemoryIndex, MemoryStore
 from engram.retrieval.vectors import memory_vectors
 
@@ -61,7 +62,8 @@ def decode_cursor(text: str) -> MemoryCursor:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         create_time, memory_id = json.loads(raw)
-        if not isinstance(create_time, int) or not isinstance(memory_id, str):
+        if type(create_time) is not int or not isinstance(memory_id, str) \
+                or not MIN_EPOCH_MS <= create_time <= MAX_EPOCH_MS:
             raise ValueError
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
         raise Unprocessable("cursor: not a cursor this API returned (pass next_cursor "
