@@ -120,6 +120,21 @@ def fresh_server(tmp_path) -> EngramServer:
     server.stop()
 
 
+@pytest.fixture
+def local_runtime(tmp_path):
+    """The local profile's services over SQLite in a temp dir, with the hashing embedder
+    (fast, deterministic); the API key "k" is tenant-a's."""
+    from tests.fakes.embedder import HashingEmbedder  # noqa: PLC0415
+
+    from engram.config import Settings  # noqa: PLC0415
+    from engram.local.runtime import build_local_runtime  # noqa: PLC0415
+
+    runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
+                                  embedder=HashingEmbedder())
+    yield runtime
+    runtime.close()
+
+
 def find_python312() -> str | None:
     """A CPython 3.12 (the Lambda functions' runtime), as scripts/sam_build.sh finds it."""
     try:

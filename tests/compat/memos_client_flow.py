@@ -37,6 +37,8 @@ QUICK_START_MESSAGES = [
 HOTEL_QUERY = "Which hotel did I choose in Guangzhou?"
 UPDATED_CONTENT = "The user chose JI Hotel for the summer trip to Guangzhou"
 FEEDBACK = "Actually I switched to Hilton, not 7 Days Inn."
+AGENT_FACT = "My SQL examples run on PostgreSQL 16 at the Lisbon help desk."
+AGENT_QUERY = "Which database do the SQL examples run on?"
 TASK_TIMEOUT_S = 60.0
 PAGE_SIZE = 50  # the client refuses size > 50
 
@@ -215,6 +217,17 @@ def run(base_url: str, api_key: str, user: str) -> None:
     check(same[0].get("memory_value") == UPDATED_CONTENT, step,
           f"memory {target_id} does not show the new content", same[0])
 
+    # 5b. get/memory/{id}: the edited memory with its history (the first version kept)
+    step = at("get_memory_by_id")
+    one = client.get_memory_by_id(target_id)
+    check(isinstance(one, dict) and one.get("code") == 0, step, "not an ok envelope", one)
+    data = one.get("data") or {}
+    check(data.get("id") == target_id and data.get("memory_value") == UPDATED_CONTENT, step,
+          "not the edited memory", one)
+    check(any("7 days inn" in str(v.get("memory_value", "")).lower()
+              for v in data.get("history") or []), step,
+          "the first version (7 Days Inn) is not in the memory's history", one)
+
     # 6. add/feedback, polled to completed
     step = at("add_feedback")
     fb = client.add_feedback(user_id=user, conversation_id=CONVERSATION_ID,
@@ -265,6 +278,37 @@ def run(base_url: str, api_key: str, user: str) -> None:
           "get_memory still lists memories", after)
     check(not after.data.total, step, f"total is {after.data.total!r}, expected 0", after)
     check(not search(client, user, step), step, "search_memory still finds memories")
+
+    # 9. an agent's own memories: add, search and list with agent_id alone; the user's
+    # search never shows them, and delete by agent_id takes them out
+    agent = f"{user}-agent"
+    step = at("add_message(agent_id)")
+    added = client.add_message(messages=[{"role": "user", "content": AGENT_FACT}],
+                               agent_id=agent, conversation_id="agent-0", async_mode=False)
+    ok_envelope(added, step)
+    step = at("search_memory(agent_id)")
+    found = client.search_memory(query=AGENT_QUERY, agent_id=agent, conversation_id="agent-0")
+    ok_envelope(found, step)
+    agent_hits = [fields(m) for m in found.data.memory_detail_list]
+    check(any("postgresql" in h.get("memory_value", "").lower() for h in agent_hits), step,
+          "the agent's memory is not found by agent_id", found)
+    step = at("get_memory(agent_id)")
+    listing = client.get_memory(agent_id=agent, page=1, size=10)
+    ok_envelope(listing, step)
+    check(listing.data.total and listing.data.total >= 1, step, "nothing listed", listing)
+    step = at("search_memory(user_id) after the agent's add")
+    client.add_message(messages=QUICK_START_MESSAGES[:1], user_id=user,
+                       conversation_id=CONVERSATION_ID, async_mode=False)
+    user_found = client.search_memory(query=AGENT_QUERY, user_id=user)
+    check(not any("postgresql" in fields(m).get("memory_value", "").lower()
+                  for m in user_found.data.memory_detail_list), step,
+          "the user's search shows the agent's memory", user_found)
+    step = at("delete_memory(agent_id)")
+    gone = client.delete_memory(agent_id=agent)
+    ok_envelope(gone, step)
+    again = client.search_memory(query=AGENT_QUERY, agent_id=agent)
+    check(not again.data.memory_detail_list, step, "the agent's memory is still found", again)
+    client.delete_memory(user_id=user)
 
     print("memos client flow ok", flush=True)
 

@@ -78,6 +78,22 @@ def test_knowledge_store_keeps_bases_and_files_by_tenant(store):
     assert store.get_base("t1", base.knowledgebase_id) is None
 
 
+def test_a_file_is_claimed_once(store):
+    """claim_file stores a record only when none has its id: a replayed or concurrent add
+    of the same file finds the first one (listed once, in its knowledge base)."""
+    base = KnowledgeBase(tenant_id="t1", name="handbook")
+    store.put_base(base)
+    first = KnowledgeFile(tenant_id="t1", knowledgebase_id=base.knowledgebase_id,
+                          file_id="f-1", name="a.txt", size=3, source="upload")
+    assert store.claim_file(first) is None
+    second = first.model_copy(update={"status": "completed", "size": 99})
+    assert store.claim_file(second) == first  # what is there, unchanged
+    assert store.get_files("t1", ["f-1"]) == [first]
+    assert [f.file_id for f in store.list_files("t1", base.knowledgebase_id)] == ["f-1"]
+    other = first.model_copy(update={"tenant_id": "t2"})  # the same id, another tenant
+    assert store.claim_file(other) is None
+
+
 # --- the indexes' shared scopes ------------------------------------------------------------
 
 @pytest.fixture

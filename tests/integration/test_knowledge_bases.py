@@ -381,3 +381,36 @@ def test_a_file_whose_passages_cannot_be_indexed_is_failed_and_leaves_nothing(lo
     (record,) = service.list_files(TENANT, base.knowledgebase_id)
     assert record.status == "failed" and "RuntimeError" in record.error
     assert local.store.ids_for_user(TENANT, kb_scope(base.knowledgebase_id)) == []
+
+
+def test_the_same_file_added_again_or_at_once_is_one_file(call, local):
+    """A client's retry (MemOSClient retries a call that timed out) or the same add sent
+    at once from several threads: one record, one set of passages."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    kb = knowledge_base(call)
+    text = "Expense reports are due on the fifth working day of each month."
+    first = add_text(call, kb, text, name="expenses.txt")
+    again = add_text(call, kb, text, name="expenses.txt")
+    assert again["id"] == first["id"] and again["status"] == "completed"
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lambda _: add_text(call, kb, "Travel is booked through the "
+                                              "intranet portal only.", "travel.txt")["id"],
+                           range(8)))
+    assert len(ids) == 1
+    listed = call("get/knowledgebase-file", {"knowledgebase_id": kb})["data"]
+    assert sorted(f["name"] for f in listed["file_detail_list"]) == ["expenses.txt",
+                                                                     "travel.txt"]
+    passages = local.store.ids_for_user(TENANT, kb_scope(kb))
+    values = [m.memory_value for m in local.store.get_many(TENANT, passages)]
+    assert sum("Travel is booked" in v for v in values) == 1, values
+    # another file name, or other bytes, is another file
+    assert add_text(call, kb, text, name="expenses-2024.txt")["id"] != first["id"]
+    assert add_text(call, kb, text + " ", name="expenses.txt")["id"] != first["id"]
+
+
+def test_a_file_name_with_a_control_character_is_refused(call):
+    kb = knowledge_base(call)
+    body = call("add/knowledgebase-file", {"knowledgebase_id": kb, "file": [
+        {"content": b64(b"Plain text."), "name": "a\u0000b.txt"}]}, status=422)
+    assert "file[0].name" in body["message"] and "control" in body["message"]

@@ -3,34 +3,20 @@ in a temp dir): what the SDK's models read, the tie to /memories/group, partitio
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from tests.fakes.embedder import HashingEmbedder
-
-from engram.api.app import create_app
-from engram.config import Settings
-from engram.local.runtime import build_local_runtime
-from engram.local.server import LambdaContext, proxy_event
+from tests.in_process import api_caller
 
 T0 = 1_766_041_646_311
 
 
 @pytest.fixture
-def call(tmp_path):
-    runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
-                                  embedder=HashingEmbedder())
-    app = create_app(runtime.services)
+def call(local_runtime):
+    caller = api_caller(local_runtime.services, prefix="/api/v1")
 
     def call(method: str, route: str, body=None, tenant: str = "tenant-a"):
-        raw = body if isinstance(body, str) or body is None else json.dumps(body)
-        event = proxy_event(method, f"/api/v1/{route}", {"Content-Type": "application/json"},
-                            raw, tenant, "127.0.0.1")
-        response = app.resolve(event, LambdaContext())
-        return response["statusCode"], json.loads(response["body"])
+        return caller(route, body, tenant, method)
 
-    yield call
-    runtime.close()
+    return call
 
 
 def test_group_upsert_get_patch_and_another_tenant(call):

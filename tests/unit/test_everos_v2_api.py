@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 from tests.fakes.embedder import HashingEmbedder
+from tests.in_process import api_caller
 
 from engram.api.app import create_app
 from engram.api.everos.v2.translate import session_key
@@ -20,20 +21,13 @@ T0 = 1_766_041_646_311
 
 
 @pytest.fixture
-def call(tmp_path):
-    runtime = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
-                                  embedder=HashingEmbedder())
-    app = create_app(runtime.services)
+def call(local_runtime):
+    caller = api_caller(local_runtime.services)
 
     def call(route: str, body=None, tenant: str = "tenant-a", version: str = "v2"):
-        raw = body if isinstance(body, str) or body is None else json.dumps(body)
-        event = proxy_event("POST", f"/api/{version}/{route}",
-                            {"Content-Type": "application/json"}, raw, tenant, "127.0.0.1")
-        response = app.resolve(event, LambdaContext())
-        return response["statusCode"], json.loads(response["body"])
+        return caller(route, body, tenant, version=version)
 
-    yield call
-    runtime.close()
+    return call
 
 
 def say(user: str, *texts: str, session: str = "s1", **extra) -> dict:
@@ -330,3 +324,23 @@ def test_path_ids_with_control_characters_and_other_bodies_are_refused(tmp_path)
         assert app.resolve(event, LambdaContext())["statusCode"] == 415
     finally:
         runtime.close()
+
+
+def test_a_user_id_may_not_name_a_group_or_an_agent_partition(call):
+    """A group's memories are the Engram user "group:<id>", a v2 agent's "agent:<id>": a
+    client's user_id starting with either would read or write them."""
+    call("memory/add", say("bob", "I repair bicycles in Ghent.", session="s"))
+    status, body = call("memories/group", {"group_id": "club", "messages": [
+        {"sender_id": "bob", "sender_name": "Bob", "role": "user", "timestamp": T0,
+         "content": "The club meets on Tuesdays in Ghent."}]}, version="v1")
+    assert status in (200, 202), body
+    for version, route, request in (
+            ("v1", "memories/search", {"filters": {"user_id": "group:club"}, "query": "club"}),
+            ("v1", "memories/get", {"filters": {"user_id": {"in": ["bob", "group:club"]}},
+                                    "memory_type": "episodic_memory"}),
+            ("v2", "memory/search", {"user_id": "agent:bob", "query": "bicycles"}),
+            ("v2", "memory/add", say("agent:bob", "I like tea."))):
+        status, body = call(route, request, version=version)
+        assert status == 422, (route, body)
+        assert "must not start with" in json.dumps(body), (route, body)
+        assert "user_id" in json.dumps(body) or "sender_id" in json.dumps(body), body

@@ -8,12 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.fakes.embedder import HashingEmbedder
+from tests.in_process import api_caller
 
 from engram.api.app import create_app
-from engram.config import Settings
-from engram.local.runtime import build_local_runtime
-from engram.local.server import LambdaContext, proxy_event
 
 TEMPLATE = {"Basic Info": {"Name": {"value": "", "algorithm_updatable": True},
                            "City": {"value": "", "algorithm_updatable": True},
@@ -23,24 +20,13 @@ TEMPLATE = {"Basic Info": {"Name": {"value": "", "algorithm_updatable": True},
 
 
 @pytest.fixture
-def runtime(tmp_path):
-    rt = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
-                             embedder=HashingEmbedder())
-    yield rt
-    rt.close()
+def runtime(local_runtime):
+    return local_runtime
 
 
 @pytest.fixture
 def call(runtime):
-    app = create_app(runtime.services)
-
-    def call(route: str, body: dict, tenant: str = "tenant-a") -> tuple[int, dict]:
-        event = proxy_event("POST", f"/v1/{route}", {"Content-Type": "application/json"},
-                            json.dumps(body), tenant, "127.0.0.1")
-        response = app.resolve(event, LambdaContext())
-        return response["statusCode"], json.loads(response["body"])
-
-    return call
+    return api_caller(runtime.services)
 
 
 def ok(answer: tuple[int, dict]) -> dict:

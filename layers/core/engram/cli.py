@@ -1,4 +1,4 @@
-"""engram serve | add | search | status | export | import."""
+"""engram serve | add | search | status | mcp | export | import."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def serve(args: argparse.Namespace) -> int:
         timeout=settings.http.timeout_seconds, max_body_bytes=settings.limits.max_body_bytes,
         max_upload_bytes=max(settings.limits.max_image_bytes,
                              settings.limits.max_document_bytes, settings.limits.max_media_bytes))
-    server = make_server(options, create_app(services), services.keys, runtime.uploads)
+    mcp_http = mcp_app(services, settings)
+    server = make_server(options, create_app(services), services.keys, runtime.uploads,
+                         mcp=mcp_http)
     resumed = runtime.resume_unfinished()
 
     url = f"http://{settings.host}:{server.port}/v1"
@@ -50,6 +52,9 @@ def serve(args: argparse.Namespace) -> int:
     if resumed:
         print(f"Resumed {resumed} unfinished task(s)")
     print(f"API docs: {url}/docs", flush=True)
+    if mcp_http is not None:
+        print(f"MCP (streamable HTTP): http://{settings.host}:{server.port}/mcp  "
+              "(header 'Authorization: Bearer <key>')", flush=True)
 
     def stop(*_: object) -> None:  # requests already read are answered, then we exit
         server.stop()
@@ -59,18 +64,52 @@ def serve(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
+        if mcp_http is not None:
+            mcp_http.close()
         runtime.close()  # running pipeline tasks finish; queued ones resume on next start
     return 0
 
 
-def _client(args: argparse.Namespace):
-    from engram.client import EngramClient
+def mcp_app(services, settings):
+    """`/mcp` beside the REST API, or None (with a line saying why) when the `mcp` extra
+    is not installed."""
+    try:
+        from engram.local.mcp_http import McpHttpApp
+    except ImportError as error:
+        print(f"MCP at /mcp: off ({error.name} is not installed: pip install "
+              "'engram[mcp]')", flush=True)
+        return None
+    from engram.api.app import memos_translator
+
+    return McpHttpApp(memos_translator(services), settings.mcp_user_id, settings.host)
+
+
+def mcp(args: argparse.Namespace) -> int:
+    """The MCP tools over stdio, for a desktop agent, calling a running Engram's API."""
+    from engram.mcp.backends import HttpMemos
+    from engram.mcp.tools import build_mcp
+
+    key = _api_key(args)
+    logging.getLogger().setLevel(logging.WARNING)  # stdout is the protocol: logs go to stderr
+    backend = HttpMemos(args.url, key)
+    server = build_mcp(lambda _ctx: backend, lambda _ctx: args.user_id, local_files=True)
+    server.run("stdio")
+    return 0
+
+
+def _api_key(args: argparse.Namespace) -> str:
     from engram.local.runtime import stored_api_key
 
     key = args.api_key or os.environ.get("ENGRAM_API_KEY") or stored_api_key(Path(args.data_dir))
     if not key:
         sys.exit("no API key: pass --api-key, set ENGRAM_API_KEY, or run `engram serve` first")
-    return EngramClient(args.url, key)
+    return key
+
+
+def _client(args: argparse.Namespace):
+    from engram.client import EngramClient
+
+    return EngramClient(args.url, _api_key(args))
 
 
 def add(args: argparse.Namespace) -> int:
@@ -203,6 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     client_args(p)
     p.add_argument("task_id")
     p.set_defaults(func=status)
+
+    p = sub.add_parser("mcp", help="the MCP tools over stdio (for Claude Code, Cursor...), "
+                                   "calling the Engram API at --url")
+    client_args(p)
+    p.add_argument("--user-id", default=os.environ.get("ENGRAM_MCP_USER_ID", "default"),
+                   help="the user whose memories the tools use when a call names none "
+                        "(ENGRAM_MCP_USER_ID; default 'default')")
+    p.set_defaults(func=mcp)
 
     p = sub.add_parser("export", help="write a user's memories (with history) as JSON Lines")
     client_args(p)

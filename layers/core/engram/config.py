@@ -225,6 +225,9 @@ class Settings(BaseSettings):
     # The URL clients reach this server at, for the upload forms `object/sign` returns
     # (default http://<host>:<port>; set it when serving behind a proxy or on 0.0.0.0).
     public_url: str | None = None
+    # The MCP tools' user when a call names none (`/mcp` on `engram serve`; a client's
+    # X-Engram-User-Id header comes first). `engram mcp` reads ENGRAM_MCP_USER_ID too.
+    mcp_user_id: str = Field(default="default", min_length=1, max_length=256)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)  # the Lambdas' resources

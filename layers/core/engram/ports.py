@@ -263,6 +263,11 @@ class KnowledgeStore(Protocol):
 
     def put_file(self, file: KnowledgeFile) -> None: ...
 
+    def claim_file(self, file: KnowledgeFile) -> KnowledgeFile | None:
+        """Store the record unless one with its file_id is there, atomically: None when
+        stored, else the record already there (a replay, or the same add at once)."""
+        ...
+
     def get_files(self, tenant_id: str, file_ids: Sequence[str]) -> list[KnowledgeFile]:
         """These files of the tenant, in the order asked (unknown ids left out)."""
         ...

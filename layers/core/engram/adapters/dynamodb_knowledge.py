@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 
 from engram.adapters.dynamodb_tables import _batch_get, _batch_write, _part, _query
 from engram.models.knowledge import KnowledgeBase, KnowledgeFile
@@ -61,6 +62,19 @@ class DynamoKnowledgeStore:
             {"PutRequest": {"Item": {**_file_key(file.tenant_id, file.file_id),
                                      "body": file.model_dump_json()}}},
             {"PutRequest": {"Item": {**_pointer_key(file), "file_id": file.file_id}}}])
+
+    def claim_file(self, file: KnowledgeFile) -> KnowledgeFile | None:
+        try:
+            self._table.put_item(Item={**_file_key(file.tenant_id, file.file_id),
+                                       "body": file.model_dump_json()},
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            there = self.get_files(file.tenant_id, [file.file_id])
+            return there[0] if there else None
+        self._table.put_item(Item={**_pointer_key(file), "file_id": file.file_id})
+        return None
 
     def get_files(self, tenant_id: str, file_ids: Sequence[str]) -> list[KnowledgeFile]:
         wanted = list(dict.fromkeys(file_ids))

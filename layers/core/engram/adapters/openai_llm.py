@@ -60,18 +60,10 @@ class OpenAIChatModel:
         else:
             response_format = {"type": "json_object"}
             messages = _with_schema_instruction(messages, schema)
-        try:
+        with self._errors():
             response = self._client.chat.completions.create(
                 model=self.model, messages=list(messages), temperature=0,
                 max_tokens=self.max_tokens, response_format=response_format)
-        except openai.APITimeoutError as exc:  # before APIConnectionError: a subclass of it
-            raise LlmUnavailable(f"the LLM endpoint timed out ({self._timeout()} s)") from exc
-        except openai.APIConnectionError as exc:
-            raise LlmUnavailable("the LLM endpoint could not be reached") from exc
-        except openai.APIStatusError as exc:
-            raise self._status_error(exc) from exc
-        except openai.APIError as exc:
-            raise LlmUnavailable(f"the LLM endpoint failed: {type(exc).__name__}") from exc
         choices = response.choices or []
         text = (choices[0].message.content or "") if choices else ""
         usage = response.usage
@@ -96,10 +88,10 @@ class OpenAIChatModel:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """The client's failures classified, as complete_json classifies them."""
+        """The client's failures classified: unavailable (retryable) or refused."""
         try:
             yield
-        except openai.APITimeoutError as exc:
+        except openai.APITimeoutError as exc:  # before APIConnectionError: a subclass of it
             raise LlmUnavailable(f"the LLM endpoint timed out ({self._timeout()} s)") from exc
         except openai.APIConnectionError as exc:
             raise LlmUnavailable("the LLM endpoint could not be reached") from exc

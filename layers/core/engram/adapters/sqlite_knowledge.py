@@ -52,6 +52,14 @@ class SqliteKnowledgeStore:
             [(file.tenant_id, file.file_id, file.knowledgebase_id, file.create_time,
               file.model_dump_json())])
 
+    def claim_file(self, file: KnowledgeFile) -> KnowledgeFile | None:
+        with self._store._lock:  # one writer: the read and the insert are one step
+            there = self.get_files(file.tenant_id, [file.file_id])
+            if there:
+                return there[0]
+            self.put_file(file)
+            return None
+
     def get_files(self, tenant_id: str, file_ids: Sequence[str]) -> list[KnowledgeFile]:
         if not file_ids:
             return []

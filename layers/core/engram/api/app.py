@@ -146,15 +146,20 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=lambda v: v.model_dump(mode="json", by_alias=True))
 
 
+def memos_translator(services: Services) -> MemosTranslator:
+    """The /v1 routes' translator; the MCP tools served by `engram serve` call the same."""
+    return MemosTranslator(ingest=services.ingest, search_service=services.search,
+                           memories=services.memories, tasks=services.tasks,
+                           knowledge=services.knowledge,
+                           profile_details=ProfileTranslator(services.profiles).details)
+
+
 def create_app(services: Services) -> EngramResolver:
     """The resolver over the core services: each dialect's routes talk to its translator,
     and every translator to the same services."""
     limits = services.ingest.limits
     profiles = ProfileTranslator(services.profiles)
-    memos = MemosTranslator(ingest=services.ingest, search_service=services.search,
-                            memories=services.memories, tasks=services.tasks,
-                            knowledge=services.knowledge,
-                            profile_details=profiles.details)
+    memos = memos_translator(services)
     everos = EverosTranslator(ingest=services.ingest, search_service=services.search,
                               memories=services.memories, tasks=services.tasks,
                               uploads=services.uploads, limits=limits,

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = (f"{PREFIX}/docs", f"{PREFIX}/openapi.json")
 UPLOAD_PATH = "/uploads"  # where object/sign's forms post files (S3's role locally)
 HEALTH_PATH = "/health"
+MCP_PATH = "/mcp"  # the MCP tools over streamable HTTP (local/mcp_http.py)
+TENANT_ENVIRON = "engram.tenant_id"  # where an authenticated /mcp request's tenant goes
 HEALTH_METHODS = ("GET", "HEAD")
 # Hop-by-hop headers are the server's to set (PEP 3333); the resolver's are dropped.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -143,11 +145,13 @@ class EngramApp:
     method, as a proxy event to the resolver (which answers unknown routes and methods)."""
 
     def __init__(self, resolver: APIGatewayRestResolver, keys: ApiKeyService,
-                 max_body_bytes: int, uploads: LocalUploadReceiver | None = None):
+                 max_body_bytes: int, uploads: LocalUploadReceiver | None = None,
+                 mcp: Callable | None = None):
         # one resolver for every worker thread: it keeps each request's state apart
         # (engram/api/resolver.py)
         self._resolver, self._keys, self._uploads = resolver, keys, uploads
         self._max_body = max_body_bytes
+        self._mcp = mcp  # the MCP tools' WSGI app (local/mcp_http.py), at MCP_PATH
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -155,6 +159,16 @@ class EngramApp:
         # matched on the decoded path, as waitress's parser applied the body caps to it.
         raw_path = environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
         path = environ.get("PATH_INFO", "/")
+        if self._mcp is not None and path == MCP_PATH:
+            try:  # the REST API's key check; the tenant goes on in the environ
+                environ[TENANT_ENVIRON] = self._keys.tenant_for_header(
+                    environ.get("HTTP_AUTHORIZATION"))
+            except EngramError as error:
+                status, headers, body = json_error(error.status_code, error.message, path)
+                start_response(f"{status} {reason(status)}",
+                               [*headers, ("Content-Length", str(len(body)))])
+                return [body]
+            return self._mcp(environ, start_response)
         try:
             status, headers, body = self._handle(method, raw_path, path, environ)
         except Exception:
@@ -465,5 +479,7 @@ class EngramServer:
 
 
 def make_server(options: ServerOptions, resolver: APIGatewayRestResolver, keys: ApiKeyService,
-                uploads: LocalUploadReceiver | None = None) -> EngramServer:
-    return EngramServer(EngramApp(resolver, keys, options.max_body_bytes, uploads), options)
+                uploads: LocalUploadReceiver | None = None,
+                mcp: Callable | None = None) -> EngramServer:
+    return EngramServer(EngramApp(resolver, keys, options.max_body_bytes, uploads, mcp),
+                        options)

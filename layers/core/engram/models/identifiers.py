@@ -38,3 +38,29 @@ def plain_identifier(value: str) -> str:
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH,
                           json_schema_extra={"pattern": ID_PATTERN}),
                AfterValidator(plain_identifier)]
+
+# Memories an agent owns (an add or search naming an agent_id and no user) live in the
+# user partition "agent:<agent_id>", an EverOS group's in "group:<group_id>", and EverOS
+# v2 scopes an app/project as "app:…/…/<owner>". A client's user_id may not start with
+# any of these, or it would reach those partitions.
+AGENT_OWNER = "agent:"
+GROUP_OWNER = "group:"
+APP_SCOPE = "app:"
+RESERVED_USER_PREFIXES = (AGENT_OWNER, GROUP_OWNER, APP_SCOPE)
+
+
+def agent_owner(agent_id: str) -> str:
+    """The user partition of the memories `agent_id` owns."""
+    return f"{AGENT_OWNER}{agent_id}"
+
+
+def not_reserved(value: str) -> str:
+    for prefix in RESERVED_USER_PREFIXES:
+        if value.startswith(prefix):
+            raise ValueError(f"must not start with {prefix!r}: that prefix names an agent's "
+                             "or a group's own memories (send agent_id / group_id) or an "
+                             "app scope")
+    return value
+
+
+UserId = Annotated[Id, AfterValidator(not_reserved)]

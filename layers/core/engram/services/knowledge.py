@@ -14,6 +14,8 @@ stored files. Memories that users' adds wrote into it stay theirs, unlinked from
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -23,6 +25,7 @@ from engram.extraction.context import detect_language
 from engram.extraction.documents import passages
 from engram.models.domain import Memory, MemoryType, content_hash, now_ms
 from engram.models.filters import FilterNode
+from engram.models.identifiers import plain_identifier
 from engram.models.knowledge import KnowledgeBase, KnowledgeFile, is_shared_scope, kb_scope
 from engram.models.parsed import ParseResult
 from engram.models.pipeline import segment
@@ -36,6 +39,14 @@ KB_KINDS = {"pdf": "PDF", "doc": "DOCX/DOC", "text": "TXT/MD", "html": "HTML"}
 ACCEPTED = "PDF, DOCX, DOC, TXT, MD and HTML files"
 EMBED_BATCH = 64
 UNLINK_BATCH = 500  # users' memories taken out of a deleted knowledge base per round
+
+
+def file_id(knowledgebase_id: str, name: str, data: bytes) -> str:
+    """A file's id from what it is: the same name and bytes in one knowledge base are one
+    file (the tenant is the store's partition already)."""
+    digest = hashlib.sha256(data).hexdigest()
+    key = hashlib.sha256(f"{knowledgebase_id}\x1f{name}\x1f{digest}".encode()).hexdigest()
+    return str(uuid.UUID(key[:32]))
 
 
 def knowledge_prefix(tenant_id: str, knowledgebase_id: str) -> str:
@@ -185,6 +196,10 @@ class KnowledgeService:
             data, content_type = fetched.data, content_type or fetched.content_type
             name = name or fetched.name or one.url.rstrip("/").rsplit("/", 1)[-1]
         assert data is not None
+        try:  # a name is shown, logged and part of the stored file's key
+            plain_identifier(name)
+        except ValueError as exc:
+            raise Unprocessable(f"{one.where}.name: {exc}") from None
         shown = f"{one.where} ({name})" if name else one.where
         if len(data) > limits.max_document_bytes:
             raise PayloadTooLarge(
@@ -211,12 +226,21 @@ class KnowledgeService:
         tenant_id, knowledgebase_id = base.tenant_id, base.knowledgebase_id
         source = read.input.url or read.input.source
         record = KnowledgeFile(tenant_id=tenant_id, knowledgebase_id=knowledgebase_id,
+                               file_id=file_id(knowledgebase_id, read.name, read.data),
                                name=read.name, size=len(read.data),
                                content_type=read.content_type, kind=read.kind, source=source,
                                pages=read.result.pages)
         record.object_key = (f"{knowledge_prefix(tenant_id, knowledgebase_id)}/"
                              f"{segment(record.file_id)}/{segment(read.name)}")
-        self.store.put_file(record)  # "running" while its passages are made
+        # "running" while its passages are made. The same file (name and bytes) added to
+        # this knowledge base again, by a client's retry or at the same moment, answers
+        # the record there instead of making its passages twice (a failed one is redone).
+        there = self.store.claim_file(record)
+        if there is not None and there.status != "failed":
+            return there
+        if there is not None:
+            record.create_time = there.create_time
+            self.store.put_file(record)
         self.objects.put_bytes(record.object_key, read.data)
         blocks = block_refs("file", read.kind, read.name, record.object_key, record.file_id,
                             0, read.result)

@@ -23,7 +23,7 @@ from pydantic import (
 
 from engram.api.memos.models import NON_EMPTY_LIST, NON_EMPTY_STRING, ToolCall, only_for_role
 from engram.models.domain import ErasureReceipt
-from engram.models.identifiers import Id, plain_identifier
+from engram.models.identifiers import Id, UserId, plain_identifier
 from engram.models.times import (
     AS_OF_HELP,
     CLIENT_TIME_SCHEMA,
@@ -135,7 +135,7 @@ class AgentMessageItem(BaseModel):
 
 
 class MemoryAddRequest(Request):
-    user_id: Id
+    user_id: UserId
     messages: list[MessageItem] = Field(min_length=1, max_length=500)
     async_mode: bool = True
     session_id: Id | None = None
@@ -149,7 +149,7 @@ class GroupAddRequest(Request):
 
 
 class AgentAddRequest(Request):
-    user_id: Id
+    user_id: UserId
     messages: list[AgentMessageItem] = Field(min_length=1, max_length=500)
     async_mode: bool = True
     session_id: Id | None = None
@@ -169,7 +169,7 @@ class AddResponse(BaseModel):
 # --- memories: flush -----------------------------------------------------------------
 
 class FlushRequest(Request):
-    user_id: Id
+    user_id: UserId
     session_id: Id | None = None
 
 
@@ -268,7 +268,7 @@ class MemoryDeleteRequest(Request):
              "anyOf": [{"required": [name], "properties": {name: {"type": "string"}}}
                        for name in ("user_id", "group_id")]}]})
     memory_id: Id | None = None
-    user_id: Id | None = None
+    user_id: UserId | None = None
     group_id: Id | None = None
     session_id: Id | None = None
     sender_id: Id | None = None

@@ -20,8 +20,9 @@ from engram.api.everos.models import (
 )
 from engram.models.directory import GroupRecord, SenderRecord, SpaceSettings
 from engram.models.domain import Memory, Task, TaskStatus
+from engram.models.identifiers import GROUP_OWNER
 
-GROUP_PREFIX = "group:"  # a group is the Engram user group:<group_id>
+GROUP_PREFIX = GROUP_OWNER  # a group is the Engram user group:<group_id>
 
 
 def iso(ms: int | None) -> str | None:

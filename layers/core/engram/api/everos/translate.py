@@ -60,6 +60,7 @@ from engram.errors import BadRequest, NotFound, Unprocessable
 from engram.models.content import ItemInput, guess_content_type
 from engram.models.domain import Memory, MemoryStatus, MemoryType, Role
 from engram.models.filters import Condition, FilterNode
+from engram.models.identifiers import not_reserved
 from engram.models.requests import (
     AcceptResult,
     AddSpec,
@@ -117,6 +118,24 @@ def _values(value: Any, field: str) -> list[str]:
     if not isinstance(value, str) or not value:
         raise Unprocessable(f"filters.{field} must be a non-empty string")
     return [value]
+
+
+def client_users(filters: Any) -> None:
+    """A client's filters may not name a partition by its reserved prefix ("group:g" is
+    group g's; v2 hands its own partitions to listed/_search, past this check)."""
+    if isinstance(filters, dict):
+        for key, value in filters.items():
+            if key == "user_id":
+                for user in _values(value, key):
+                    try:
+                        not_reserved(user)
+                    except ValueError as exc:
+                        raise Unprocessable(f"filters.user_id: {exc}") from None
+            else:
+                client_users(value)
+    elif isinstance(filters, list):
+        for node in filters:
+            client_users(node)
 
 
 def compile_scope(filters: dict[str, Any]) -> Scope:
@@ -342,6 +361,7 @@ class EverosTranslator:
     # --- read ----------------------------------------------------------------------------
 
     def get(self, tenant_id: str, req: MemoryGetRequest) -> GetMemoriesData:
+        client_users(req.filters)
         memories, total = self.listed(tenant_id, req)
         data = GetMemoriesData(count=len(memories), total_count=total)
         if req.memory_type == "episodic_memory":
@@ -374,6 +394,7 @@ class EverosTranslator:
         return found[start:start + req.page_size], len(found)
 
     def search(self, tenant_id: str, req: MemorySearchRequest) -> SearchData:
+        client_users(req.filters)
         found = self._search(tenant_id, req)
         kinds = set(req.memory_types)
         data = SearchData(query=SearchQuery(method="hybrid", text=req.query,

@@ -22,7 +22,7 @@ from pydantic import (
 from engram.api.memos.profile_models import ProfileDetail
 from engram.models.content import ItemStatus
 from engram.models.domain import ErasureReceipt, TokenUsage
-from engram.models.identifiers import Id
+from engram.models.identifiers import Id, UserId, agent_owner
 from engram.models.times import (
     AS_OF_HELP,
     CLIENT_TIME,
@@ -149,11 +149,29 @@ class ChatMessage(BaseModel):
         return "\n".join(part["text"] for part in self.content if part.get("type") == "text")
 
 
-class AddMessageRequest(Request):
-    user_id: Id
+class OwnedRequest(Request):
+    """A request about a user's memories, or (no user_id, an agent_id) an agent's own."""
+
+    user_id: UserId | None = Field(default=None, description=(
+        "The user whose memories these are; may not start with 'agent:' or 'app:'"))
+    agent_id: Id | None = Field(default=None, description=(
+        "With user_id: the user's memories of this agent. Alone: the agent's own memories"))
+
+    @model_validator(mode="after")
+    def _has_owner(self) -> OwnedRequest:
+        if not self.user_id and not self.agent_id:
+            raise ValueError("give user_id, or agent_id for an agent's own memories")
+        return self
+
+    @property
+    def owner(self) -> str:
+        """The user partition the request reads or writes."""
+        return self.user_id or agent_owner(self.agent_id or "")
+
+
+class AddMessageRequest(OwnedRequest):
     conversation_id: Id
     messages: list[ChatMessage] = Field(min_length=1, max_length=500)
-    agent_id: Id | None = None
     app_id: Id | None = None
     tags: list[StrictStr] | None = Field(default=None, max_length=50)
     info: dict[str, StrictStr] | None = None
@@ -171,7 +189,7 @@ class AddMessageData(BaseModel):
 
 
 class FeedbackRequest(Request):
-    user_id: Id
+    user_id: UserId
     feedback_content: str = Field(min_length=1, max_length=20_000)
     conversation_id: Id | None = None
     agent_id: Id | None = None
@@ -215,11 +233,9 @@ class TaskStatusData(BaseModel):
 
 # --- search/memory -------------------------------------------------------------------
 
-class SearchRequest(Request):
+class SearchRequest(OwnedRequest):
     query: str = Field(min_length=1, max_length=4_000)
-    user_id: Id
     conversation_id: Id | None = None
-    agent_id: Id | None = None
     app_id: Id | None = None
     tags: list[StrictStr] | None = None
     filter: dict[str, Any] | None = None
@@ -330,8 +346,7 @@ class SearchData(BaseModel):
 
 # --- get/memory, update/memory, delete/memory, get/message -----------------------------
 
-class GetMemoryRequest(Request):
-    user_id: Id
+class GetMemoryRequest(OwnedRequest):
     page: int = Field(default=1, ge=1)
     size: int = Field(default=10, ge=1, le=50)
     include_preference: bool = True
@@ -420,7 +435,7 @@ class DeleteMemoryData(BaseModel):
 
 
 class GetMessageRequest(Request):
-    user_id: Id
+    user_id: UserId
     conversation_id: Id
     message_limit_number: int | None = Field(default=None, ge=1, le=1000)
 

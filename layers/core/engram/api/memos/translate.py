@@ -82,7 +82,7 @@ def accept_args(req: AddMessageRequest, idempotency_key: str | None = None
               for calls in [[(c.id, c.function.name, c.function.arguments)
                              for c in m.tool_calls or []]]]
     spec = AddSpec(
-        user_id=req.user_id, conversation_id=req.conversation_id,
+        user_id=req.owner, conversation_id=req.conversation_id,
         async_mode=req.async_mode, agent_id=req.agent_id, app_id=req.app_id,
         tags=req.tags or [], info=req.info or {}, allow_public=req.allow_public,
         knowledgebase_ids=req.allow_knowledgebase_ids or [],
@@ -166,7 +166,7 @@ def search_filter(req: SearchRequest) -> FilterNode | None:
 def search_spec(req: SearchRequest) -> SearchSpec:
     """search/memory as the argument of SearchService.search."""
     return SearchSpec(
-        user_id=req.user_id, query=req.query, where=search_filter(req),
+        user_id=req.owner, query=req.query, where=search_filter(req),
         conversation_id=req.conversation_id, fact_limit=req.memory_limit_number,
         preference_limit=req.preference_limit_number if req.include_preference else 0,
         tool_limit=req.tool_memory_limit_number if req.include_tool_memory else 0,
@@ -276,7 +276,7 @@ class MemosTranslator:
                 tenant_id, shared_spec(req, PUBLIC_SCOPE, filters["public"])).facts
             # the user's own public memories are among their own results already
             facts += [shared_detail(s.memory, s.relativity, "public") for s in found
-                      if s.memory.id not in seen and s.memory.user_id != req.user_id]
+                      if s.memory.id not in seen and s.memory.user_id != req.owner]
             seen |= {d.id for d in facts}
         for knowledgebase_id in dict.fromkeys(req.knowledgebase_ids or []):
             found = self.search_service.search(
@@ -303,12 +303,16 @@ class MemosTranslator:
 
     def get_memory(self, tenant_id: str, req: GetMemoryRequest) -> GetMemoryData:
         """A page of facts; preferences and tool memories (when asked for) are their first
-        page of the same size."""
+        page of the same size. With a user_id and an agent_id, the user's memories of
+        that agent; with an agent_id alone, the agent's own."""
         where = user_filter(req.filter)
+        if req.user_id and req.agent_id:
+            agent = Condition(field="agent_id", op="eq", value=req.agent_id)
+            where = FilterNode(all_of=[agent, *([where] if where else [])])
 
         def page(types: tuple[MemoryType, ...], offset: int = 0) -> MemoryPage:
             return self.memories.page(tenant_id, PageSpec(
-                user_id=req.user_id, types=types, offset=offset, limit=req.size, where=where))
+                user_id=req.owner, types=types, offset=offset, limit=req.size, where=where))
 
         facts = page(FACT_TYPES, (req.page - 1) * req.size)
         preferences = page((MemoryType.preference,)).items if req.include_preference else []
@@ -319,7 +323,7 @@ class MemosTranslator:
             tool_memory_detail_list=[tool_detail(m) for m in tools],
             total=facts.total, size=req.size, current=req.page,
             pages=ceil(facts.total / req.size),
-            profile_detail_list=self._profiles(tenant_id, req.user_id, None))
+            profile_detail_list=self._profiles(tenant_id, req.user_id, req.agent_id))
 
     def get_memory_by_id(self, tenant_id: str, memory_id: str) -> MemoryDetail:
         return memory_detail(self.memories.get(tenant_id, memory_id), with_history=True)

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from engram.api.everos.models import ContentItem, Filters, ObjectSignItemRequest
 from engram.api.memos.models import ToolCall
-from engram.models.identifiers import ID_PATTERN, Id, plain_identifier
+from engram.models.identifiers import ID_PATTERN, Id, UserId, plain_identifier
 from engram.models.times import EpochMs
 
 # EverOS caps a session id at 128 characters (Engram's identifiers reach 256)
@@ -39,7 +39,7 @@ class Scoped(Request):
 class Owned(Scoped):
     """Exactly one of user_id / agent_id (checked by the translator, naming both)."""
 
-    user_id: Id | None = None
+    user_id: UserId | None = None
     agent_id: Id | None = None
 
 
@@ -280,7 +280,7 @@ V2EditOperation = Annotated[V2AddOperation | V2UpdateOperation | V2DeleteOperati
 
 
 class V2EditRequest(Scoped):
-    user_id: Id
+    user_id: UserId
     memory_type: Literal["profile"] = "profile"
     operations: list[V2EditOperation] = Field(min_length=1, max_length=50)
 

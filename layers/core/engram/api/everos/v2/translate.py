@@ -60,12 +60,13 @@ from engram.api.everos.v2.presenters import Owner
 from engram.errors import Conflict, NotFound, Unprocessable
 from engram.models.domain import MemoryStatus, MemoryType, Role, TaskStatus
 from engram.models.filters import Condition, FilterNode
+from engram.models.identifiers import AGENT_OWNER, APP_SCOPE, not_reserved
 from engram.models.requests import AcceptResult, AddSpec, MessageDraft, PageSpec, shown_text
 from engram.services.directory import DirectoryService
 from engram.services.profile_items import ProfileItemService
 
-AGENT_PREFIX = "agent:"
-SCOPE_PREFIX = "app:"
+AGENT_PREFIX = AGENT_OWNER
+SCOPE_PREFIX = APP_SCOPE
 DEFAULT_SCOPE = ("default", "default")
 MAX_SIGNED_FILES = 50  # v2's limit per object/sign request
 OWNER_FIELDS = ("user_id", "group_id", "agent_id", "sender_id")  # the request names the owner
@@ -177,6 +178,12 @@ class EverosV2Translator:
             if not users:
                 raise Unprocessable("messages: a chat add needs a user message (its "
                                     "sender_id is the user_id that owns the memories)")
+            for i, m in enumerate(req.messages):
+                if m.role == "user":
+                    try:
+                        not_reserved(m.sender_id)
+                    except ValueError as exc:  # a user's sender_id is their user_id
+                        raise Unprocessable(f"messages.{i}.sender_id: {exc}") from None
             owners = [partition_of(req.app_id, req.project_id, user_id=u) for u in users]
         conversation = session_key(req.app_id, req.project_id, req.session_id)
         drafts = self._drafts(tenant_id, req.messages)  # checked before anything is stored
