@@ -97,4 +97,4 @@ lint: setup
 	$(BIN)/ruff check layers tests functions scripts bench
 
 clean:
-	rm -rf $(VENV) .venv-compat .venv-everos .venv-everos-cloud .venv-everos-mcp .venv-fuzz $(SAM_VENV) .aws-sam .pytest_cache
+	rm -rf $(VENV) .venv-compat .venv-everos .venv-everos-cloud .venv-everos-mcp .venv-mem0 .venv-fuzz $(SAM_VENV) .aws-sam .pytest_cache

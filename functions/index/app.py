@@ -19,4 +19,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def index_task(event: dict[str, Any], deps: pipeline.PipelineDeps) -> dict[str, Any]:
-    return run_step(pipeline.index, deps, event)
+    try:
+        return run_step(pipeline.index, deps, event)
+    finally:
+        # Webhook deliveries run in threads; a frozen Lambda would hold them, so the step
+        # waits a bounded while for them (EventBridge got its events synchronously).
+        drain = getattr(deps.events, "drain", None)
+        if drain is not None:
+            drain(DELIVERY_WAIT_SECONDS)
+
+
+DELIVERY_WAIT_SECONDS = 20

@@ -154,6 +154,8 @@ class MotoStack:
     tables: dict[str, Any]
     opensearch: FakeOpenSearch
     ocr_queue_url: str = ""  # subscribed to the OCR topic, as the template's OCR queue
+    # moto_stack(events=True): a queue behind a rule taking every Engram event on the bus
+    events_queue_url: str = ""
     # Called with the function name before each state machine task runs (tests arm
     # failures here); see `dispatch`.
     before_task: Callable[[str], None] = lambda name: None
@@ -262,7 +264,8 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
                wake_wait_seconds: float = 0,
                text_workflow: bool = True,
                vision: VisionSettings | None = None,
-               llm: LlmSettings | None = None) -> Iterator[MotoStack]:
+               llm: LlmSettings | None = None,
+               events: bool = False) -> Iterator[MotoStack]:
     """Everything the template declares that the handlers touch, in moto, and the
     runtime the handlers use installed over it. `execute` runs state machine executions
     (with our handlers behind its Lambda tasks); otherwise they are only recorded.
@@ -271,7 +274,9 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
     images, its key in a Secrets Manager secret (the provider secret) holding
     VISION_SECRET; `llm`: a chat model extracts and resolves, with the same secret.
     `text_workflow`: text-only adds take the Express state machine, as the template wires
-    them; `wake_wait_seconds`: how long index calls wait for a waking collection."""
+    them; `wake_wait_seconds`: how long index calls wait for a waking collection.
+    `events`: Engram's events go to an EventBridge bus, read back through a rule whose
+    target is an SQS queue (`events_queue_url`; moto delivers to SQS targets)."""
     for name, value in POWERTOOLS_ENV.items():
         monkeypatch.setenv(name, value)
     config = {"stepfunctions": {"execute_state_machine": execute},
@@ -305,6 +310,18 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
         ocr_queue = sqs.create_queue(QueueName="engram-test-ocr-done")["QueueUrl"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=sqs.get_queue_attributes(
             QueueUrl=ocr_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+        bus, events_queue = "", ""
+        if events:
+            bridge = boto3.client("events", region_name=REGION)
+            bus = "engram-test-events"
+            bridge.create_event_bus(Name=bus)
+            events_queue = sqs.create_queue(QueueName="engram-test-events-tap")["QueueUrl"]
+            bridge.put_rule(Name="engram-test-all", EventBusName=bus,
+                            EventPattern=json.dumps({"source": ["engram"]}))
+            bridge.put_targets(Rule="engram-test-all", EventBusName=bus, Targets=[{
+                "Id": "tap", "Arn": sqs.get_queue_attributes(
+                    QueueUrl=events_queue, AttributeNames=["QueueArn"])[
+                    "Attributes"]["QueueArn"]}])
         secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="engram-test/provider", SecretString=VISION_SECRET)["ARN"] \
             if vision or llm else ""
@@ -312,7 +329,7 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
                             aws=AwsSettings(
             provider_secret_arn=secret_arn,
             ocr_topic_arn=topic, ocr_role_arn=OCR_ROLE_ARN, transcription="enabled",
-            job_prefix=JOB_PREFIX,
+            job_prefix=JOB_PREFIX, event_bus_name=bus,
             region=REGION, tasks_table=tables["tasks"].name,
             api_keys_table=tables["api_keys"].name, records_table=tables["records"].name,
             idempotency_table=tables["idempotency"].name, bucket=BUCKET,
@@ -332,10 +349,12 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, execute: bool = False,
                                   timeout=REQUEST_TIMEOUT_SECONDS, max_retries=0,
                                   retry_on_timeout=False),
             textract=boto3.client("textract", region_name=REGION),
-            transcribe=boto3.client("transcribe", region_name=REGION))
+            transcribe=boto3.client("transcribe", region_name=REGION),
+            events=boto3.client("events", region_name=REGION) if events else None)
         runtime = build_aws_runtime(settings, embedder=HashingEmbedder(), clients=clients)
         stack = MotoStack(settings=settings, clients=clients, runtime=runtime, tables=tables,
-                          opensearch=search, ocr_queue_url=ocr_queue)
+                          opensearch=search, ocr_queue_url=ocr_queue,
+                          events_queue_url=events_queue)
         if execute:
             monkeypatch.setattr(LambdaSimpleBackend, "invoke", _dispatcher(stack))
             monkeypatch.setattr(StateTaskServiceSfn, "_normalise_parameters",

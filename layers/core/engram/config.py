@@ -155,6 +155,15 @@ class EmbeddingSettings(BaseModel):
         return self
 
 
+class WebhookSettings(BaseModel):
+    """How webhook deliveries are retried (services/webhooks.py)."""
+
+    attempts: int = Field(default=6, ge=1, le=20)  # then the delivery is recorded as failed
+    backoff_seconds: float = Field(default=5.0, ge=0, le=300)  # doubled after each attempt
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    workers: int = Field(default=4, ge=1, le=64)
+
+
 class AwsSettings(BaseModel):
     """The AWS profile's resources (template.yaml sets every one in each function's
     environment); `missing()` names those a Lambda cannot start without."""
@@ -188,6 +197,8 @@ class AwsSettings(BaseModel):
     # Prefix of Transcribe job names (unique per account and Region: the stack's name);
     # the EventBridge rule matches it.
     job_prefix: str = Field(default="engram", pattern=r"^[0-9A-Za-z._-]{1,60}$")
+    # The EventBridge bus Engram's events go to (template.yaml EventBus); "": none.
+    event_bus_name: str = ""
 
     @property
     def async_ocr(self) -> bool:
@@ -228,6 +239,7 @@ class Settings(BaseSettings):
     # The MCP tools' user when a call names none (`/mcp` on `engram serve`; a client's
     # X-Engram-User-Id header comes first). `engram mcp` reads ENGRAM_MCP_USER_ID too.
     mcp_user_id: str = Field(default="default", min_length=1, max_length=256)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     vision: VisionSettings = Field(default_factory=VisionSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)  # the Lambdas' resources
@@ -284,6 +296,7 @@ ENVIRONMENT_NAMES: dict[str, tuple[str, ...]] = {
     "ENGRAM_RECORDS_TABLE": ("aws", "records_table"),
     "ENGRAM_IDEMPOTENCY_TABLE": ("aws", "idempotency_table"),
     "ENGRAM_BUCKET": ("aws", "bucket"),
+    "ENGRAM_EVENT_BUS_NAME": ("aws", "event_bus_name"),
     "ENGRAM_STATE_MACHINE_ARN": ("aws", "state_machine_arn"),
     "ENGRAM_TEXT_STATE_MACHINE_ARN": ("aws", "text_state_machine_arn"),
     "ENGRAM_PROVIDER_SECRET_ARN": ("aws", "provider_secret_arn"),

@@ -25,6 +25,7 @@ from engram.ports import (
     ChatModel,
     DirectoryStore,
     Embedder,
+    EventBus,
     ImageDescriber,
     KnowledgeStore,
     LanguageModel,
@@ -41,6 +42,7 @@ from engram.ports import (
     TranscriptionJobs,
     UploadSigner,
     UrlFetcher,
+    WebhookTransport,
 )
 from engram.services.attachments import AttachmentIntake
 from engram.services.chat import ChatService
@@ -57,6 +59,7 @@ from engram.services.search import SearchService
 from engram.services.tasks import TaskService
 from engram.services.uploads import UploadService
 from engram.services.url_policy import SsrfPolicy
+from engram.services.webhooks import DeliverySettings, WebhookService
 
 
 def _nothing() -> None:
@@ -96,6 +99,10 @@ class PortSet:
     transient: Callable[[BaseException], bool] = never
     after_erase: Callable[[], None] = _nothing  # locally: SQLite WAL checkpoints
     knowledge: KnowledgeStore | None = None  # MemOS knowledge bases (None: not served)
+    # Signed webhook deliveries (None: webhooks cannot be registered) and the event bus
+    # events also go to (AWS: EventBridge; None: webhooks only).
+    webhook_transport: WebhookTransport | None = None
+    event_bus: EventBus | None = None
 
 
 class TaskRunner(Protocol):
@@ -131,6 +138,7 @@ class Services:
     chat: ChatService  # answers with the LLM when it can chat (else a 400 naming the setting)
     knowledge: KnowledgeService | None = None  # MemOS knowledge bases
     exports: ExportService | None = None  # export/memory and import/memory (set by build)
+    webhooks: WebhookService | None = None  # webhook registrations and events out
 
 
 def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
@@ -144,11 +152,27 @@ def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
                             limits=settings.limits, transcriber=ports.transcriber,
                             jobs=jobs, describer=ports.describer)
     extractor, resolver = memory_writers(ports.llm)
+    webhooks = build_webhooks(ports, settings)
     profiles = ProfileService(store=ports.profiles, memories=ports.memories, llm=ports.llm)
     return PipelineDeps(objects=ports.objects, tasks=ports.tasks, memories=ports.memories,
                         index=ports.index, embedder=ports.embedder, extractor=extractor,
                         resolver=resolver, content=content, transient=ports.transient,
-                        fill_profiles=profiles.fill_from_llm if ports.llm else None)
+                        fill_profiles=profiles.fill_from_llm if ports.llm else None,
+                        events=webhooks)
+
+
+def build_webhooks(ports: PortSet, settings: Settings) -> WebhookService | None:
+    """Webhook registrations and the events the pipeline and the memory routes publish."""
+    if ports.webhook_transport is None:
+        return None
+    hooks = settings.webhooks
+    return WebhookService(
+        store=ports.directory, policy=SsrfPolicy(settings.fetch_allow_hosts),
+        transport=ports.webhook_transport, memories=ports.memories, bus=ports.event_bus,
+        settings=DeliverySettings(attempts=hooks.attempts,
+                                  backoff_seconds=hooks.backoff_seconds,
+                                  timeout_seconds=hooks.timeout_seconds,
+                                  workers=hooks.workers))
 
 
 def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
@@ -179,6 +203,9 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         hold_user=runner.hold, after_erase=ports.after_erase,
         forget_content_job=partial(forget_job, ports.objects),
         forget_owner=forget_owner, erase_profiles=profiles.erase_user)
+    webhooks = pipeline.events if isinstance(pipeline.events, WebhookService) else None
+    if webhooks is not None:
+        memories.on_change = webhooks.memory_changed
     tasks = TaskService(ports.tasks, runner)
     knowledge = None
     if ports.knowledge is not None:
@@ -196,7 +223,8 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         directory=directory, profiles=profiles,
         extraction=ExtractionPreview(pipeline.extractor),
         rerank=RerankService(ports.embedder), chat=ChatService(chat_model, ingest),
-        knowledge=knowledge, exports=exports)
+        knowledge=knowledge, exports=exports,
+        webhooks=webhooks)  # the pipeline's own: one delivery pool per process
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:

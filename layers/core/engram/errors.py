@@ -97,3 +97,7 @@ class BadGateway(EngramError):
     """The upstream service (the LLM endpoint) refused or mangled the request."""
 
     status_code = 502
+
+
+class WebhookRefused(Exception):
+    """A webhook URL's resolved addresses are refused by the SSRF policy: never retried."""

@@ -566,3 +566,29 @@ class ChatModel(Protocol):
         LlmUnavailable (endpoint down, timed out) or PermanentError (refused), also
         part-way through."""
         ...
+
+
+# --- events out (webhooks, EventBridge) ---
+
+class EventBus(Protocol):
+    """Where Engram's events go besides webhooks (AWS: an EventBridge bus)."""
+
+    def put(self, events: Sequence[dict]) -> None:
+        """Publish events ({"type", "tenant_id", "id", "time", "data"}); raises on failure."""
+        ...
+
+
+class WebhookTransport(Protocol):
+    """Sends one signed webhook request. Answers the receiver's HTTP status; raises
+    OSError-like errors when it cannot be reached, and `errors.WebhookRefused` when
+    the URL's resolved addresses are refused by the SSRF policy."""
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int: ...
+
+
+class TaskEvents(Protocol):
+    """What the pipeline tells when a task ends (services/webhooks.py)."""
+
+    def task_done(self, task: Task) -> None:
+        """Publish its events; never raises."""
+        ...

@@ -36,6 +36,15 @@ from engram.api.guard import (
 )
 from engram.api.mem0.exports import Mem0ExportTranslator
 from engram.api.mem0.exports import exports_router as mem0_exports_router
+from engram.api.mem0.models import Mem0Error
+from engram.api.mem0.routes import (
+    mem0_batch_router,
+    mem0_entities_router,
+    mem0_memories_router,
+    mem0_ping_router,
+    mem0_webhooks_router,
+)
+from engram.api.mem0.translate import Mem0Translator
 from engram.api.memos.chat import ChatTranslator, chat_router
 from engram.api.memos.exports import ExportTranslator, exports_router
 from engram.api.memos.extract import ExtractTranslator, extract_router
@@ -51,7 +60,8 @@ from engram.api.memos.profiles import ProfileTranslator, profiles_router
 from engram.api.memos.rerank import RerankTranslator, rerank_router
 from engram.api.memos.routes import memories_router, messages_router, search_router, tasks_router
 from engram.api.memos.translate import MemosTranslator
-from engram.api.openapi import ERRORS, SECURITY, SECURITY_SCHEMES
+from engram.api.memos.webhooks import webhooks_router
+from engram.api.openapi import SECURITY, SECURITY_SCHEMES
 from engram.api.params import body_size
 from engram.api.resolver import RequestScopedRestResolver
 from engram.container import Services
@@ -65,8 +75,12 @@ EVEROS_V2_PREFIX = "/api/v2"  # EverOS's v2 routes (its cloud SDK and MCP server
 # answer errors in MMS's format, as EverOS does
 MMS_PATHS = (f"{EVEROS_PREFIX}/object/", f"{EVEROS_V2_PREFIX}/object/")
 MMS_VALIDATION_ERROR = 2018
-DESCRIPTION = ("Memory layer with the MemOS cloud API shapes (/v1) and the EverOS API "
-               f"shapes (/api/v1 and /api/v2).\n\n{ERRORS}")
+# mem0's routes (its client reads `detail` from an error); /v2 and /v3 are mem0's only
+MEM0_PATHS = ("/v1/ping", "/v1/memories", "/v1/event", "/v1/entities", "/v1/batch",
+              "/v1/feedback", "/v1/exports", "/v2/", "/v3/", "/api/v1/webhooks/")
+DESCRIPTION = ("Memory layer with the MemOS cloud API shapes (/v1), the EverOS API "
+               "shapes (/api/v1 and /api/v2) and mem0's platform API (/v1/ping/, "
+               "/v1/memories/…, /v2/entities/…, /v3/memories/…, /api/v1/webhooks/…).\n\n{ERRORS}")
 
 
 def error_response(status: int, message: str, path: str = "", request_id: str = "",
@@ -82,6 +96,10 @@ def error_response(status: int, message: str, path: str = "", request_id: str = 
         return Response(status_code=400 if status == 422 else status,
                         content_type=content_types.APPLICATION_JSON,
                         body=body.model_dump_json(), headers=headers)
+    if path.startswith(MEM0_PATHS):
+        return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                        body=Mem0Error(detail=message, code=status,
+                                       message=message).model_dump_json(), headers=headers)
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
                     body=ErrorEnvelope(code=status, message=message).model_dump_json(),
                     headers=headers)
@@ -187,10 +205,16 @@ def create_app(services: Services) -> EngramResolver:
                    extract_router(ExtractTranslator(services.extraction)),
                    rerank_router(RerankTranslator(services.rerank)),
                    chat_router(ChatTranslator(memos, services.chat)),
+                   webhooks_router(services),
                    exports_router(ExportTranslator(services.exports))):
         app.include_router(router, prefix=PREFIX)
-    if services.exports is not None:  # mem0's routes carry their own /v1
+    mem0 = Mem0Translator(services)
+    for router in (mem0_ping_router(mem0), mem0_memories_router(mem0),
+                   mem0_entities_router(mem0), mem0_batch_router(mem0)):
+        app.include_router(router)
+    if services.exports is not None:  # mem0's export routes carry their own /v1
         app.include_router(mem0_exports_router(Mem0ExportTranslator(services.exports)))
+    app.include_router(mem0_webhooks_router(mem0), prefix=EVEROS_PREFIX)
     for router in (everos_objects_router(everos), everos_memories_router(everos),
                    everos_tasks_router(everos), everos_groups_router(everos),
                    everos_senders_router(everos), everos_settings_router(everos)):

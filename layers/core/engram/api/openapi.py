@@ -76,3 +76,12 @@ def mms_responses(*errors: int) -> dict[int, Any]:
     if 422 in errors:
         out[400]["description"] += "; or a field breaks its rule (named in `error`)"
     return out
+
+
+def mem0_responses(*errors: int) -> dict[int, Any]:
+    """The mem0 routes: errors carry mem0's `detail` beside the envelope's fields."""
+    from engram.api.mem0.models import Mem0Error
+
+    out: dict[int, Any] = {200: {"description": "Success"}}
+    out.update({status: _answer(status, Mem0Error) for status in sorted(set(errors))})
+    return out

@@ -70,6 +70,7 @@ class AwsClients:
     opensearch: Any
     textract: Any = None  # OCR of images and scanned PDF pages
     transcribe: Any = None  # audio and video
+    events: Any = None  # EventBridge (Engram's events on the stack's bus)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsClients:
@@ -103,6 +104,7 @@ class AwsClients:
             opensearch=LazyClient(search_client),
             textract=client("textract"),
             transcribe=client("transcribe"),
+            events=client("events"),
         )
 
 
@@ -264,6 +266,8 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
         DynamoRecordStore,
         DynamoTaskStore,
     )
+    from engram.adapters.eventbridge_bus import EventBridgeBus
+    from engram.adapters.http_webhooks import HttpWebhookTransport
     from engram.adapters.s3_object_store import S3ObjectStore
     from engram.adapters.s3_upload_signer import S3UploadSigner
     from engram.adapters.sfn_workflow import StepFunctionsCallbacks
@@ -316,7 +320,10 @@ def aws_ports(settings: Settings, clients: AwsClients, embedder: Embedder,
         ocr_jobs=ocr_jobs, transcription_jobs=transcription_jobs,
         transcription_off="Amazon Transcribe is disabled for this deployment "
                           "(template parameter SpeechTranscription)",
-        transient=is_transient, knowledge=DynamoKnowledgeStore(records_table))
+        transient=is_transient, knowledge=DynamoKnowledgeStore(records_table),
+        webhook_transport=HttpWebhookTransport(SsrfPolicy(settings.fetch_allow_hosts)),
+        event_bus=EventBridgeBus(clients.events, aws.event_bus_name)
+        if aws.event_bus_name and clients.events is not None else None)
 
 
 def is_transient(error: BaseException) -> bool:

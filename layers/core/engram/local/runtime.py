@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engram.adapters.file_object_store import FileObjectStore
+from engram.adapters.http_webhooks import HttpWebhookTransport
 from engram.adapters.idempotency import FixedTimeLeft, PowertoolsAcceptOnce
 from engram.adapters.local_index import LocalMemoryIndex
 from engram.adapters.local_uploads import (
@@ -107,7 +108,8 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
         profiles=SqliteProfileStore(store),
         llm=local_llm(settings),
         transcriber=local_transcriber(), describer=local_describer(settings),
-        after_erase=checkpoint, knowledge=SqliteKnowledgeStore(store))
+        after_erase=checkpoint, knowledge=SqliteKnowledgeStore(store),
+        webhook_transport=HttpWebhookTransport(SsrfPolicy(settings.fetch_allow_hosts)))
     pipeline = build_pipeline(ports, settings)
     workflow = InProcessWorkflow(pipeline, settings.pipeline_workers)
     services = build_services(ports, settings, pipeline, workflow)

@@ -209,7 +209,7 @@ class EngramApp:
             return json_error(400, "request body is not UTF-8", path)
         tenant = None
         api_path = urlsplit(raw_path).path
-        if api_path.startswith((PREFIX, EVEROS_PREFIX, EVEROS_V2_PREFIX)) and \
+        if api_path.startswith((PREFIX, EVEROS_PREFIX, EVEROS_V2_PREFIX, "/v2/", "/v3/")) and \
                 not api_path.startswith(PUBLIC_PATHS):
             try:
                 tenant = self._keys.tenant_for_header(headers.get("Authorization"))

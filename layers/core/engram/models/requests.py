@@ -110,6 +110,7 @@ class MemoryEdit:
     content: str | None = None
     title: str | None = None
     status: MemoryStatus | None = None
+    info: dict[str, str] | None = None  # replaces the memory's info (mem0's metadata)
     # When given, the memory must be this user's own (a public memory of another user is
     # readable by every user of the tenant, never editable by them): else a 404.
     user_id: str | None = None

@@ -48,6 +48,7 @@ from engram.ports import (
     MemoryIndex,
     MemoryStore,
     ObjectStore,
+    TaskEvents,
     TaskStore,
 )
 
@@ -75,6 +76,8 @@ class PipelineDeps:
     # After a task completed: its user's profiles filled by the LLM (tenant, user);
     # None without an LLM (profiles are then filled when read, services/profiles.py).
     fill_profiles: Callable[[str, str], object] | None = None
+    # After a task completed or failed: its events (webhooks, the event bus); never raises.
+    events: TaskEvents | None = None
 
 
 class RulesOnFirstUse:
@@ -289,6 +292,8 @@ def index(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
                 log.exception("profiles of task %s's user not filled", ref.task_id)
         deps.tasks.save(task)
     deps.objects.delete_prefix(work_prefix(ref.tenant_id, ref.task_id))
+    if deps.events is not None:
+        deps.events.task_done(task)
     return ref
 
 
@@ -303,6 +308,8 @@ def mark_failed(deps: PipelineDeps, ref: TaskRef, error: Exception) -> None:
         task.status = TaskStatus.failed
         task.error = f"{task.step or 'pipeline'}: {type(error).__name__}: {error}"
         deps.tasks.save(task)
+        if deps.events is not None:
+            deps.events.task_done(task)
     except TaskErased:
         log.info("task %s was erased; nothing to mark failed", ref.task_id)
         discard(deps, ref)

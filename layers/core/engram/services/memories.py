@@ -72,6 +72,9 @@ class MemoryService:
     forget_owner: Callable[[str, str], None] = field(default=lambda tenant, user: None)
     # Erases a user's profiles (tenant, user) and answers how many: ProfileService's.
     erase_profiles: Callable[[str, str], int] = field(default=lambda tenant, user: 0)
+    # Told of each memory a client edited or deleted (memory, "updated" / "deleted"): the
+    # webhook events (services/webhooks.py). The pipeline's changes are told by its task.
+    on_change: Callable[[Memory, str], None] = field(default=lambda memory, kind: None)
 
     def page(self, tenant_id: str, spec: PageSpec) -> MemoryPage:
         return self.memories.list_active(tenant_id, spec.user_id, spec.types, spec.offset,
@@ -102,6 +105,8 @@ class MemoryService:
             memory.context = ""  # the old neighbouring text no longer describes it
         if edit.title is not None:
             memory.memory_key = edit.title
+        if edit.info is not None:
+            memory.info = dict(edit.info)
         if edit.status is not None:
             memory.status = edit.status
             memory.valid_to = now if memory.status == MemoryStatus.archived else None
@@ -111,6 +116,8 @@ class MemoryService:
             self.index.upsert([memory], memory_vectors(self.embedder, [memory]))
         else:
             self.index.remove(tenant_id, [memory.id])
+        self.on_change(memory, "deleted" if memory.status == MemoryStatus.deleted
+                       else "updated")
         return memory
 
     def delete(self, tenant_id: str, memory_ids: list[str]) -> int:
@@ -147,6 +154,8 @@ class MemoryService:
             memory.status, memory.valid_to, memory.update_time = MemoryStatus.deleted, now, now
         self.memories.put_many(found)
         self.index.remove(tenant_id, [m.id for m in found])
+        for memory in found:
+            self.on_change(memory, "deleted")
         return len(found)
 
     def erase_user(self, tenant_id: str, user_id: str) -> ErasureReceipt:

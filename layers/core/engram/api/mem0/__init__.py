@@ -1,0 +1,1 @@
+"""mem0's platform API (the routes `mem0ai`'s MemoryClient calls), over Engram's services."""

@@ -22,7 +22,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engram.api.auth import tenant_of
-from engram.api.openapi import BODY, responses
+from engram.api.openapi import BODY
+from engram.api.openapi import mem0_responses as responses
 from engram.errors import NotFound
 from engram.models.domain import Memory, new_id, now_ms
 from engram.models.identifiers import Id
