@@ -6,14 +6,15 @@ server, unmodified, through every method Engram serves:
 
 ping (on creation), add (async, and sync), search with the filters DSL, get, get_all
 (paged), update, history, feedback, batch_update, batch_delete, delete, delete_all,
-users, delete_users, and webhooks create / get / update / delete. Another tenant's key
-sees none of it. Success prints exactly "mem0 client flow ok"; a failure raises
-FlowFailure naming the step.
+users, delete_users, webhooks create / get / update / delete, and memory exports
+create / get. Another tenant's key sees none of it. Success prints exactly
+"mem0 client flow ok"; a failure raises FlowFailure naming the step.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -191,6 +192,25 @@ def main() -> None:
                                          event_types=["memory_categorize"]),
            422, "memory_categorize is named")
     check("deleted" in client.delete_webhook(hook["webhook_id"])["message"], "delete_webhook")
+
+    at("memory exports")
+    schema = json.dumps({"title": "Profile", "type": "object",
+                         "properties": {"city": {"type": "string"}}})
+    created = client.create_memory_export(schema=schema, filters={"AND": [{"user_id": user}]})
+    check(bool(created["id"]) and "received" in created["message"], f"export {created}")
+    export = client.get_memory_export(memory_export_id=created["id"])
+    current = {r["id"] for r in client.get_all(filters={"user_id": user})["results"]}
+    check({m["id"] for m in export["memories"]} == current and export["user_id"] == user,
+          f"export holds the user's current memories {export}")
+    moved = next(m for m in export["memories"] if m["id"] == memory_id)
+    check("Porto" in moved["memory"] and "Lisbon" in moved["history"][0]["memory"],
+          f"the updated memory with its history {moved}")
+    check(export["schema"] == json.loads(schema), "the schema comes back with the export")
+    check(client.get_memory_export(filters={"user_id": user})["id"] == created["id"],
+          "the latest export of the user")
+    raises(lambda: other.get_memory_export(memory_export_id=created["id"]), 404,
+           "another tenant's export")
+    raises(lambda: client.create_memory_export(schema=schema), 422, "an export names a user")
 
     at("delete")
     check("deleted" in client.delete(ids[-1])["message"], "delete")

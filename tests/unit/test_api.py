@@ -216,14 +216,16 @@ def test_openapi_document_lists_the_routes(call):
             "/api/v1/webhooks/projects/{project_id}": ["get", "post"],
             "/api/v1/webhooks/{webhook_id}": ["put", "delete"],
             "/v1/webhooks": ["get", "post"], "/v1/webhooks/{webhook_id}": ["get", "put", "delete"],
-            "/v1/webhooks/{webhook_id}/deliveries": ["get"]}.items():
+            "/v1/webhooks/{webhook_id}/deliveries": ["get"],
+            "/v1/exports": ["post"], "/v1/exports/get": ["post"],
+            "/v1/export/memory": ["post"], "/v1/import/memory": ["post"]}.items():
         for method in methods:
             assert (path, method) in declared, (path, method)
 
 
 # mem0's routes answer errors with mem0's `detail` beside the envelope's fields
 MEM0_PATHS = ("/v1/ping", "/v1/memories", "/v1/event", "/v1/entities", "/v1/batch",
-              "/v1/feedback", "/v2/", "/v3/", "/api/v1/webhooks/")
+              "/v1/feedback", "/v1/exports", "/v2/", "/v3/", "/api/v1/webhooks/")
 
 
 def test_openapi_document_declares_the_api_key_and_every_error(call):

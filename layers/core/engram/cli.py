@@ -1,4 +1,4 @@
-"""engram serve | add | search | status | mcp."""
+"""engram serve | add | search | status | mcp | export | import."""
 
 from __future__ import annotations
 
@@ -139,6 +139,72 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    """Page through POST export/memory and write the JSONL file: the header, then one line
+    per current memory (newest first)."""
+    from engram.client import EngramClientError
+
+    client = _client(args)
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    count, cursor = 0, None
+    try:
+        while True:
+            body = {"user_id": args.user, "limit": args.page_size}
+            if cursor:
+                body["cursor"] = cursor
+            page = client.post("export/memory", body)
+            if count == 0 and cursor is None:
+                out.write(json.dumps(page["header"], ensure_ascii=False) + "\n")
+            for record in page["records"]:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += len(page["records"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+    except EngramClientError as exc:
+        sys.exit(f"export failed: {exc}")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.out:
+        print(f"exported {count} memories of {args.user} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def import_file(args: argparse.Namespace) -> int:
+    from engram.client import EngramClientError
+    from engram.imports.runner import run_import, wait_for_tasks
+    from engram.imports.sources import ImportFormatError, read
+
+    path = Path(args.file)
+    if not path.exists():
+        sys.exit(f"no such file: {path}")
+    try:
+        batches = read(path, args.format, args.batch_size, args.user)
+    except ImportFormatError as exc:
+        sys.exit(str(exc))
+    client = _client(args)
+    try:
+        report = run_import(client, batches, async_mode=not args.sync)
+        ended = wait_for_tasks(client, report.task_ids) if args.wait and report.task_ids \
+            else None
+    except (EngramClientError, KeyboardInterrupt, OSError) as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        sys.exit(f"import stopped: {reason}\nrun the same command again to resume: what "
+                 "was sent already is recognised and not added twice")
+    if report.adds:
+        print(f"imported {report.turns} turns in {report.adds} adds "
+              f"({len(report.conversations)} conversations)", file=sys.stderr)
+    if report.written or report.skipped:
+        print(f"restored {report.written} memories ({report.skipped} already there)",
+              file=sys.stderr)
+    if ended is not None:
+        print(f"tasks: {ended['completed']} completed, {ended['failed']} failed",
+              file=sys.stderr)
+        return 1 if ended["failed"] else 0
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="engram", description="Engram memory layer")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +250,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the user whose memories the tools use when a call names none "
                         "(ENGRAM_MCP_USER_ID; default 'default')")
     p.set_defaults(func=mcp)
+
+    p = sub.add_parser("export", help="write a user's memories (with history) as JSON Lines")
+    client_args(p)
+    p.add_argument("--user", required=True)
+    p.add_argument("--format", default="jsonl", choices=["jsonl"])
+    p.add_argument("--out", default=None, help="the file to write (default: stdout)")
+    p.add_argument("--page-size", type=int, default=200, help="memories per request (≤500)")
+    p.set_defaults(func=export)
+
+    p = sub.add_parser("import", help="import an export, LoCoMo, LongMemEval or a ChatGPT "
+                                      "conversations.json")
+    client_args(p)
+    p.add_argument("file")
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "engram", "locomo", "longmemeval", "chatgpt"])
+    p.add_argument("--user", default=None, help="the user to import into (required for "
+                   "ChatGPT; default: each record's or conversation's own)")
+    p.add_argument("--batch-size", type=int, default=50,
+                   help="turns (or records) per request (≤200 records, ≤500 turns)")
+    p.add_argument("--sync", action="store_true",
+                   help="each add waits for its memories (default: async, as the API)")
+    p.add_argument("--wait", action="store_true",
+                   help="after sending, wait until every add's task has been processed")
+    p.set_defaults(func=import_file)
     return parser
 
 

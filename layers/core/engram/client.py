@@ -23,6 +23,10 @@ class EngramClient:
         self._session.headers.update({"Authorization": f"Token {api_key}",
                                       "Content-Type": "application/json"})
 
+    def post(self, route: str, body: dict[str, Any]) -> Any:
+        """Any /v1 route: its envelope's `data`, or EngramClientError."""
+        return self._post(route, body)
+
     def _post(self, route: str, body: dict[str, Any]) -> Any:
         response = self._session.post(f"{self.base_url}/{route}", json=body,
                                       timeout=self.timeout)

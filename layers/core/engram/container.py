@@ -47,6 +47,7 @@ from engram.ports import (
 from engram.services.attachments import AttachmentIntake
 from engram.services.chat import ChatService
 from engram.services.directory import DirectoryService
+from engram.services.exports import ExportService
 from engram.services.extract_preview import ExtractionPreview
 from engram.services.ingest import IngestService
 from engram.services.keys import ApiKeyService
@@ -136,6 +137,7 @@ class Services:
     rerank: RerankService
     chat: ChatService  # answers with the LLM when it can chat (else a 400 naming the setting)
     knowledge: KnowledgeService | None = None  # MemOS knowledge bases
+    exports: ExportService | None = None  # export/memory and import/memory (set by build)
     webhooks: WebhookService | None = None  # webhook registrations and events out
 
 
@@ -188,12 +190,19 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
     search = SearchService(memories=ports.memories, index=ports.index, embedder=ports.embedder)
     directory = DirectoryService(ports.directory)
     profiles = ProfileService(store=ports.profiles, memories=ports.memories, llm=ports.llm)
+    exports = ExportService(memories=ports.memories, index=ports.index,
+                            embedder=ports.embedder, jobs=ports.directory)
+
+    def forget_owner(tenant_id: str, user_id: str) -> None:
+        directory.forget_owner(tenant_id, user_id)
+        exports.forget_user(tenant_id, user_id)  # mem0 export requests naming the user
+
     memories = MemoryService(
         memories=ports.memories, messages=ports.messages, index=ports.index,
         embedder=ports.embedder, objects=ports.objects, tasks=ports.tasks,
         hold_user=runner.hold, after_erase=ports.after_erase,
         forget_content_job=partial(forget_job, ports.objects),
-        forget_owner=directory.forget_owner, erase_profiles=profiles.erase_user)
+        forget_owner=forget_owner, erase_profiles=profiles.erase_user)
     webhooks = pipeline.events if isinstance(pipeline.events, WebhookService) else None
     if webhooks is not None:
         memories.on_change = webhooks.memory_changed
@@ -214,7 +223,7 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         directory=directory, profiles=profiles,
         extraction=ExtractionPreview(pipeline.extractor),
         rerank=RerankService(ports.embedder), chat=ChatService(chat_model, ingest),
-        knowledge=knowledge,
+        knowledge=knowledge, exports=exports,
         webhooks=webhooks)  # the pipeline's own: one delivery pool per process
 
 

@@ -131,6 +131,13 @@ class MessageStore(Protocol):
         ...
 
 
+class MemoryCursor(NamedTuple):
+    """Where a keyset page of memories ended: the last memory's create_time and id."""
+
+    create_time: int
+    id: str
+
+
 class MemoryPage(BaseModel):
     items: list[Memory]
     total: int
@@ -156,6 +163,13 @@ class MemoryStore(Protocol):
     ) -> MemoryPage: ...
 
     def ids_for_user(self, tenant_id: str, user_id: str) -> list[str]: ...
+
+    def page_active(self, tenant_id: str, user_id: str, after: MemoryCursor | None,
+                    limit: int) -> list[Memory]:
+        """Up to `limit` current (activated) memories of the user, of every type, newest
+        first (create_time, then id, both descending), strictly after `after`: a keyset
+        page, so reading a large user whole costs one bounded read per page (export)."""
+        ...
 
     def erase(self, tenant_id: str, ids: Sequence[str]) -> None:
         """Remove rows for good (delete by user); everything else only changes status."""

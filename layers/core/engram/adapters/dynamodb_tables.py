@@ -48,7 +48,7 @@ from engram.models.domain import (
     now_ms,
 )
 from engram.models.filters import FilterNode
-from engram.ports import MemoryPage
+from engram.ports import MemoryCursor, MemoryPage
 
 TASK_TTL_SECONDS = 30 * 24 * 3600
 # A task's pointer outlives the row by a TTL, so a row whose expiry later saves moved
@@ -326,6 +326,28 @@ class DynamoRecordStore:
             memories = [m for m in memories if where.matches(m)]
         memories.sort(key=lambda m: (-m.create_time, m.id))  # as SQLite orders them
         return MemoryPage(items=memories[offset:offset + limit], total=len(memories))
+
+    def page_active(self, tenant_id: str, user_id: str, after: MemoryCursor | None,
+                    limit: int) -> list[Memory]:
+        """by_user's sort key is <status>#<create_time>#<id>: a page is one bounded query
+        on the activated range, newest first, below the cursor's key."""
+        if limit <= 0:
+            return []
+        low = f"{MemoryStatus.activated.value}#"
+        if after is None:
+            condition = Key("user_order").begins_with(low)
+        else:
+            # between is inclusive: the cursor's own row is dropped below
+            condition = Key("user_order").between(
+                low, f"{low}{after.create_time:013d}#{after.id}")
+        items = _query(self._table, limit=limit + (after is not None), IndexName="by_user",
+                       ScanIndexForward=False,
+                       KeyConditionExpression=Key("user_key").eq(_user_key(tenant_id, user_id))
+                       & condition)
+        memories = [Memory.model_validate_json(_read_body(i)) for i in items]
+        if after is not None:
+            memories = [m for m in memories if (m.create_time, m.id) != tuple(after)]
+        return memories[:limit]
 
     def ids_for_user(self, tenant_id: str, user_id: str) -> list[str]:
         items = _query(self._table, IndexName="by_user", ProjectionExpression="memory_id",

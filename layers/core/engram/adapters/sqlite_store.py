@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from engram.errors import TaskErased
 from engram.models.domain import Memory, MemoryStatus, MemoryType, MessageRecord, Task, now_ms
 from engram.models.filters import FilterNode
-from engram.ports import MemoryPage
+from engram.ports import MemoryCursor, MemoryPage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -265,6 +265,17 @@ class SqliteStore:
         if where is not None:
             memories = [m for m in memories if where.matches(m)]
         return MemoryPage(items=memories[offset:offset + limit], total=len(memories))
+
+    def page_active(self, tenant_id: str, user_id: str, after: MemoryCursor | None,
+                    limit: int) -> list[Memory]:
+        # row-value comparison: the page starts right after the cursor's (time, id)
+        since = "AND (create_time, id) < (?, ?) " if after is not None else ""
+        rows = self._read(
+            "SELECT body FROM memories WHERE tenant_id = ? AND user_id = ? AND status = ? "
+            f"{since}ORDER BY create_time DESC, id DESC LIMIT ?",
+            (tenant_id, user_id, MemoryStatus.activated.value,
+             *((after.create_time, after.id) if after is not None else ()), limit))
+        return [Memory.model_validate_json(r[0]) for r in rows]
 
     def ids_for_user(self, tenant_id: str, user_id: str) -> list[str]:
         rows = self._read("SELECT id FROM memories WHERE tenant_id = ? AND user_id = ?",

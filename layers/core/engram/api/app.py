@@ -34,6 +34,8 @@ from engram.api.guard import (
     check_content_type,
     parse_json_object,
 )
+from engram.api.mem0.exports import Mem0ExportTranslator
+from engram.api.mem0.exports import exports_router as mem0_exports_router
 from engram.api.mem0.models import Mem0Error
 from engram.api.mem0.routes import (
     mem0_batch_router,
@@ -44,6 +46,7 @@ from engram.api.mem0.routes import (
 )
 from engram.api.mem0.translate import Mem0Translator
 from engram.api.memos.chat import ChatTranslator, chat_router
+from engram.api.memos.exports import ExportTranslator, exports_router
 from engram.api.memos.extract import ExtractTranslator, extract_router
 from engram.api.memos.knowledge import (
     FILE_ROUTE,
@@ -202,12 +205,15 @@ def create_app(services: Services) -> EngramResolver:
                    extract_router(ExtractTranslator(services.extraction)),
                    rerank_router(RerankTranslator(services.rerank)),
                    chat_router(ChatTranslator(memos, services.chat)),
-                   webhooks_router(services)):
+                   webhooks_router(services),
+                   exports_router(ExportTranslator(services.exports))):
         app.include_router(router, prefix=PREFIX)
     mem0 = Mem0Translator(services)
     for router in (mem0_ping_router(mem0), mem0_memories_router(mem0),
                    mem0_entities_router(mem0), mem0_batch_router(mem0)):
         app.include_router(router)
+    if services.exports is not None:  # mem0's export routes carry their own /v1
+        app.include_router(mem0_exports_router(Mem0ExportTranslator(services.exports)))
     app.include_router(mem0_webhooks_router(mem0), prefix=EVEROS_PREFIX)
     for router in (everos_objects_router(everos), everos_memories_router(everos),
                    everos_tasks_router(everos), everos_groups_router(everos),
