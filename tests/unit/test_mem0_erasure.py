@@ -1,5 +1,6 @@
 """mem0's entities list (users()) names users: erasing a user by any dialect's route
-forgets them there too, and a mem0 user_id may not name another partition."""
+forgets them there too; a mem0 user_id may not name another partition, and a read names
+at most 100 users."""
 
 from __future__ import annotations
 
@@ -30,3 +31,13 @@ def test_a_mem0_user_id_may_not_name_an_agent_partition(local_runtime):
     status, body = call("v3/memories/search/", {"query": "tea",
                                                 "filters": {"user_id": "run:r1"}})
     assert status == 422 and "must not start with" in str(body), body
+
+
+def test_a_read_names_at_most_a_hundred_users(local_runtime):
+    call = api_caller(local_runtime.services, prefix="")
+    many = {"user_id": {"in": [f"u{i}" for i in range(101)]}}
+    status, body = call("v3/memories/search/", {"query": "tea", "filters": many})
+    assert status == 422 and "filters.user_id: 101 values" in str(body), body
+    status, body = call("v3/memories/search/", {"query": "tea", "filters": {
+        "user_id": {"in": [f"u{i}" for i in range(100)]}}})
+    assert status == 200, body

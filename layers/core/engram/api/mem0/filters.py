@@ -25,6 +25,7 @@ from engram.models.times import to_epoch_ms
 ENTITIES = ("user_id", "agent_id", "app_id", "run_id")
 FIELDS = (*ENTITIES, "metadata", "categories", "created_at", "updated_at", "memory_ids")
 OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "icontains")
+MAX_PARTITIONS = 100  # users (or agents, apps, runs) one read may name
 DEFAULT_RUN = "mem0-default"  # the conversation of an add without run_id
 METADATA_KEY = "mem0.metadata"  # info key holding the JSON of mem0's metadata
 
@@ -70,7 +71,11 @@ def partitions(filters: dict[str, Any] | None, where: str = "filters") -> list[s
     _collect(filters, found, where)
     for entity in ENTITIES:
         if found.get(entity):
-            return list(dict.fromkeys(partition_of(entity, v) for v in found[entity]))
+            named = list(dict.fromkeys(found[entity]))
+            if len(named) > MAX_PARTITIONS:  # each is searched on its own
+                raise Unprocessable(f"{where}.{entity}: {len(named)} values; a read names at "
+                                    f"most {MAX_PARTITIONS}")
+            return [partition_of(entity, v) for v in named]
     raise Unprocessable(f"{where}: name user_id (or agent_id, app_id, run_id) at the top "
                         "level or inside AND; Engram keeps each user's memories apart")
 
