@@ -414,3 +414,28 @@ def test_a_file_name_with_a_control_character_is_refused(call):
     body = call("add/knowledgebase-file", {"knowledgebase_id": kb, "file": [
         {"content": b64(b"Plain text."), "name": "a\u0000b.txt"}]}, status=422)
     assert "file[0].name" in body["message"] and "control" in body["message"]
+
+
+def test_a_file_left_running_by_a_dead_process_is_read_again(call, local):
+    """A process killed while it read a file leaves the file "running" and some of its
+    passages written. Added again within the lease, the record answers as it is (another
+    request may be reading it); past the lease it is read again, the orphans erased."""
+    from engram.services import knowledge as kb_module  # noqa: PLC0415
+
+    kb = knowledge_base(call)
+    text = "Badges are renewed every January at the front desk."
+    first = add_text(call, kb, text, name="badges.txt")
+    record = local.services.knowledge.store.get_files(TENANT, [first["id"]])[0]
+    passages = local.store.get_many(TENANT, record.passage_ids)
+    # as a dead process leaves it: running, its passages written but not recorded
+    record.status, record.passage_ids = "running", []
+    local.services.knowledge.store.put_file(record)
+    assert add_text(call, kb, text, name="badges.txt")["status"] == "running"
+    record.update_time -= kb_module.RUNNING_LEASE_MS + 1
+    local.services.knowledge.store.put_file(record)
+    again = add_text(call, kb, text, name="badges.txt")
+    assert again["id"] == first["id"] and again["status"] == "completed"
+    values = [m.memory_value for m in local.store.get_many(
+        TENANT, local.store.ids_for_user(TENANT, kb_scope(kb)))]
+    assert sum("Badges are renewed" in v for v in values) == 1, values
+    assert all(p.id not in local.store.ids_for_user(TENANT, kb_scope(kb)) for p in passages)

@@ -38,6 +38,9 @@ from engram.services.url_policy import SsrfPolicy
 KB_KINDS = {"pdf": "PDF", "doc": "DOCX/DOC", "text": "TXT/MD", "html": "HTML"}
 ACCEPTED = "PDF, DOCX, DOC, TXT, MD and HTML files"
 EMBED_BATCH = 64
+# A file still "running" after this was left by a process that died: requests read their
+# files while they wait (API Gateway gives them 29 s), so none runs this long.
+RUNNING_LEASE_MS = 5 * 60_000
 UNLINK_BATCH = 500  # users' memories taken out of a deleted knowledge base per round
 
 
@@ -234,11 +237,16 @@ class KnowledgeService:
                              f"{segment(record.file_id)}/{segment(read.name)}")
         # "running" while its passages are made. The same file (name and bytes) added to
         # this knowledge base again, by a client's retry or at the same moment, answers
-        # the record there instead of making its passages twice (a failed one is redone).
+        # the record there instead of making its passages twice. A failed one is redone,
+        # and so is one left running past any request's life (its process died): what
+        # it had written is erased first.
         there = self.store.claim_file(record)
-        if there is not None and there.status != "failed":
+        if there is not None and (there.status == "completed" or (
+                there.status == "running" and now_ms() - there.update_time < RUNNING_LEASE_MS)):
             return there
         if there is not None:
+            self._erase_passages(tenant_id, self._passages_of(tenant_id, knowledgebase_id,
+                                                              record.file_id))
             record.create_time = there.create_time
             self.store.put_file(record)
         self.objects.put_bytes(record.object_key, read.data)
@@ -285,6 +293,13 @@ class KnowledgeService:
         record.update_time = now_ms()
         self.store.put_file(record)
         return record
+
+    def _passages_of(self, tenant_id: str, knowledgebase_id: str, file_id: str) -> list[str]:
+        """Every passage a file's reading wrote, recorded on its file or not."""
+        scope = kb_scope(knowledgebase_id)
+        ids = self.memories.ids_for_user(tenant_id, scope)
+        return [m.id for m in self.memories.get_many(tenant_id, ids)
+                if m.user_id == scope and file_id in m.sources]
 
     def _erase_passages(self, tenant_id: str, ids: list[str]) -> None:
         if ids:
