@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS memories (
 );
 CREATE INDEX IF NOT EXISTS memories_by_user ON memories (tenant_id, user_id, status, memory_type);
 CREATE INDEX IF NOT EXISTS memories_by_hash ON memories (tenant_id, user_id, content_hash);
+-- a user's newest current memories without sorting them all (page_active: export, and
+-- the profile shown with every search)
+CREATE INDEX IF NOT EXISTS memories_newest
+    ON memories (tenant_id, user_id, status, create_time, id);
 CREATE TABLE IF NOT EXISTS idempotency (
     key TEXT PRIMARY KEY, status TEXT NOT NULL, expiry INTEGER NOT NULL,
     in_progress_expiry INTEGER, response TEXT, payload_hash TEXT

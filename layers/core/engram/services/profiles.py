@@ -24,7 +24,7 @@ from typing import Any
 from engram.errors import EngramError, NotFound, Unprocessable
 from engram.extraction.profile_fields import derive
 from engram.extraction.profile_llm import fill_with_llm
-from engram.models.domain import MemoryStatus, MemoryType, now_ms
+from engram.models.domain import Memory, MemoryStatus, MemoryType, now_ms
 from engram.models.profiles import (
     FilledField,
     Profile,
@@ -139,8 +139,7 @@ class ProfileService:
         profiles = self.store.profiles_of(tenant_id, "user", user_id)
         if not profiles:
             return 0
-        memories = self.memories.list_active(tenant_id, user_id, FILLED_FROM, 0,
-                                             MEMORIES_READ).items
+        memories = self._newest(tenant_id, user_id)
         changed = 0
         for profile in profiles:
             open_fields = [(path, ProfileField.model_validate(raw).value)
@@ -190,14 +189,20 @@ class ProfileService:
                            "bind/profile_template first")
         return profile
 
+    def _newest(self, tenant_id: str, user_id: str) -> list[Memory]:
+        """The user's facts and preferences among their newest MEMORIES_READ memories: one
+        bounded read (a profile is shown with every search; reading a 10,000-memory user
+        whole made that search 100× slower)."""
+        return [m for m in self.memories.page_active(tenant_id, user_id, None, MEMORIES_READ)
+                if m.memory_type in FILLED_FROM]
+
     def _view(self, profile: Profile) -> ProfileView:
         template = self.store.get_template(profile.tenant_id, profile.profile_template_id)
         fields = leaves(profile.metadata)
         derived: dict[str, Any] = {}
         if profile.subject_kind == "user" and any(f.get("algorithm_updatable") for _, f in fields):
-            memories = self.memories.list_active(
-                profile.tenant_id, profile.subject_id, FILLED_FROM, 0, MEMORIES_READ).items
-            derived = derive([path[-1] for path, _ in fields], memories)
+            derived = derive([path[-1] for path, _ in fields],
+                             self._newest(profile.tenant_id, profile.subject_id))
         # A value the LLM took from a memory goes when that memory does (deleted, or
         # replaced by an update: then the memory filling it is the newer one).
         cited = [f["memory_id"] for _, f in fields if f.get("memory_id")]
