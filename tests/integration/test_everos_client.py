@@ -17,31 +17,20 @@ from pathlib import Path
 
 import pytest
 from tests import fixtures_docs as docs
+from tests.compat_venvs import output, venv_python
 from tests.conftest import ROOT, EngramServer
 
 pytestmark = pytest.mark.compat
 
-SETUP = ROOT / "tests" / "compat" / "setup_everos_venv.sh"
 FLOW = ROOT / "tests" / "compat" / "everos_client_flow.py"
 VENV = Path(os.environ.get("ENGRAM_EVEROS_VENV", ROOT / ".venv-everos"))
 OK_LINE = "everos client flow ok"
 
 
-def output(proc: subprocess.CompletedProcess) -> str:
-    return (f"exit code {proc.returncode}\n--- stdout ---\n{proc.stdout}\n"
-            f"--- stderr ---\n{proc.stderr}")
-
 
 @pytest.fixture(scope="module")
 def everos_python() -> Path:
-    """.venv-everos's python, made (or found up to date) first; a failed setup fails."""
-    proc = subprocess.run(["bash", str(SETUP)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
-    if proc.returncode != 0:
-        pytest.fail(f"tests/compat/setup_everos_venv.sh failed\n{output(proc)}", pytrace=False)
-    python = VENV / "bin" / "python"
-    assert python.exists(), f"setup succeeded but {python} is missing\n{output(proc)}"
-    return python
+    return venv_python("setup_everos_venv.sh", VENV)
 
 
 def test_official_everos_sdk_flow(engram_server: EngramServer, everos_python: Path,

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tests.compat_venvs import output, venv_python
 from tests.conftest import ROOT, EngramServer
 
 pytestmark = pytest.mark.compat
@@ -25,31 +26,14 @@ CLOUD_VENV = Path(os.environ.get("ENGRAM_EVEROS_CLOUD_VENV", ROOT / ".venv-evero
 MCP_VENV = Path(os.environ.get("ENGRAM_EVEROS_MCP_VENV", ROOT / ".venv-everos-mcp"))
 
 
-def output(proc: subprocess.CompletedProcess) -> str:
-    return (f"exit code {proc.returncode}\n--- stdout ---\n{proc.stdout}\n"
-            f"--- stderr ---\n{proc.stderr}")
-
-
-def made(script: str, venv: Path) -> Path:
-    """The venv's python, made (or found up to date) by its setup script; a failed setup
-    fails the test."""
-    proc = subprocess.run(["bash", str(COMPAT / script)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
-    if proc.returncode != 0:
-        pytest.fail(f"tests/compat/{script} failed\n{output(proc)}", pytrace=False)
-    python = venv / "bin" / "python"
-    assert python.exists(), f"setup succeeded but {python} is missing\n{output(proc)}"
-    return python
-
-
 @pytest.fixture(scope="module")
 def cloud_python() -> Path:
-    return made("setup_everos_cloud_venv.sh", CLOUD_VENV)
+    return venv_python("setup_everos_cloud_venv.sh", CLOUD_VENV)
 
 
 @pytest.fixture(scope="module")
 def mcp_python() -> Path:
-    return made("setup_everos_mcp_venv.sh", MCP_VENV)
+    return venv_python("setup_everos_mcp_venv.sh", MCP_VENV)
 
 
 def clean_env() -> dict[str, str]:

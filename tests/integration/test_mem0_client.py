@@ -10,30 +10,20 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tests.compat_venvs import output, venv_python
 from tests.conftest import ROOT, EngramServer
 
 pytestmark = pytest.mark.compat
 
-SETUP = ROOT / "tests" / "compat" / "setup_mem0_venv.sh"
 FLOW = ROOT / "tests" / "compat" / "mem0_client_flow.py"
 VENV = Path(os.environ.get("ENGRAM_MEM0_VENV", ROOT / ".venv-mem0"))
 OK_LINE = "mem0 client flow ok"
 
 
-def output(proc: subprocess.CompletedProcess) -> str:
-    return (f"exit code {proc.returncode}\n--- stdout ---\n{proc.stdout}\n"
-            f"--- stderr ---\n{proc.stderr}")
-
 
 @pytest.fixture(scope="module")
 def mem0_python() -> Path:
-    proc = subprocess.run(["bash", str(SETUP)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
-    if proc.returncode != 0:
-        pytest.fail(f"tests/compat/setup_mem0_venv.sh failed\n{output(proc)}", pytrace=False)
-    python = VENV / "bin" / "python"
-    assert python.exists(), f"setup succeeded but {python} is missing\n{output(proc)}"
-    return python
+    return venv_python("setup_mem0_venv.sh", VENV)
 
 
 def test_official_mem0_client_flow(engram_server: EngramServer, mem0_python: Path,

@@ -15,32 +15,21 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tests.compat_venvs import output, venv_python
 from tests.conftest import ROOT, EngramServer
 
 pytestmark = pytest.mark.compat
 
-SETUP = ROOT / "tests" / "compat" / "setup_venv.sh"
 FLOW = ROOT / "tests" / "compat" / "memos_client_flow.py"
 VENV = Path(os.environ.get("ENGRAM_COMPAT_VENV", ROOT / ".venv-compat"))
 OK_LINE = "memos client flow ok"
 
 
-def output(proc: subprocess.CompletedProcess) -> str:
-    return (f"exit code {proc.returncode}\n--- stdout ---\n{proc.stdout}\n"
-            f"--- stderr ---\n{proc.stderr}")
-
 
 @pytest.fixture(scope="module")
 def compat_python() -> Path:
-    """.venv-compat's python, the venv made (or found up to date) first. A failed setup
-    fails the test: never a skip."""
-    proc = subprocess.run(["bash", str(SETUP)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
-    if proc.returncode != 0:
-        pytest.fail(f"tests/compat/setup_venv.sh failed\n{output(proc)}", pytrace=False)
-    python = VENV / "bin" / "python"
-    assert python.exists(), f"setup_venv.sh succeeded but {python} is missing\n{output(proc)}"
-    return python
+    """.venv-compat's python, the venv made (or found up to date) first."""
+    return venv_python("setup_venv.sh", VENV)
 
 
 def test_official_memos_client_flow(engram_server: EngramServer, compat_python: Path) -> None:

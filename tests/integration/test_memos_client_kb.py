@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from tests import fixtures_docs as docs
+from tests.compat_venvs import output
 from tests.conftest import ROOT, EngramServer
-from tests.integration.test_memos_client import compat_python, output  # noqa: F401 - fixture
+from tests.integration.test_memos_client import compat_python  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.compat
 

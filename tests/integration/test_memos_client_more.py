@@ -21,9 +21,10 @@ import uuid
 
 import pytest
 import requests
+from tests.compat_venvs import output
 from tests.conftest import ROOT, EngramServer, server_env
 from tests.fakes.openai_chat import ScriptedChatServer
-from tests.integration.test_memos_client import compat_python, output  # noqa: F401 - fixture
+from tests.integration.test_memos_client import compat_python  # noqa: F401 - fixture
 
 from engram.extraction.rules.extractor import RuleBasedExtractor
 from engram.models.domain import MessageRecord, Role

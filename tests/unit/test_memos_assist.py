@@ -8,13 +8,10 @@ import json
 from collections.abc import Iterator, Sequence
 
 import pytest
-from tests.fakes.embedder import HashingEmbedder
 
 from engram.api.app import create_app
 from engram.api.streaming import stream_slot
-from engram.config import Settings
 from engram.errors import LlmUnavailable
-from engram.local.runtime import build_local_runtime
 from engram.local.server import LambdaContext, proxy_event
 
 
@@ -38,11 +35,8 @@ class FakeChatModel:
 
 
 @pytest.fixture
-def runtime(tmp_path):
-    rt = build_local_runtime(Settings(data_dir=tmp_path, api_keys={"k": "tenant-a"}),
-                             embedder=HashingEmbedder())
-    yield rt
-    rt.close()
+def runtime(local_runtime):
+    return local_runtime
 
 
 @pytest.fixture
