@@ -22,6 +22,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engram.api.auth import tenant_of
+from engram.api.mem0.filters import ENTITIES
 from engram.api.openapi import BODY
 from engram.api.openapi import mem0_responses as responses
 from engram.errors import NotFound
@@ -29,7 +30,6 @@ from engram.models.domain import Memory, new_id, now_ms
 from engram.models.identifiers import Id
 from engram.services.exports import ExportJob, ExportService
 
-ENTITIES = ("user_id", "agent_id", "app_id", "run_id")
 MAX_SCHEMA_CHARS = 100_000
 
 
