@@ -83,3 +83,31 @@ def test_a_whole_turn_is_found_and_ranks_below_an_extracted_memory(call, runtime
                                    "memory_limit_number": 5})["memory_detail_list"]
     (same,) = [m for m in again if m["id"] == asked["id"]]
     assert same["relativity"] == pytest.approx(asked["relativity"] + WHOLE_TURN_PENALTY)
+
+
+MORTGAGE = ("I'm really looking forward to owning a home, it's been a long process, but it'll be "
+            "worth it - remember when I got pre-approved for $400,000 from Wells Fargo?")
+
+
+def test_a_sentence_whose_number_and_names_no_memory_keeps_is_kept_as_asked():
+    made = RuleBasedExtractor().statements([turn(MORTGAGE)])
+    stated = [c for c in made if not c.whole_turn]
+    asked = [c for c in made if c.whole_turn]
+    assert stated and all("400,000" not in c.memory_value for c in stated)
+    assert [c.memory_value for c in asked] == [f"The user asked: {MORTGAGE}"]
+
+
+@pytest.mark.parametrize("text", [
+    "I went to Lisbon with Anna in 2019.",  # the statement keeps every name and number
+    "I bought a new bike. How do I fix a flat tire?",  # the question names nothing specific
+])
+def test_no_sentence_is_kept_again_when_the_memories_say_its_specifics(text):
+    assert not any(c.whole_turn for c in RuleBasedExtractor().statements([turn(text)]))
+
+
+def test_the_amount_only_a_question_said_is_found(call):
+    call("add/message", {"user_id": "u", "conversation_id": "c", "async_mode": False,
+                         "messages": [{"role": "user", "content": MORTGAGE}]})
+    found = call("search/memory", {"user_id": "u", "query": "How much was I pre-approved for "
+                                   "by Wells Fargo?", "memory_limit_number": 3})
+    assert any("$400,000" in m["memory_value"] for m in found["memory_detail_list"])

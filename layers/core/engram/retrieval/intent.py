@@ -4,6 +4,8 @@
   the number you gave me", "in our last chat…"). Such a query favours the assistant's own
   answers (extraction/assistant.py), which otherwise rank by their words alone, below the
   user's facts.
+- Whether it asks someone's age ("how old…", "how many years will I be when…"), which
+  memories state with no word in common (extraction/rules/ages.py).
 - Whether it asks for what was first said ("what did I originally say…", "at first",
   "最初"): a memory changed since answers with its first version (services/search.py)."""
 
@@ -37,3 +39,14 @@ _ASKS_FIRST = re.compile(
 
 def asks_what_was_first_said(query: str) -> bool:
     return bool(_ASKS_FIRST.search(query))
+
+
+_ASKS_AGE = re.compile(
+    r"\bhow old\b|\bwhat age\b|\b(?:my|your|his|her|their) age\b"
+    r"|\bhow many years (?:old )?(?:will|would|am|was|is|are|were|shall) \w+ (?:be|turn)\b"
+    r"|几岁|多大|年龄|岁数",
+    re.I)
+
+
+def asks_an_age(query: str) -> bool:
+    return bool(_ASKS_AGE.search(query))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engram.extraction.rules.ages import AGE_KEY
 from engram.models.domain import (
     FACT_TYPES,
     TOOL_TYPES,
@@ -19,7 +20,11 @@ from engram.models.requests import SearchSpec
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore
 from engram.retrieval.diversify import DIVERSITY_POOL, diversify
 from engram.retrieval.fusion import fuse
-from engram.retrieval.intent import asks_what_the_assistant_said, asks_what_was_first_said
+from engram.retrieval.intent import (
+    asks_an_age,
+    asks_what_the_assistant_said,
+    asks_what_was_first_said,
+)
 from engram.retrieval.timeframes import (
     Window,
     date_weight,
@@ -37,6 +42,10 @@ ASSISTANT_BOOST = 0.3
 # A turn kept whole ranks below an extracted memory scoring close to it. LoCoMo dev /
 # LongMemEval dev turn recall_all@10, whole turns kept at 0 / 0.05 / 0.1 below: see README.
 WHOLE_TURN_PENALTY = 0.05
+# A query asking an age lifts the memories that state one (keyed AGE_KEY), found by that
+# key's word added to the query's: they share no other word with the question.
+AGE_BOOST = 0.2
+AGE_KEYS = frozenset(AGE_KEY.values())
 
 
 @dataclass
@@ -107,6 +116,8 @@ class SearchService:
         as_of = req.as_of
 
         asks_assistant = asks_what_the_assistant_said(req.query)
+        asks_age = asks_an_age(req.query)
+        terms = " ".join([req.query, *sorted(AGE_KEYS)]) if asks_age else req.query
         # "what did I first say…": as_of the moment each memory was first said
         first_said = as_of is None and asks_what_was_first_said(req.query)
 
@@ -139,7 +150,8 @@ class SearchService:
                 SAME_CONVERSATION_BOOST if req.conversation_id and
                 m.conversation_id == req.conversation_id else 0.0)
                 + time_boost(m, windows, weight) + (
-                ASSISTANT_BOOST if asks_assistant and m.said_by == "assistant" else 0.0) - (
+                ASSISTANT_BOOST if asks_assistant and m.said_by == "assistant" else 0.0) + (
+                AGE_BOOST if asks_age and m.memory_key in AGE_KEYS else 0.0) - (
                 WHOLE_TURN_PENALTY if m.whole_turn else 0.0), 6))
                 for m in current]
             if req.relativity is not None:
@@ -150,7 +162,7 @@ class SearchService:
             return diversify(scored, [vectors.get(s.memory.id) for s in scored], limit)
 
         # One call for the three lists: the index shares the scoring between them.
-        found = self.index.search_groups(tenant_id, req.user_id, vector, req.query, queries,
+        found = self.index.search_groups(tenant_id, req.user_id, vector, terms, queries,
                                          where)
         facts, preferences, tools = (ranked(hits, limit)
                                      for hits, limit in zip(found, limits, strict=True))
@@ -158,7 +170,7 @@ class SearchService:
             # A fast-path turn was retired between the index's answer and the read: its
             # task completed, and what replaced it was indexed before it was retired, so
             # the index asked again holds it (else neither would be found).
-            found = self.index.search_groups(tenant_id, req.user_id, vector, req.query,
+            found = self.index.search_groups(tenant_id, req.user_id, vector, terms,
                                              queries, where)
             facts, preferences, tools = (ranked(hits, limit)
                                          for hits, limit in zip(found, limits, strict=True))

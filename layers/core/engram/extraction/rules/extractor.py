@@ -17,6 +17,7 @@ preferences.py, topics.py (topic, key, tags), questionnaire.py, short_replies.py
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from engram.extraction.context import (
     strip_speaker_prefix,
     turn_context,
 )
+from engram.extraction.rules.ages import AGE_KEY, states_an_age
 from engram.extraction.rules.chinese import (
     ZH_SENTENCE_END,
     split_sentences_zh,
@@ -133,6 +135,7 @@ class RuleBasedExtractor:
                       if d.strip()]
         statements: list[_Statement] = []
         asked: list[str] = []
+        english: list[str] = []  # sentences, to check that the memories keep their specifics
         for line in filter(None, text.split("\n")):
             questionnaire = parse_questionnaire_line(line, language)
             if questionnaire:
@@ -143,13 +146,18 @@ class RuleBasedExtractor:
                 asked += dropped
                 if statement:
                     statements.append(statement)
+                if language == "en":
+                    english.append(sentence)
         self._complete_short_reply(statements, text, conv)
         made = [c for c in (self._candidate(s, conv) for s in statements) if c]
         if made and not any(s.completion for s in statements):
             conv.topic = TopicStatement(bare(made[-1].memory_value), message.message_id, asked)
         if not candidates and not made:
             return _whole_turn(text, message, subject, conv)
-        return candidates + made
+        kept = " ".join(c.memory_value for c in made).lower()
+        return candidates + made + [
+            asked_candidate(sentence, message, subject, conv) for sentence in english
+            if _has_a_number_memories_miss(sentence, kept, conv.names)]
 
     def _statement(
         self, sentence: str, message: MessageRecord, subject: Subject, language: str,
@@ -215,6 +223,8 @@ class RuleBasedExtractor:
             subject = topic or phrase_key(st.completion.value, st.subject)
             return choice_key(subject, st.language), topic or find_topic([subject], st.language)
         undated = strip_relative_dates(third, st.language)
+        if preference is None and states_an_age(st.first_person, st.language):
+            return AGE_KEY[st.language], find_topic([third], st.language)
         if preference is None:
             return phrase_key(undated, st.subject), find_topic([third], st.language)
         liked = liked_part(st.first_person, st.language)
@@ -397,6 +407,22 @@ WHOLE_TURN_MIN_WORDS = 6  # "Any tips?" alone says nothing about its speaker
 WHOLE_TURN_CHARS = 300
 
 
+# an amount, a date, a time, an age: what a later question asks for exactly
+_NUMBER = re.compile(r"\S*\d\S*")
+
+
+def _has_a_number_memories_miss(sentence: str, kept: str, names: frozenset[str]) -> bool:
+    """Whether a sentence names a number that none of its turn's memories says: of "I'm
+    looking forward to owning a home, …, but … - remember when I got pre-approved for
+    $400,000 from Wells Fargo?" the statement keeps the first clause, and the sentence is
+    the only record of the amount. (Names too were measured: 12 times as many sentences
+    kept, no more found.)"""
+    if len(sentence.split()) < WHOLE_TURN_MIN_WORDS or not says_something(sentence, names):
+        return False  # a timestamp, a list number, "Any tips for 2024?"
+    numbers = {m.group(0).strip(".,;:!?'’\"()").lower() for m in _NUMBER.finditer(sentence)}
+    return any(n and n not in kept for n in numbers)
+
+
 def _whole_turn(text: str, message: MessageRecord, subject: Subject,
                 conv: _Conversation) -> list[Candidate]:
     """A turn no statement came from (a question, a request) still says something about
@@ -404,13 +430,19 @@ def _whole_turn(text: str, message: MessageRecord, subject: Subject,
     if not says_something(text, conv.names) or len(text.split()) < WHOLE_TURN_MIN_WORDS and not (
             subject.language == "zh" and len(text) >= WHOLE_TURN_MIN_WORDS * 2):
         return []
+    return [asked_candidate(text, message, subject, conv)]
+
+
+def asked_candidate(text: str, message: MessageRecord, subject: Subject,
+                    conv: _Conversation) -> Candidate:
+    """`text` kept as its speaker asked it, ranked below what was stated (whole_turn)."""
     one_line = clip(text.replace("\n", " "), WHOLE_TURN_CHARS)
     name = subject.name if subject.is_named else (
         "用户" if subject.language == "zh" else "The user")
     value = (f"{name}问：{one_line}" if subject.language == "zh"
              else f"{name} asked: {one_line}")
-    return [Candidate(
+    return Candidate(
         memory_type=MemoryType.long_term, memory_key="问题" if subject.language == "zh"
         else "Question", memory_value=value, confidence=0.7, sources=[message.message_id],
         event_time=message.event_time, language=subject.language,
-        context=turn_context(conv.previous, message, text), whole_turn=True)]
+        context=turn_context(conv.previous, message, text), whole_turn=True)
