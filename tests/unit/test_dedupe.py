@@ -429,3 +429,22 @@ def test_a_reversed_preference_still_replaces_at_any_cosine(same):
 def test_the_same_distinct_facts_in_one_request_stay_separate(same):
     views = same.add(*[MUSEUM.format(n) for n in range(1, 6)])
     assert len(views["added"]) == 5 and len(same.active(MemoryType.user)) == 5
+
+
+def test_a_plans_vectors_travel_between_steps_exactly_and_compactly():
+    import numpy as np
+
+    from engram.models.domain import Memory, MemoryType
+    from engram.models.pipeline import DedupePlan, MemoryWrite
+    from engram.pipeline.dedupe import packed, unpacked
+
+    vector = np.random.default_rng(7).standard_normal(384).astype(np.float32)
+    memory = Memory(tenant_id="t", user_id="u", conversation_id="c",
+                    memory_type=MemoryType.long_term, memory_key="k", memory_value="v")
+    body = DedupePlan(writes=[MemoryWrite(memory=memory, vector=packed(vector))]).model_dump_json()
+    (write,) = DedupePlan.model_validate_json(body).writes
+    assert unpacked(write.vector).tobytes() == vector.tobytes()  # the same bits
+    as_list = DedupePlan(writes=[MemoryWrite(memory=memory, vector=vector.tolist())])
+    assert len(body) * 2 < len(as_list.model_dump_json())
+    (old,) = DedupePlan.model_validate_json(as_list.model_dump_json()).writes  # an older plan
+    assert np.array_equal(unpacked(old.vector), vector)

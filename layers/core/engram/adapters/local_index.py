@@ -83,11 +83,12 @@ class LocalMemoryIndex:
         latest = {(memory.tenant_id, memory.id): i for i, memory in enumerate(memories)}
         batch = [(memories[i], vectors[i]) for i in latest.values()]
         snapshots = [
-            (_snapshot(memory), vector)
+            (*_snapshot(memory), vector)
             for memory, vector in batch
             if memory.status == MemoryStatus.activated
         ]
-        active = [(memory, vector, tokenize(memory.index_text)) for memory, vector in snapshots]
+        active = [(memory, body, vector, tokenize(memory.index_text))
+                  for memory, body, vector in snapshots]
         retired = [
             (memory.tenant_id, memory.id)
             for memory, _ in batch
@@ -98,13 +99,14 @@ class LocalMemoryIndex:
             self._write(
                 (
                     "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-                    [_entry_row(memory, vector, tokens) for memory, vector, tokens in active],
+                    [_entry_row(memory, body, vector, tokens)
+                     for memory, body, vector, tokens in active],
                 ),
                 ("DELETE FROM entries WHERE tenant_id = ? AND id = ?", retired),
             )
             for key in retired:
                 self._drop(key)
-            for memory, vector, tokens in active:
+            for memory, _, vector, tokens in active:
                 self._place(memory, vector, tokens)
 
     def remove(self, tenant_id: str, ids: Sequence[str]) -> None:
@@ -521,20 +523,22 @@ def _grown(array: np.ndarray, capacity: int, used: int) -> np.ndarray:
     return grown
 
 
-def _snapshot(memory: Memory) -> Memory:
-    """A copy through JSON: the caller may go on mutating its object, and the index then
-    holds exactly what a reload from SQLite would give (and faster than a deep copy)."""
-    return Memory.model_validate_json(memory.model_dump_json())
+def _snapshot(memory: Memory) -> tuple[Memory, str]:
+    """A copy through JSON, and that JSON (the row's): the caller may go on mutating its
+    object, and the index then holds exactly what a reload from SQLite would give (and
+    faster than a deep copy)."""
+    body = memory.model_dump_json()
+    return Memory.model_validate_json(body), body
 
 
-def _entry_row(memory: Memory, vector: np.ndarray, tokens: list[str]) -> tuple:
+def _entry_row(memory: Memory, body: str, vector: np.ndarray, tokens: list[str]) -> tuple:
     return (
         memory.tenant_id,
         memory.id,
         memory.user_id,
         vector.astype("<f4").tobytes(),
         json.dumps(tokens, ensure_ascii=False),
-        memory.model_dump_json(),
+        body,
     )
 
 

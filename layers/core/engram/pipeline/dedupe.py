@@ -22,6 +22,7 @@ with its reason and who made it, is recorded in the plan (and so in the task's s
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -403,11 +404,22 @@ class _Planner:
             for memory, vector in zip(stale, vectors, strict=True):
                 self.vectors[memory.id] = vector
         self.plan.writes = [
-            MemoryWrite(memory=m, vector=self.vectors[m.id].tolist() if m.id in self.vectors
+            MemoryWrite(memory=m, vector=packed(self.vectors[m.id]) if m.id in self.vectors
                         else None)
             for m in self.touched.values()
         ]
         return self.plan
+
+
+def packed(vector: np.ndarray) -> str:
+    """A vector as MemoryWrite keeps it; `unpacked` reads it back."""
+    return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode("ascii")
+
+
+def unpacked(vector: str | list[float]) -> np.ndarray:
+    if isinstance(vector, list):
+        return np.asarray(vector, dtype=np.float32)
+    return np.frombuffer(base64.b64decode(vector), dtype=np.float32)
 
 
 def _norm(word: str) -> str:

@@ -39,7 +39,7 @@ from engram.models.pipeline import (
     work_prefix,
 )
 from engram.pipeline.content_reader import ContentReader, never, parse_items
-from engram.pipeline.dedupe import plan_changes
+from engram.pipeline.dedupe import plan_changes, unpacked
 from engram.ports import (
     ConflictResolver,
     Embedder,
@@ -264,7 +264,7 @@ def index(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
         fresh = [w for w in plan.writes if w.vector is not None and
                  w.memory.status == MemoryStatus.activated]
         if fresh:
-            vectors = np.asarray([w.vector for w in fresh], dtype=np.float32)
+            vectors = np.stack([unpacked(w.vector) for w in fresh])
             deps.index.upsert([w.memory for w in fresh], vectors)
         retired = deps.memories.get_many(ref.tenant_id, job.working_ids)
         for memory in retired:

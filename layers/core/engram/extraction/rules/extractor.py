@@ -17,7 +17,6 @@ preferences.py, topics.py (topic, key, tags), questionnaire.py, short_replies.py
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -407,10 +406,6 @@ WHOLE_TURN_MIN_WORDS = 6  # "Any tips?" alone says nothing about its speaker
 WHOLE_TURN_CHARS = 300
 
 
-# an amount, a date, a time, an age: what a later question asks for exactly
-_NUMBER = re.compile(r"\S*\d\S*")
-
-
 def _has_a_number_memories_miss(sentence: str, kept: str, names: frozenset[str]) -> bool:
     """Whether a sentence names a number that none of its turn's memories says: of "I'm
     looking forward to owning a home, …, but … - remember when I got pre-approved for
@@ -419,7 +414,10 @@ def _has_a_number_memories_miss(sentence: str, kept: str, names: frozenset[str])
     kept, no more found.)"""
     if len(sentence.split()) < WHOLE_TURN_MIN_WORDS or not says_something(sentence, names):
         return False  # a timestamp, a list number, "Any tips for 2024?"
-    numbers = {m.group(0).strip(".,;:!?'’\"()").lower() for m in _NUMBER.finditer(sentence)}
+    # an amount, a date, a time, an age: what a later question asks for exactly (words
+    # split, not a regex: `\S*\d` backtracks quadratically over a long run without digits)
+    numbers = {w.strip(".,;:!?'’\"()").lower() for w in sentence.split()
+               if any(c.isdigit() for c in w)}
     return any(n and n not in kept for n in numbers)
 
 
