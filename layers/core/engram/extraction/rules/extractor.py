@@ -155,7 +155,8 @@ class RuleBasedExtractor:
             return _whole_turn(text, message, subject, conv)
         kept = " ".join(c.memory_value for c in made).lower()
         return candidates + made + [
-            asked_candidate(sentence, message, subject, conv) for sentence in english
+            asked_candidate(sentence, message, subject, conv, own_words(message))
+            for sentence in english
             if _has_a_number_memories_miss(sentence, kept, conv.names)]
 
     def _statement(
@@ -432,8 +433,9 @@ def _whole_turn(text: str, message: MessageRecord, subject: Subject,
 
 
 def asked_candidate(text: str, message: MessageRecord, subject: Subject,
-                    conv: _Conversation) -> Candidate:
-    """`text` kept as its speaker asked it, ranked below what was stated (whole_turn)."""
+                    conv: _Conversation, turn: str | None = None) -> Candidate:
+    """`text` kept as its speaker asked it, ranked below what was stated (whole_turn); its
+    context ends with `turn`, the words of the whole turn when `text` is a sentence of it."""
     one_line = clip(text.replace("\n", " "), WHOLE_TURN_CHARS)
     name = subject.name if subject.is_named else (
         "用户" if subject.language == "zh" else "The user")
@@ -443,4 +445,4 @@ def asked_candidate(text: str, message: MessageRecord, subject: Subject,
         memory_type=MemoryType.long_term, memory_key="问题" if subject.language == "zh"
         else "Question", memory_value=value, confidence=0.7, sources=[message.message_id],
         event_time=message.event_time, language=subject.language,
-        context=turn_context(conv.previous, message, text), whole_turn=True)
+        context=turn_context(conv.previous, message, turn or text), whole_turn=True)
