@@ -153,7 +153,7 @@ class RuleBasedExtractor:
             conv.topic = TopicStatement(bare(made[-1].memory_value), message.message_id, asked)
         if not candidates and not made:
             return _whole_turn(text, message, subject, conv)
-        kept = " ".join(c.memory_value for c in made).lower()
+        kept = _numbers(" ".join(c.memory_value for c in made))
         return candidates + made + [
             asked_candidate(sentence, message, subject, conv, own_words(message))
             for sentence in english
@@ -407,7 +407,14 @@ WHOLE_TURN_MIN_WORDS = 6  # "Any tips?" alone says nothing about its speaker
 WHOLE_TURN_CHARS = 300
 
 
-def _has_a_number_memories_miss(sentence: str, kept: str, names: frozenset[str]) -> bool:
+def _numbers(text: str) -> set[str]:
+    """The words of `text` with a digit in them: an amount, a date, a time, an age, what a
+    later question asks for exactly. (Words split, not a regex: one that looks for a digit
+    inside a run of non-spaces backtracks quadratically over a long run without one.)"""
+    return {w.strip(".,;:!?'’\"()").lower() for w in text.split() if any(c.isdigit() for c in w)}
+
+
+def _has_a_number_memories_miss(sentence: str, kept: set[str], names: frozenset[str]) -> bool:
     """Whether a sentence names a number that none of its turn's memories says: of "I'm
     looking forward to owning a home, …, but … - remember when I got pre-approved for
     $400,000 from Wells Fargo?" the statement keeps the first clause, and the sentence is
@@ -415,11 +422,7 @@ def _has_a_number_memories_miss(sentence: str, kept: str, names: frozenset[str])
     kept, no more found.)"""
     if len(sentence.split()) < WHOLE_TURN_MIN_WORDS or not says_something(sentence, names):
         return False  # a timestamp, a list number, "Any tips for 2024?"
-    # an amount, a date, a time, an age: what a later question asks for exactly (words
-    # split, not a regex: `\S*\d` backtracks quadratically over a long run without digits)
-    numbers = {w.strip(".,;:!?'’\"()").lower() for w in sentence.split()
-               if any(c.isdigit() for c in w)}
-    return any(n and n not in kept for n in numbers)
+    return bool(_numbers(sentence) - kept)
 
 
 def _whole_turn(text: str, message: MessageRecord, subject: Subject,
