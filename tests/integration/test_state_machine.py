@@ -126,13 +126,15 @@ def test_an_unclassified_error_is_caught_too_and_named(stack):
     ref = accept(stack, "u-bug", "I have two cats.")
 
     def corrupt_the_plan(function: str) -> None:
-        # Vectors of the wrong length in dedupe's plan: the index step raises ValueError,
-        # neither retryable nor permanent by name, so the Catch takes it.
+        # A vector of the wrong length in dedupe's plan (3 more bytes in its base64): the
+        # index step raises ValueError, neither retryable nor permanent by name, so the
+        # Catch takes it.
         if function == "index":
             plan_key = f"work/{TENANT}/{ref.task_id}/plan.json"
             plan = stack.s3.get_object(Bucket=stack.settings.aws.bucket, Key=plan_key)
             text = plan["Body"].read().decode()
-            broken = text.replace('"vector":[', '"vector":[' + "0.0," * 3, 1)
+            broken = text.replace('"vector":"', '"vector":"AAAA', 1)
+            assert broken != text
             stack.s3.put_object(Bucket=stack.settings.aws.bucket, Key=plan_key, Body=broken)
 
     stack.before_task = corrupt_the_plan
