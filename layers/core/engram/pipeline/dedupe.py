@@ -26,9 +26,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from engram.extraction.structured import InvalidReply
 from engram.models.domain import (
@@ -54,6 +52,9 @@ from engram.ports import (
     ResolveOperation,
 )
 from engram.retrieval.vectors import RequestTurns, memory_vectors
+
+if TYPE_CHECKING:  # annotations only: get/status imports no numpy
+    import numpy as np
 
 NEAR_DUPLICATE = 0.90
 REPLACE_PREFERENCE = 0.80  # opposite polarity this close: the same statement, reversed
