@@ -11,18 +11,22 @@ is defined or library imported:
   for a status request, bench/coldstart.py). Reference counting still frees everything
   else at once; then the survivors are frozen out of later collections (`gc.freeze`) and
   collection resumes.
+- pydantic's plugin discovery is off (PYDANTIC_DISABLE_PLUGINS): Engram uses no plugin,
+  and looking for them reads every installed package's entry points at the first build.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
+import os
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 
 BaseModel.model_config["defer_build"] = True
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")  # read at the first build
 gc.disable()
 
 
