@@ -6,10 +6,11 @@ is defined or library imported:
   routes, events and Powertools define. Validation is unchanged: a deferred model builds
   itself the first time it validates, serialises or gives its schema.
 - the garbage collector is paused until the first invocation has answered
-  (`after_first_response`): a cold start allocates ~1M objects that live as long as the
-  process, and the collections they set off scanned them all over again (~80 ms of CPU
-  for a status request, bench/coldstart.py). Reference counting still frees everything
-  else at once; then the survivors are frozen out of later collections (`gc.freeze`) and
+  (`after_first_response`): a cold start makes ~200,000 objects that live as long as the
+  process, and the collections they set off scanned them over and over (~80 ms of CPU
+  for a status request, bench/coldstart.py). Reference counting still frees all but
+  cyclic garbage at once (a few hundred to a few thousand objects a cold start leaves,
+  kept); then the survivors are frozen out of later collections (`gc.freeze`) and
   collection resumes.
 - pydantic's plugin discovery is off (PYDANTIC_DISABLE_PLUGINS): Engram uses no plugin,
   and looking for them reads every installed package's entry points at the first build.
