@@ -4,7 +4,7 @@ the caller's tenant in requestContext.authorizer, where the routes read it."""
 
 from typing import Any
 
-import engram.aws.coldstart  # noqa: F401 - first: models are built on first use
+from engram.aws.coldstart import after_first_response  # first: see its docstring
 
 # isort: split
 
@@ -16,6 +16,7 @@ from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
 
 
+@after_first_response
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold user memories
 @metrics.log_metrics(capture_cold_start_metric=True)

@@ -4,7 +4,7 @@ gateway response returns as a 401 in the API's envelope. Cached per Authorizatio
 
 from typing import Any
 
-import engram.aws.coldstart  # noqa: F401 - first: models are built on first use
+from engram.aws.coldstart import after_first_response  # first: see its docstring
 
 # isort: split
 
@@ -20,6 +20,7 @@ from engram.errors import Unauthorized
 from engram.services.keys import ApiKeyService
 
 
+@after_first_response
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import boto3
 import numpy as np
 import pytest
 from opensearchpy import OpenSearch
@@ -356,6 +357,13 @@ def test_opensearch_client_signs_for_the_service(aws_credentials):  # noqa: F811
     assert connection.host == "http://127.0.0.1:9201"
     bare = opensearch_client("search-x.es.amazonaws.com", "us-east-1", "es")
     assert bare.transport.connection_pool.connections[0].host.startswith("https://")
+    # the caller's session signs, when given (the AWS profile passes its own)
+    session = boto3.session.Session(aws_access_key_id="AKIAGIVENSESSION",
+                                    aws_secret_access_key="secret", region_name="us-east-1")
+    given = opensearch_client("search-x.es.amazonaws.com", "us-east-1", "es", session)
+    (connection,) = given.transport.connection_pool.connections
+    headers = connection.http_auth("GET", f"{connection.host}/memories", None)
+    assert "Credential=AKIAGIVENSESSION/" in headers["Authorization"]
 
 
 @pytest.mark.parametrize("custom_ids", [True, False])

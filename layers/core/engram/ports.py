@@ -7,9 +7,8 @@ import contextvars
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, runtime_checkable
 
-import numpy as np
 from pydantic import BaseModel
 
 from engram.models.domain import (
@@ -27,6 +26,9 @@ from engram.models.parsed import ParseResult, Transcript
 from engram.models.pipeline import ToolCallRecord
 from engram.models.profiles import Profile, ProfileTemplate
 from engram.models.requests import AcceptResult
+
+if TYPE_CHECKING:  # in annotations only: a request that needs no vector imports no numpy
+    import numpy as np
 
 
 class ObjectInfo(NamedTuple):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from engram.errors import PermanentError, RetryableError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TITAN_V2_DIMENSIONS = (256, 512, 1024)
 PARALLEL_CALLS = 8
@@ -47,6 +49,8 @@ class BedrockEmbedder:
             rows = [self._embed_one(t) for t in texts]
         else:
             rows = list(self._pool.map(self._embed_one, texts))
+        import numpy as np  # by the first embed: a Lambda request that embeds nothing loads none
+
         vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dimension)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1.0).astype(np.float32)

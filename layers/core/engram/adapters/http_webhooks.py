@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+from functools import cached_property
 
 from engram.adapters.url_fetcher import (
     PinnedHTTPConnection,
@@ -23,7 +24,12 @@ class HttpWebhookTransport:
 
     def __init__(self, policy: UrlPolicy, tls_context: ssl.SSLContext | None = None):
         self.policy = policy
-        self.tls = tls_context or ssl.create_default_context()
+        self._tls_context = tls_context
+
+    @cached_property
+    def tls(self) -> ssl.SSLContext:
+        # made by the first https delivery, not at cold start (loading the CA bundle)
+        return self._tls_context or ssl.create_default_context()
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
         refusal = self.policy.url_refusal(url)

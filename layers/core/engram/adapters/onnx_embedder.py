@@ -35,11 +35,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from engram.ports import is_background
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnxruntime
     from tokenizers import Tokenizer
 
@@ -115,6 +114,8 @@ class OnnxMiniLMEmbedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 rows, one per text, in the order given."""
+        import numpy as np  # like onnxruntime: not loaded by a request that embeds nothing
+
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts, not one string")
         texts = list(texts)
@@ -207,6 +208,8 @@ def _feed(group: list[list[int]], lengths: Sequence[int], encodings: Sequence[An
           ) -> tuple[dict[str, np.ndarray], list[tuple[int, int, int, int]]]:
     """The inputs of one pass over packed rows, and where each text's tokens are in it:
     (text, row, first token, tokens)."""
+    import numpy as np
+
     width = max(sum(lengths[i] for i in row) for row in group)
     ids = np.zeros((len(group), width), dtype=np.int64)
     segments = np.zeros((len(group), width), dtype=np.int64)  # 0: padding

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
+from functools import cached_property
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -69,8 +70,13 @@ class SafeFetcher:
         self.timeout_s = timeout_s
         self.max_redirects = max_redirects
         self.resolve = resolve or resolve_host
-        self.tls_context = tls_context or ssl.create_default_context()
+        self._tls_context = tls_context
         self.user_agent = user_agent
+
+    @cached_property
+    def tls_context(self) -> ssl.SSLContext:
+        # made by the first https fetch: loading the CA bundle takes ~20 ms of a cold start
+        return self._tls_context or ssl.create_default_context()
 
     def fetch(self, url: str, *, max_bytes: int | None = None) -> FetchedContent:
         cap = self.max_bytes if max_bytes is None else max_bytes

@@ -92,7 +92,8 @@ class AwsClients:
 
             if not aws.opensearch.endpoint:
                 raise ConfigurationError("ENGRAM_OPENSEARCH_ENDPOINT is not set")
-            return opensearch_client(aws.opensearch.endpoint, aws.region, aws.opensearch.service)
+            return opensearch_client(aws.opensearch.endpoint, aws.region, aws.opensearch.service,
+                                     session)
 
         return cls(
             # SigV4 also for the pre-signed upload forms (SigV2 is refused by newer regions)

@@ -27,9 +27,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from engram.extraction.structured import InvalidReply
 from engram.models.domain import (
@@ -55,6 +53,9 @@ from engram.ports import (
     ResolveOperation,
 )
 from engram.retrieval.vectors import RequestTurns, memory_vectors
+
+if TYPE_CHECKING:  # annotations only: get/status imports no numpy
+    import numpy as np
 
 NEAR_DUPLICATE = 0.90
 REPLACE_PREFERENCE = 0.80  # opposite polarity this close: the same statement, reversed
@@ -413,10 +414,14 @@ class _Planner:
 
 def packed(vector: np.ndarray) -> str:
     """A vector as MemoryWrite keeps it; `unpacked` reads it back."""
+    import numpy as np
+
     return base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode("ascii")
 
 
 def unpacked(vector: str | list[float]) -> np.ndarray:
+    import numpy as np
+
     if isinstance(vector, list):
         return np.asarray(vector, dtype=np.float32)
     return np.frombuffer(base64.b64decode(vector), dtype=np.float32)

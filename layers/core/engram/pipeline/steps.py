@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel
 
 from engram.errors import PermanentError, TaskErased
@@ -264,6 +263,8 @@ def index(deps: PipelineDeps, ref: TaskRef) -> TaskRef:
         fresh = [w for w in plan.writes if w.vector is not None and
                  w.memory.status == MemoryStatus.activated]
         if fresh:
+            import numpy as np  # not at import: the API's get/status loads no numpy
+
             vectors = np.stack([unpacked(w.vector) for w in fresh])
             deps.index.upsert([w.memory for w in fresh], vectors)
         retired = deps.memories.get_many(ref.tenant_id, job.working_ids)

@@ -12,11 +12,12 @@ repeats 0.2 / 0.5 / 1 at λ 0.2: 0.803 / 0.804 / 0.804.
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from engram.models.domain import Memory
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DIVERSITY = 0.2
 REPEAT_PENALTY = 0.3
@@ -39,6 +40,8 @@ def diversify(scored: list[S], vectors: list[np.ndarray | None], limit: int) -> 
     vectors (an index that does not return them) only repeated turns count."""
     if len(scored) <= 1:
         return scored[:limit]
+    import numpy as np  # not at import: the API's get/status loads no numpy
+
     relevance = np.array([s.relativity for s in scored])
     matrix = np.stack(vectors) if all(v is not None for v in vectors) else None
     similar = matrix @ matrix.T if matrix is not None else None

@@ -13,8 +13,11 @@ import math
 import re
 import unicodedata
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: get/status imports no numpy
+    import numpy as np
+
 
 # Han (with extension A, compatibility ideographs and the supplementary planes), kana, Hangul.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f"

@@ -20,13 +20,18 @@ import base64
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from engram.extraction.context import own_words, turn_context
 from engram.models.domain import Candidate, Memory, MessageRecord, Role, own_turn
 from engram.models.pipeline import IngestJob, TurnVectors
 from engram.ports import Embedder
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported by the functions that compute with vectors, so that the requests that
+# make none (a status, a key check) do not load it at cold start (bench/coldstart.py).
 
 TURN_WEIGHT = 0.25
 
@@ -37,6 +42,8 @@ def memory_vectors(embedder: Embedder, items: Sequence[Memory | Candidate],
     and not at all when `turns` (a request's, see RequestTurns) has them. What the
     assistant said gets a zero vector: it is found by its words alone
     (extraction/assistant.py)."""
+    import numpy as np
+
     embedded = [i for i, item in enumerate(items) if item.said_by != "assistant"]
     if len(embedded) < len(items):
         out = np.zeros((len(items), embedder.dimension), dtype=np.float32)
@@ -75,6 +82,8 @@ def turn_texts(messages: Sequence[MessageRecord]) -> list[str]:
 
 def embed_turns(embedder: Embedder, messages: Sequence[MessageRecord]) -> dict[str, np.ndarray]:
     """The request's turn texts embedded in one call."""
+    import numpy as np
+
     texts = turn_texts(messages)
     if not texts:
         return {}
@@ -83,6 +92,8 @@ def embed_turns(embedder: Embedder, messages: Sequence[MessageRecord]) -> dict[s
 
 def kept_turns(embedder: Embedder, turns: Mapping[str, np.ndarray]) -> TurnVectors:
     """`turns` as kept with the request (IngestJob.turn_vectors)."""
+    import numpy as np
+
     rows = np.asarray(list(turns.values()), dtype=np.float32)
     return TurnVectors(model=embedder.model_name, texts=list(turns),
                        vectors=base64.b64encode(rows.tobytes()).decode("ascii"))
@@ -94,7 +105,7 @@ def kept_turns(embedder: Embedder, turns: Mapping[str, np.ndarray]) -> TurnVecto
 _BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="turn-vectors")
 
 
-class RequestTurns(Mapping[str, np.ndarray]):
+class RequestTurns(Mapping[str, "np.ndarray"]):
     """A request's turn vectors: those its accept kept (when made by this embedder's model),
     else `embed_turns`, begun by `start` or on first use. Which texts it has is known
     without embedding them."""
@@ -118,6 +129,8 @@ class RequestTurns(Mapping[str, np.ndarray]):
         with self._lock:
             if self._turns is None:
                 if self._kept is not None:
+                    import numpy as np
+
                     rows = np.frombuffer(base64.b64decode(self._kept.vectors), dtype=np.float32)
                     self._turns = dict(zip(self._kept.texts, rows.reshape(
                         len(self._kept.texts), -1) if self._kept.texts else [], strict=True))
@@ -145,6 +158,8 @@ def working_vectors(embedder: Embedder, messages: Sequence[MessageRecord],
     """The fast path's vectors, one per turn in `messages` (its working memory in `working`):
     a user turn's is its turn vector, from `turns` (embedded once, for the pipeline too); the
     others' (an assistant's turn, one of questions only) are their whole text's."""
+    import numpy as np
+
     reused = [turns.get(turn_text(m)) if m.role == Role.user else None for m in messages]
     rest = [w for w, vector in zip(working, reused, strict=True) if vector is None]
     embedded = iter(memory_vectors(embedder, rest) if rest else ())

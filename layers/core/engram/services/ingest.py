@@ -15,8 +15,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from engram.config import Limits
 from engram.errors import Conflict, PayloadTooLarge, Unprocessable
@@ -46,6 +45,9 @@ from engram.ports import (
 )
 from engram.retrieval.vectors import embed_turns, kept_turns, working_vectors
 from engram.services.attachments import AcceptedItems, AttachmentIntake
+
+if TYPE_CHECKING:  # annotations only: get/status imports no numpy
+    import numpy as np
 
 WORKING_ROLES = (Role.user, Role.assistant)
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from engram.ports import Embedder, IndexHit
 from engram.retrieval.fusion import fuse
 from engram.retrieval.lexical import bm25_idf, bm25_term_scores, tokenize
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def bm25(query: str, documents: Sequence[str]) -> np.ndarray:
     """Each document's BM25 score for the query, the documents being the corpus."""
+    import numpy as np  # not at import: the API's get/status loads no numpy
+
     terms = [Counter(tokenize(d)) for d in documents]
     lengths = np.array([max(sum(t.values()), 1) for t in terms], dtype=np.float64)
     average = float(lengths.mean()) if len(lengths) else 1.0
