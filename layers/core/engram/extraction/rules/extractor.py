@@ -17,6 +17,7 @@ preferences.py, topics.py (topic, key, tags), questionnaire.py, short_replies.py
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -153,11 +154,11 @@ class RuleBasedExtractor:
             conv.topic = TopicStatement(bare(made[-1].memory_value), message.message_id, asked)
         if not candidates and not made:
             return _whole_turn(text, message, subject, conv)
-        kept = _numbers(" ".join(c.memory_value for c in made))
+        numbered = [sentence for sentence in english if _DIGIT.search(sentence)]
+        kept = _numbers(" ".join(c.memory_value for c in made)) if numbered else set()
         return candidates + made + [
             asked_candidate(sentence, message, subject, conv, own_words(message))
-            for sentence in english
-            if _has_a_number_memories_miss(sentence, kept, conv.names)]
+            for sentence in numbered if _has_a_number_memories_miss(sentence, kept, conv.names)]
 
     def _statement(
         self, sentence: str, message: MessageRecord, subject: Subject, language: str,
@@ -407,11 +408,14 @@ WHOLE_TURN_MIN_WORDS = 6  # "Any tips?" alone says nothing about its speaker
 WHOLE_TURN_CHARS = 300
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def _numbers(text: str) -> set[str]:
     """The words of `text` with a digit in them: an amount, a date, a time, an age, what a
     later question asks for exactly. (Words split, not a regex: one that looks for a digit
     inside a run of non-spaces backtracks quadratically over a long run without one.)"""
-    return {w.strip(".,;:!?'’\"()").lower() for w in text.split() if any(c.isdigit() for c in w)}
+    return {w.strip(".,;:!?'’\"()").lower() for w in text.split() if _DIGIT.search(w)}
 
 
 def _has_a_number_memories_miss(sentence: str, kept: set[str], names: frozenset[str]) -> bool:
