@@ -1,3 +1,5 @@
+import pytest
+
 from engram.retrieval.lexical import stem, tokenize
 
 
@@ -76,3 +78,16 @@ def test_empty_and_punctuation_only_text():
 def test_is_deterministic():
     text = "The runners were running to 3 hotels in 上海市"
     assert tokenize(text) == tokenize(text)
+
+
+@pytest.mark.parametrize("key, value, context", [
+    ("Hobby", "The user likes hiking in the Alps.", "Any plans? | I like hiking in the Alps!"),
+    ("偏好", "用户喜欢川菜。", "你喜欢什么菜？ | 我喜欢川菜"),  # CJK runs at every boundary
+    ("Ｗｉｆｉ", "ﬁne café naïve Ⅻ", "a|b | c || d | "),  # NFKC forms, stray separators
+    ("", "x", ""), ("Key", "", "only | context"),
+])
+def test_memory_terms_are_the_index_texts_terms(key, value, context):
+    from engram.models.domain import index_text
+    from engram.retrieval.lexical import memory_terms
+
+    assert memory_terms(key, value, context) == tokenize(index_text(key, value, context))

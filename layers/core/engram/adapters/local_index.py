@@ -33,7 +33,7 @@ from engram.models.filters import TIME_FIELDS, Condition, FilterNode, facet_valu
 from engram.models.knowledge import is_shared_scope, read_scopes
 from engram.ports import IndexHit, IndexQuery
 from engram.retrieval.fusion import candidate_count
-from engram.retrieval.lexical import bm25_idf, bm25_term_scores, tokenize
+from engram.retrieval.lexical import bm25_idf, bm25_term_scores, memory_terms, tokenize
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -87,7 +87,8 @@ class LocalMemoryIndex:
             for memory, vector in batch
             if memory.status == MemoryStatus.activated
         ]
-        active = [(memory, body, vector, tokenize(memory.index_text))
+        active = [(memory, body, vector,
+                   memory_terms(memory.memory_key, memory.memory_value, memory.context))
                   for memory, body, vector in snapshots]
         retired = [
             (memory.tenant_id, memory.id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from engram.extraction.context import detect_language, normalise, says_something, turn_context
+from engram.extraction.context import FILLER, detect_language, normalise, turn_context
 from engram.models.domain import Candidate, MemoryType, MessageRecord, Role
 from engram.retrieval.lexical import tokenize
 
@@ -58,19 +58,21 @@ def _passages_of(message: MessageRecord, previous: MessageRecord | None) -> list
 
 
 def _worth_keeping(passage: str, language: str, asked: set[str] | None) -> bool:
-    """Long enough, more than courtesy, and not the user's turn (`asked`, its terms) said
-    back."""
+    """Long enough, more than courtesy (says_something), and not the user's turn (`asked`,
+    its terms) said back."""
     long_enough = len(passage.split()) >= MIN_WORDS or (
         language == "zh" and len(passage) >= MIN_WORDS * 2)
-    return long_enough and says_something(passage) and not _echoes(passage, asked)
+    if not long_enough:
+        return False
+    terms = set(tokenize(passage))  # once for both checks
+    return len(terms - FILLER) >= 2 and not _echoes(terms, asked)
 
 
-def _echoes(passage: str, asked: set[str] | None) -> bool:
+def _echoes(terms: set[str], asked: set[str] | None) -> bool:
     """An acknowledgement that repeats the user's turn back: most of its terms are the
     turn's, and it adds fewer than ECHO_NEW_TERMS of its own."""
     if asked is None:
         return False
-    terms = set(tokenize(passage))
     new = terms - asked
     return len(new) < ECHO_NEW_TERMS and 2 * len(new) <= len(terms)
 

@@ -56,6 +56,23 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def memory_terms(key: str, value: str, context: str) -> list[str]:
+    """tokenize(index_text(key, value, context)) (models/domain.py), the same terms in the
+    same order, each part tokenized alone: index_text joins them with a space, which no
+    term spans. A context's parts (the turn answered, the speaker's own turn) are shared
+    by every memory of a turn, and an assistant answer's by each of its passages, so their
+    terms are cached."""
+    terms = [*_part_terms(key), *tokenize(value)]
+    for part in context.split(" | "):  # CONTEXT_SEPARATOR
+        terms += _part_terms(part)
+    return terms
+
+
+@lru_cache(maxsize=1024)
+def _part_terms(text: str) -> tuple[str, ...]:
+    return tuple(tokenize(text))
+
+
 def _cjk_terms(run: str) -> list[str]:
     if len(run) == 1:
         return [run]
