@@ -34,7 +34,8 @@ def test_numbers_that_are_not_an_age(text):
 @pytest.mark.parametrize("query, asks", [
     ("How many years will I be when my friend Rachel gets married?", True),
     ("How old was Melanie when she moved?", True), ("What is my age?", True),
-    ("我今年几岁？", True), ("How many years have I worked here?", False),
+    ("我今年几岁？", True), ("她多大了？", True), ("我的房间有多大？", False),
+    ("How many years have I worked here?", False),
     ("What did I buy for my mother?", False)])
 def test_queries_that_ask_an_age(query, asks):
     assert asks_an_age(query) is asks

@@ -41,10 +41,12 @@ def asks_what_was_first_said(query: str) -> bool:
     return bool(_ASKS_FIRST.search(query))
 
 
+# "how old", "how many years will I be/turn", "my age"; 多大 only with 了/年纪 (alone it
+# also asks how big)
 _ASKS_AGE = re.compile(
     r"\bhow old\b|\bwhat age\b|\b(?:my|your|his|her|their) age\b"
     r"|\bhow many years (?:old )?(?:will|would|am|was|is|are|were|shall) \w+ (?:be|turn)\b"
-    r"|几岁|多大|年龄|岁数",
+    r"|几岁|多大(?:了|年纪|岁数)|年龄|年纪|岁数",
     re.I)
 
 
