@@ -18,7 +18,7 @@ from engram.retrieval.intent import asks_an_age
 
 @pytest.mark.parametrize("text", [
     "I'm 32, so I'm in my 30s", "I am 45 years old", "I'm a 28-year-old nurse",
-    "I just turned 30 last week", "my 40th birthday is in May", "Caroline is 25 and paints",
+    "I just turned 30 last week", "my 40th birthday is in May", "Caroline is 25 years old",
     "我今年32岁"])
 def test_statements_of_an_age(text):
     assert states_an_age(text, "zh" if "岁" in text else "en")
@@ -26,9 +26,9 @@ def test_statements_of_an_age(text):
 
 @pytest.mark.parametrize("text", [
     "I'm 5 minutes away", "I'm 2 hours late", "I'm 100% sure", "the oven turned 200 degrees",
-    "I have 3 kids"])
+    "I have 3 kids", "It is 5, right", "Chapter 12 is 30 pages", "我今年3月去了北京"])
 def test_numbers_that_are_not_an_age(text):
-    assert not states_an_age(text, "en")
+    assert not states_an_age(text, "zh" if "北京" in text else "en")
 
 
 @pytest.mark.parametrize("query, asks", [

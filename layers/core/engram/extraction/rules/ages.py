@@ -9,16 +9,17 @@ import re
 
 AGE_KEY = {"en": "Age", "zh": "年龄"}
 
-# "I'm 32", "I am 45 years old", "I'm a 28-year-old…", "I just turned 30", "turning 40
-# next month", "my 30th birthday"; a number followed by a unit ("I'm 5 minutes away") is not.
+# "I'm 32", "I am 45 years old", "I'm a 28-year-old…", "Caroline is 25 years old", "I just
+# turned 30", "turning 40 next month", "my 30th birthday"; not "I'm 5 minutes away", and a
+# third person only with "years old" ("It is 5." is no age).
 _AGE_EN = re.compile(
-    r"\b(?:I(?:'m|’m| am)|[A-Z][a-z]+ is)\s+(?:now\s+|only\s+|just\s+|already\s+|almost\s+)?"
-    r"(?:a\s+)?\d{1,3}(?:\s+years?[\s-]old|[\s-]years?[\s-]old|(?=\s*(?:[,.;!?)]|$|and\b|but\b|"
-    r"so\b|now\b|this\b|myself\b)))"
+    r"\bI(?:'m|’m| am)\s+(?:now\s+|only\s+|just\s+|already\s+|almost\s+)?(?:a\s+)?\d{1,3}"
+    r"(?:[\s-]years?[\s-]old|(?=\s*(?:[,.;!?)]|$|and\b|but\b|so\b|now\b|this\b|myself\b)))"
+    r"|\b\d{1,3}[\s-]years?[\s-]old\b"
     r"|\bturn(?:ed|ing|s)?\s+\d{1,3}\b(?!\s*(?:%|percent|degrees|minutes|hours|days|weeks))"
-    r"|\b(?:my|his|her)\s+\d{1,3}(?:st|nd|rd|th)\s+birthday\b",
+    r"|\b(?:my|his|her|their)\s+\d{1,3}(?:st|nd|rd|th)\s+birthday\b",
     re.I)
-_AGE_ZH = re.compile(r"\d{1,3}\s*岁|今年\s*\d{1,3}")
+_AGE_ZH = re.compile(r"\d{1,3}\s*(?:周)?岁")  # not "今年3月" (March this year)
 
 
 def states_an_age(first_person: str, language: str) -> bool:
