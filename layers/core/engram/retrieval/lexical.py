@@ -15,6 +15,8 @@ import unicodedata
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from engram.models.domain import CONTEXT_SEPARATOR
+
 if TYPE_CHECKING:  # annotations only: get/status imports no numpy
     import numpy as np
 
@@ -63,7 +65,7 @@ def memory_terms(key: str, value: str, context: str) -> list[str]:
     by every memory of a turn, and an assistant answer's by each of its passages, so their
     terms are cached."""
     terms = [*_part_terms(key), *tokenize(value)]
-    for part in context.split(" | "):  # CONTEXT_SEPARATOR
+    for part in context.split(CONTEXT_SEPARATOR):
         terms += _part_terms(part)
     return terms
 

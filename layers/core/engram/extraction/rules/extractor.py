@@ -135,7 +135,7 @@ class RuleBasedExtractor:
                       if d.strip()]
         statements: list[_Statement] = []
         asked: list[str] = []
-        english: list[str] = []  # sentences, to check that the memories keep their specifics
+        numbered: list[str] = []  # English sentences with a number, which a memory must keep
         for line in filter(None, text.split("\n")):
             questionnaire = parse_questionnaire_line(line, language)
             if questionnaire:
@@ -146,15 +146,14 @@ class RuleBasedExtractor:
                 asked += dropped
                 if statement:
                     statements.append(statement)
-                if language == "en":
-                    english.append(sentence)
+                if language == "en" and _DIGIT.search(sentence):
+                    numbered.append(sentence)
         self._complete_short_reply(statements, text, conv)
         made = [c for c in (self._candidate(s, conv) for s in statements) if c]
         if made and not any(s.completion for s in statements):
             conv.topic = TopicStatement(bare(made[-1].memory_value), message.message_id, asked)
         if not candidates and not made:
             return _whole_turn(text, message, subject, conv)
-        numbered = [sentence for sentence in english if _DIGIT.search(sentence)]
         kept = _numbers(" ".join(c.memory_value for c in made)) if numbered else set()
         return candidates + made + [
             asked_candidate(sentence, message, subject, conv, own_words(message))
