@@ -14,8 +14,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from engram.aws.observability import logger, metrics, tracer
 from engram.aws.runtime import aws_runtime
+from engram.aws.snapstart import prime_api, primed_by
 
 
+@primed_by(prime_api)  # SnapStart only: loaded before the snapshot
 @after_first_response
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler(capture_response=False)  # responses hold user memories

@@ -1,6 +1,5 @@
-"""REQUEST authorizer: `Authorization: Token <key>` → the key's tenant (a SHA-256 lookup).
-Allow carries tenant_id to the routes; Deny carries the reason, which the ACCESS_DENIED
-gateway response returns as a 401 in the API's envelope. Cached per Authorization value."""
+"""REQUEST authorizer: `Authorization: Token <key>` → the key's tenant (a SHA-256 lookup);
+Allow carries tenant_id to the routes, Deny the reason (ACCESS_DENIED makes it a 401)."""
 
 from typing import Any
 
@@ -16,10 +15,12 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 
 from engram.aws.observability import logger, tracer
 from engram.aws.runtime import api_key_service
+from engram.aws.snapstart import prime_authorizer, primed_by
 from engram.errors import Unauthorized
 from engram.services.keys import ApiKeyService
 
 
+@primed_by(prime_authorizer)  # SnapStart only: loaded before the snapshot
 @after_first_response
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler

@@ -285,6 +285,19 @@ def test_transcribe_state_changes_of_this_stack_reach_the_transcript_function(te
     assert env["ENGRAM_JOB_PREFIX"] == {"Ref": "AWS::StackName"}
 
 
+def test_snapstart_is_a_parameter_for_the_api_and_authorizer_versions(template):
+    parameter = template["Parameters"]["SnapStart"]
+    assert parameter["Default"] == "None"  # no cache charge unless asked for
+    assert parameter["AllowedValues"] == ["None", "PublishedVersions"]
+    for name in ("ApiFunction", "AuthorizerFunction"):
+        properties = template["Resources"][name]["Properties"]
+        assert properties["SnapStart"] == {"ApplyOn": {"Ref": "SnapStart"}}
+        assert properties["AutoPublishAlias"] == "live"  # SnapStart applies to versions
+    # API Gateway calls the authorizer's alias too, not $LATEST (never snapshotted)
+    authorizers = template["Resources"]["EngramApi"]["Properties"]["Auth"]["Authorizers"]
+    assert authorizers["ApiKeyAuthorizer"]["FunctionArn"] == {"Ref": "AuthorizerFunction.Alias"}
+
+
 def test_serverless_security_policies_are_json_naming_the_collection(template):
     policies = {**resources_of(template, "AWS::OpenSearchServerless::SecurityPolicy"),
                 **resources_of(template, "AWS::OpenSearchServerless::AccessPolicy")}

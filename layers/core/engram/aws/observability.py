@@ -62,6 +62,12 @@ class LazyTracer:
         if self._enabled and self._started.acquire(blocking=False):
             threading.Thread(target=self._load, name="tracer-load", daemon=True).start()
 
+    def load_now(self) -> None:
+        """Load the tracer in this thread (SnapStart's priming, before the snapshot: no
+        thread may be left running into it); nothing with tracing off or once started."""
+        if self._enabled and self._started.acquire(blocking=False):
+            self._load()
+
     def _load(self) -> None:
         try:
             from aws_lambda_powertools import Tracer

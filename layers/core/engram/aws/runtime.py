@@ -50,11 +50,15 @@ class LazyClient:
         self._lock = threading.Lock()  # the Bedrock embedder calls from a thread pool
 
     def __getattr__(self, name: str) -> Any:
+        return getattr(self.create(), name)
+
+    def create(self) -> Any:
+        """The client, made now if not yet (no request is sent)."""
         if self._client is None:
             with self._lock:
                 if self._client is None:
                     self._client = self._create()
-        return getattr(self._client, name)
+        return self._client
 
 
 @dataclass
@@ -107,6 +111,13 @@ class AwsClients:
             transcribe=client("transcribe"),
             events=client("events"),
         )
+
+
+def create_clients(clients: AwsClients) -> None:
+    """Every client `from_settings` left for first use, made now (snapstart.py)."""
+    for value in vars(clients).values():
+        if isinstance(value, LazyClient):
+            value.create()
 
 
 class IndexOnFirstUse:

@@ -1,0 +1,129 @@
+"""Lambda SnapStart (template parameter SnapStart=PublishedVersions): Lambda runs a
+function's init once, when a version is published, snapshots the microVM, and starts
+each cold environment from that snapshot. Whatever init loaded is then free, so under
+SnapStart the API and the authorizer prime, before the snapshot, what their first
+requests would otherwise load on demand (coldstart.py, observability.py):
+
+- the runtime: settings, every AWS client, the services and, for the API, the routes and
+  the OpenAPI document (which builds every route's validators);
+- every pydantic model still unbuilt (coldstart.py defers them to first use);
+- the embedding model, with one pass through it (EmbeddingProvider=onnx);
+- the modules a search or an add imports on first use (FIRST_USE_MODULES);
+- the tracer, which otherwise loads after the first response;
+- then one garbage collection, and the survivors frozen out of later ones.
+
+Priming makes no AWS call: a snapshot must hold neither connections nor one moment's
+answers. After a restore `random` is reseeded, since every environment restored from one
+snapshot would otherwise draw the same numbers (uuid4, `secrets` and the API keys read
+the operating system's entropy and are unaffected).
+
+An ordinary cold start (AWS_LAMBDA_INITIALIZATION_TYPE on-demand, or outside Lambda)
+registers nothing and primes nothing: priming would only lengthen it.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import logging
+import os
+import random
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from engram.aws.coldstart import resume_collection
+
+log = logging.getLogger(__name__)
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+# What a search or an add imports on first use (the import tests keep them out of
+# an ordinary cold start); a snapshot holds them loaded.
+FIRST_USE_MODULES = (
+    "numpy",
+    "engram.adapters.opensearch_index",
+    "engram.aws.steps",
+    "engram.extraction.rules.extractor",
+    "aws_lambda_powertools.utilities.idempotency",
+)
+
+
+def snapshot_ahead() -> bool:
+    """This init is the one Lambda snapshots (SnapStart), not a cold start's."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start"
+
+
+def primed_by(prime: Callable[[], None]) -> Callable[[Handler], Handler]:
+    """Decorates a function's handler, unchanged: under SnapStart, `prime` runs before the
+    snapshot and `reseed` after each restore (snapshot_restore_py, which Lambda's Python
+    runtimes include); otherwise nothing is registered."""
+
+    def register(handler: Handler) -> Handler:
+        if snapshot_ahead():
+            from snapshot_restore_py import register_after_restore, register_before_snapshot
+
+            register_before_snapshot(prime)
+            register_after_restore(reseed)
+        return handler
+
+    return register
+
+
+def reseed() -> None:
+    """A restored environment draws its own random numbers, not the snapshot's."""
+    random.seed()
+
+
+def build_deferred_models() -> int:
+    """Builds every pydantic model not built yet (defined but deferred: coldstart.py);
+    returns how many were built. One whose types cannot be resolved yet is left to build
+    on first use, as without SnapStart."""
+    built, seen, pending = 0, set(), [BaseModel]
+    while pending:
+        for model in pending.pop().__subclasses__():
+            if model in seen:
+                continue
+            seen.add(model)
+            pending.append(model)
+            if not model.__pydantic_complete__ and model.model_rebuild(raise_errors=False):
+                built += 1
+    return built
+
+
+def prime_runtime(load: Callable[[], None], modules: tuple[str, ...] = ()) -> None:
+    """The common part of priming: `load` makes the function's own objects; then
+    `modules`, the models, the tracer, and a collection."""
+    from engram.aws.observability import tracer
+
+    load()
+    for module in modules:
+        importlib.import_module(module)
+    built = build_deferred_models()
+    tracer.load_now()
+    gc.collect()
+    resume_collection()
+    log.info("primed for the snapshot", extra={"models_built": built})
+
+
+def prime_api() -> None:
+    def load() -> None:
+        from engram.aws.runtime import aws_runtime, create_clients
+
+        runtime = aws_runtime()
+        create_clients(runtime.clients)
+        runtime.api.get_openapi_json_schema()  # every route's validators
+        warm_up = getattr(runtime.ports.embedder, "warm_up", None)
+        if warm_up is not None:  # ONNX: load the model and run it once; no remote call
+            warm_up()
+
+    prime_runtime(load, FIRST_USE_MODULES)
+
+
+def prime_authorizer() -> None:
+    def load() -> None:
+        from engram.aws.runtime import api_key_service
+
+        api_key_service()
+
+    prime_runtime(load)

@@ -1,0 +1,174 @@
+"""Lambda SnapStart (template parameter SnapStart): the API and authorizer prime, before
+the snapshot, what their first requests would load, make no AWS call doing it, and
+reseed `random` after a restore; an ordinary cold start registers and primes nothing.
+Each check runs in a fresh interpreter, where Lambda's runtime would run the hooks
+(snapshot_restore_py's registries, as bench/coldstart_child.py runs them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engram.adapters.onnx_embedder import export_minilm_onnx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fresh(code: str, **env: str) -> dict | list:
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("AWS_", "ENGRAM_", "POWERTOOLS_", "LAMBDA_"))}
+    environment.update(PYTHONPATH=f"{ROOT / 'layers' / 'core'}:{ROOT}", **env)
+    proc = subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+IMPORT = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("app", "functions/{name}/app.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps("snapshot_restore_py" in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("name", ["api", "authorizer"])
+@pytest.mark.parametrize("init", ["on-demand", ""])
+def test_an_ordinary_cold_start_registers_no_hook(name, init):
+    env = {"AWS_LAMBDA_INITIALIZATION_TYPE": init} if init else {}
+    assert fresh(IMPORT.format(name=name), **env) is False
+
+
+# Priming with every outbound connection refused (a call to DynamoDB, S3, Bedrock or
+# OpenSearch would fail it), then, with moto answering, the first request of a restored
+# environment: which modules it still had to import.
+PRIMED = """
+import gc, importlib.util, json, os, random, socket, sys
+from moto import mock_aws  # before any client: moto hooks the clients made after it
+import boto3
+import snapshot_restore_py as hooks
+
+attempts = []
+real_connect = socket.socket.connect
+def refuse(self, address):
+    attempts.append(str(address))
+    raise ConnectionRefusedError(f"priming connected to {address}")
+socket.socket.connect = refuse
+
+spec = importlib.util.spec_from_file_location("app", "functions/FUNCTION/app.py")
+module = importlib.util.module_from_spec(spec)
+sys.modules["app"] = module
+spec.loader.exec_module(module)
+registered = [len(hooks._before_snapshot_registry), len(hooks._after_restore_registry)]
+for hook, args, kwargs in reversed(hooks._before_snapshot_registry):
+    hook(*args, **kwargs)
+socket.socket.connect = real_connect
+
+from pydantic import BaseModel
+unbuilt, pending = [], [BaseModel]
+while pending:
+    for model in pending.pop().__subclasses__():
+        pending.append(model)
+        if not model.__pydantic_complete__ and model.__module__.startswith("engram."):
+            unbuilt.append(model.__qualname__)
+state = {"registered": registered, "attempts": attempts, "unbuilt": sorted(set(unbuilt)),
+         "gc_enabled": gc.isenabled(), "frozen": gc.get_freeze_count(),
+         "loaded": sorted(m for m in WATCH if m in sys.modules)}
+if "FUNCTION" == "api":
+    from engram.aws.runtime import aws_runtime
+    state["model_loaded"] = aws_runtime().ports.embedder._session is not None
+
+random.seed(7)
+seeded = random.random()
+random.seed(7)
+for hook, args, kwargs in hooks._after_restore_registry:
+    hook(*args, **kwargs)
+state["reseeded"] = random.random() != seeded
+
+mock_aws().start()
+from engram.adapters.dynamodb_tables import table_definitions
+dynamodb = boto3.resource("dynamodb")
+for name, definition in table_definitions().items():
+    dynamodb.create_table(TableName=f"t-{name}", **{
+        k: v for k, v in definition.items() if k != "TimeToLiveSpecification"})
+from engram.services.keys import hash_key
+dynamodb.Table("t-api_keys").put_item(Item={"pk": hash_key(KEY), "tenant_id": "tenant-a"})
+with open("events/FUNCTION/EVENT.json") as handle:
+    event = json.load(handle)
+class Context:
+    function_name, memory_limit_in_mb, aws_request_id = "f", 1024, "r-1"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
+    def get_remaining_time_in_millis(self):
+        return 29_000
+before = set(sys.modules)
+answer = module.lambda_handler(event, Context())
+state["answer"] = answer.get("statusCode") or answer["policyDocument"]["Statement"][0]["Effect"]
+state["imported_by_the_request"] = sorted(
+    m for m in set(sys.modules) - before if m.startswith(("engram", "aws_lambda_powertools",
+                                                         "numpy", "onnxruntime", "opensearchpy",
+                                                         "pydantic", "aws_xray_sdk")))
+print(json.dumps(state))
+"""
+# What the first search or add of an ordinary cold start imports (test_coldstart.py)
+FIRST_USE = ["numpy", "onnxruntime", "opensearchpy", "aws_xray_sdk",
+             "aws_lambda_powertools.utilities.idempotency", "engram.aws.steps",
+             "engram.extraction.rules.extractor"]
+KEY = "eng_example-key-for-tenant-a-0123456789"  # the key events/ sends
+
+
+def lambda_environment(model_dir: Path) -> dict[str, str]:
+    return {
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start", "LAMBDA_TASK_ROOT": str(ROOT),
+        "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "_X_AMZN_TRACE_ID": "Root=1-6751c2a0-0123456789abcdef01234567;Sampled=1",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR", "POWERTOOLS_METRICS_NAMESPACE": "Test",
+        "ENGRAM_TASKS_TABLE": "t-tasks", "ENGRAM_API_KEYS_TABLE": "t-api_keys",
+        "ENGRAM_RECORDS_TABLE": "t-records", "ENGRAM_IDEMPOTENCY_TABLE": "t-idempotency",
+        "ENGRAM_BUCKET": "engram-test", "ENGRAM_EMBEDDING_PROVIDER": "onnx",
+        "ENGRAM_EMBEDDING_MODEL_DIR": str(model_dir), "ENGRAM_EMBEDDING_DIMENSION": "384",
+        "ENGRAM_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:t",
+        "ENGRAM_OPENSEARCH_ENDPOINT": "http://127.0.0.1:9"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(request) -> Path:
+    directory = Path(request.config.cache.mkdir("onnx-minilm"))  # shared with the other
+    export_minilm_onnx(directory, quantize=True)  # ONNX tests: exported once
+    return directory
+
+
+def primed(function: str, event: str, model_dir: Path) -> dict:
+    code = (PRIMED.replace("FUNCTION", function).replace("EVENT", event)
+            .replace("WATCH", repr(FIRST_USE)).replace("KEY", repr(KEY)))
+    return fresh(code, **lambda_environment(model_dir))
+
+
+@pytest.mark.slow
+def test_the_api_primes_before_the_snapshot_and_its_first_request_imports_nothing(model_dir):
+    state = primed("api", "get_status", model_dir)
+    assert state["registered"] == [1, 1]
+    assert state["attempts"] == []  # no AWS call, no OpenSearch call while priming
+    assert state["loaded"] == sorted(FIRST_USE)
+    assert state["model_loaded"] is True  # the ONNX model, loaded and run once
+    assert state["unbuilt"] == []  # every Engram model's validator is in the snapshot
+    assert state["gc_enabled"] is True and state["frozen"] > 100_000
+    assert state["reseeded"] is True
+    assert state["answer"] == 404  # the event's task does not exist: DynamoDB answered
+    assert state["imported_by_the_request"] == []
+
+
+def test_the_authorizer_primes_its_key_lookup_and_nothing_of_the_api(model_dir):
+    state = primed("authorizer", "valid_token", model_dir)
+    assert state["registered"] == [1, 1] and state["attempts"] == []
+    assert state["loaded"] == ["aws_xray_sdk"]  # the tracer; no numpy, index or pipeline
+    assert state["unbuilt"] == []
+    assert state["reseeded"] is True
+    assert state["answer"] == "Allow"
+    assert state["imported_by_the_request"] == []
