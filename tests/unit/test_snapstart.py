@@ -82,7 +82,8 @@ state = {"registered": registered, "attempts": attempts, "unbuilt": sorted(set(u
          "loaded": sorted(m for m in WATCH if m in sys.modules)}
 if "FUNCTION" == "api":
     from engram.aws.runtime import aws_runtime
-    state["model_loaded"] = aws_runtime().ports.embedder._session is not None
+    embedder = aws_runtime().ports.embedder
+    state["model_loaded"] = getattr(embedder, "_session", None) is not None
 
 random.seed(7)
 seeded = random.random()
@@ -144,19 +145,30 @@ def model_dir(request) -> Path:
     return directory
 
 
-def primed(function: str, event: str, model_dir: Path) -> dict:
+def primed(function: str, event: str, model_dir: Path, **env: str) -> dict:
     code = (PRIMED.replace("FUNCTION", function).replace("EVENT", event)
             .replace("WATCH", repr(FIRST_USE)).replace("KEY", repr(KEY)))
-    return fresh(code, **lambda_environment(model_dir))
+    return fresh(code, **{**lambda_environment(model_dir), **env})
+
+
+# An OpenAI-compatible endpoint's key is a Secrets Manager read: by the first embedding,
+# not while priming (the connection test would see it).
+OPENAI = {"ENGRAM_EMBEDDING_PROVIDER": "openai", "ENGRAM_EMBEDDING_MODEL": "text-embedding-3-small",
+          "ENGRAM_EMBEDDING_BASE_URL": "http://127.0.0.1:9/v1",
+          "ENGRAM_EMBEDDING_DIMENSION": "1536",
+          "ENGRAM_PROVIDER_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:k"}
 
 
 @pytest.mark.slow
-def test_the_api_primes_before_the_snapshot_and_its_first_request_imports_nothing(model_dir):
-    state = primed("api", "get_status", model_dir)
+@pytest.mark.parametrize("provider", ["onnx", "openai"])
+def test_the_api_primes_before_the_snapshot_and_its_first_request_imports_nothing(
+        model_dir, provider):
+    state = primed("api", "get_status", model_dir, **(OPENAI if provider == "openai" else {}))
     assert state["registered"] == [1, 1]
     assert state["attempts"] == []  # no AWS call, no OpenSearch call while priming
-    assert state["loaded"] == sorted(FIRST_USE)
-    assert state["model_loaded"] is True  # the ONNX model, loaded and run once
+    assert state["loaded"] == sorted(FIRST_USE) if provider == "onnx" else (
+        sorted(set(FIRST_USE) - {"onnxruntime"}))
+    assert state["model_loaded"] is (provider == "onnx")  # loaded and run once
     assert state["unbuilt"] == []  # every Engram model's validator is in the snapshot
     assert state["gc_enabled"] is True and state["frozen"] > 100_000
     assert state["reseeded"] is True

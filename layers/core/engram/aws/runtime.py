@@ -170,8 +170,10 @@ def default_embedder(settings: Settings, clients: AwsClients) -> Embedder:
 
     from engram.adapters.openai_embedder import OpenAIEmbedder
 
-    client = OpenAI(base_url=embedding.base_url, api_key=provider_api_key(settings),
-                    timeout=30, max_retries=2)
+    # the secret is read by the first embedding, not at cold start (nor before a snapshot)
+    client = LazyClient(lambda: OpenAI(base_url=embedding.base_url,
+                                       api_key=provider_api_key(settings),
+                                       timeout=30, max_retries=2))
     return OpenAIEmbedder(client, embedding.model_id, embedding.dimension)
 
 
