@@ -170,7 +170,8 @@ def default_embedder(settings: Settings, clients: AwsClients) -> Embedder:
 
     from engram.adapters.openai_embedder import OpenAIEmbedder
 
-    # the secret is read by the first embedding, not at cold start (nor before a snapshot)
+    provider_secret_arn(settings)  # a missing one is refused at cold start, ...
+    # ... but the secret is read by the first embedding (not before a SnapStart snapshot)
     client = LazyClient(lambda: OpenAI(base_url=embedding.base_url,
                                        api_key=provider_api_key(settings),
                                        timeout=30, max_retries=2))
@@ -217,15 +218,19 @@ def default_llm(settings: Settings) -> LanguageModel | None:
     return OpenAIChatModel(LazyClient(client), llm.model, json_mode=llm.json_mode)
 
 
-def provider_api_key(settings: Settings) -> str:
-    """The OpenAI-compatible endpoint's key, from Secrets Manager (cached by Powertools for
-    five minutes); never from an environment variable, never logged."""
+def provider_secret_arn(settings: Settings) -> str:
     arn = settings.aws.provider_secret_arn
     if not arn:
         raise ConfigurationError("ENGRAM_PROVIDER_SECRET_ARN is required with provider 'openai'")
+    return arn
+
+
+def provider_api_key(settings: Settings) -> str:
+    """The OpenAI-compatible endpoint's key, from Secrets Manager (cached by Powertools for
+    five minutes); never from an environment variable, never logged."""
     from aws_lambda_powertools.utilities.parameters import get_secret
 
-    return get_secret(arn)
+    return get_secret(provider_secret_arn(settings))
 
 
 @dataclass
