@@ -71,11 +71,12 @@ bench-load: setup
 	$(BIN)/python -m bench.fuzz
 
 # Cold start of the API and authorizer functions (import + first request, fresh process,
-# moto for AWS), this checkout beside another one: BEFORE=/path/to/old/checkout.
+# moto for AWS), as deployed by default and under SnapStart (primed before the snapshot,
+# timed from the restore), this checkout beside another one: BEFORE=/path/to/old/checkout.
 RUNS ?= 7
 bench-cold: setup
-	$(BIN)/python -m bench.coldstart --runs $(RUNS) $(if $(BEFORE),--code before=$(BEFORE)) \
-		--out bench/results/
+	$(BIN)/python -m bench.coldstart --runs $(RUNS) --snapstart \
+		$(if $(BEFORE),--code before=$(BEFORE)) --out bench/results/
 
 # `sam build` (python3.12, no container) into .aws-sam/build, then each function's
 # unzipped size with its layers against Lambda's 250 MB.
