@@ -86,13 +86,15 @@ print(json.dumps([loaded_by_the_test, status, sorted(m for m in WATCH if m in sy
 """
 # What only a request that embeds, searches or runs the pipeline needs: the pipeline is
 # built on first use, and the services and routes import the parsing, extraction and
-# ranking rules where they use them. (A package is in sys.modules if any of its modules
-# is. Tracing is off here: the X-Ray SDK's loading after the first response is the tracer
-# test's.)
+# ranking rules where they use them. Nor the other dialects' models and routes, which the
+# first request under their paths includes. (A package is in sys.modules if any of its
+# modules is. Tracing is off here: the X-Ray SDK's loading after the first response is
+# the tracer test's.)
 NOT_FOR_A_STATUS = ["numpy", "onnxruntime", "opensearchpy", "engram.pipeline",
                     "engram.parsing", "engram.extraction", "engram.retrieval.lexical",
                     "engram.retrieval.timeframes", "engram.retrieval.intent",
-                    "engram.retrieval.fusion", "engram.retrieval.diversify"]
+                    "engram.retrieval.fusion", "engram.retrieval.diversify",
+                    "engram.api.everos", "engram.api.mem0", "engram.api.dialects"]
 
 
 @pytest.mark.parametrize("provider", ["onnx", "bedrock"])
