@@ -156,9 +156,9 @@ class Services:
 
 @dataclass
 class Shared:
-    """What the pipeline and the services share, one of each per process: the extractor
-    (extract/memory previews with the pipeline's), the conflict resolver and the webhook
-    deliveries (one pool)."""
+    """Made once per process, before the pipeline (which may be built on first use): the
+    extractor, which extract/memory previews with too, its conflict resolver, and the
+    webhook deliveries the pipeline and the memory routes publish to (one pool)."""
 
     extractor: Extractor
     resolver: ConflictResolver | None
