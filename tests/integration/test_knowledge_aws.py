@@ -26,7 +26,6 @@ from engram.config import Limits
 from engram.models.domain import Memory, MemoryStatus, MemoryType
 from engram.models.filters import compile_filter
 from engram.models.knowledge import PUBLIC_SCOPE, KnowledgeBase, KnowledgeFile, kb_scope
-from engram.pipeline.content_reader import ContentReader
 from engram.services.knowledge import FileInput, KnowledgeService
 from engram.services.memories import MemoryService
 
@@ -168,7 +167,7 @@ def test_knowledge_base_flow_on_aws_adapters(tables, fake):
     knowledge = KnowledgeService(store=DynamoKnowledgeStore(tables["records"]),
                                  objects=objects, memories=records, index=index,
                                  embedder=HashingEmbedder(),
-                                 reader=ContentReader(limits=Limits()))
+                                 limits=Limits())
     base = knowledge.create("t1", "handbook", None)
     pdf = docs.pdf([docs.text_page(["Expense reports are due by the fifth of the month."])])
     added = knowledge.add_files("t1", base.knowledgebase_id, [

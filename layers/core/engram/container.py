@@ -1,9 +1,15 @@
 """The one place the service graph is wired. A profile (local/runtime.py, aws/runtime.py)
-builds its adapters as a PortSet and a runner of tasks; `build_pipeline` and
-`build_services` make the same pipeline and services from either set:
+builds its adapters as a PortSet and a runner of tasks; `build_shared`, `build_pipeline`
+and `build_services` make the same pipeline and services from either set:
 
-    pipeline = build_pipeline(ports, settings)
-    services = build_services(ports, settings, pipeline, runner_over(pipeline))
+    shared = build_shared(ports, settings)
+    pipeline = build_pipeline(ports, settings, shared)
+    services = build_services(ports, settings, shared, runner_over(pipeline))
+
+The services do not need the pipeline itself, so a profile may build it on first use:
+the pipeline's modules (parsing, extraction, dedupe) are imported by this module's
+functions, not by this module, and an API request that runs no step (a status, a search,
+an async add) loads none of them (tests/unit/test_coldstart.py).
 """
 
 from __future__ import annotations
@@ -12,20 +18,19 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engram.config import Settings
 from engram.models.domain import Task, TaskRef
-from engram.pipeline.content_jobs import ContentJobs, forget_job
-from engram.pipeline.content_reader import AsyncEngines, ContentReader, never
-from engram.pipeline.steps import PipelineDeps, memory_writers
 from engram.ports import (
     AcceptOnce,
     ApiKeyStore,
     ChatModel,
+    ConflictResolver,
     DirectoryStore,
     Embedder,
     EventBus,
+    Extractor,
     ImageDescriber,
     KnowledgeStore,
     LanguageModel,
@@ -61,9 +66,17 @@ from engram.services.uploads import UploadService
 from engram.services.url_policy import SsrfPolicy
 from engram.services.webhooks import DeliverySettings, WebhookService
 
+if TYPE_CHECKING:
+    from engram.pipeline.content_jobs import ContentJobs
+    from engram.pipeline.steps import PipelineDeps
+
 
 def _nothing() -> None:
     return None
+
+
+def _never(_: BaseException) -> bool:
+    return False
 
 
 @dataclass
@@ -96,7 +109,7 @@ class PortSet:
     # transcription ("": say nothing more, as locally without a transcriber).
     transcription_off: str = ""
     # Errors the workflow retries rather than report as an item's failure (AWS throttling).
-    transient: Callable[[BaseException], bool] = never
+    transient: Callable[[BaseException], bool] = _never
     after_erase: Callable[[], None] = _nothing  # locally: SQLite WAL checkpoints
     knowledge: KnowledgeStore | None = None  # MemOS knowledge bases (None: not served)
     # Signed webhook deliveries (None: webhooks cannot be registered) and the event bus
@@ -141,8 +154,57 @@ class Services:
     webhooks: WebhookService | None = None  # webhook registrations and events out
 
 
-def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
+@dataclass
+class Shared:
+    """Made once per process, before the pipeline (which may be built on first use): the
+    extractor, which extract/memory previews with too, its conflict resolver, and the
+    webhook deliveries the pipeline and the memory routes publish to (one pool)."""
+
+    extractor: Extractor
+    resolver: ConflictResolver | None
+    webhooks: WebhookService | None
+
+
+class RulesOnFirstUse:
+    """The rule-based extractor, made on its first use: its word lists and patterns cost
+    ~0.07 s to load, which a cold start that does not extract (an API search, an async
+    add) should not pay."""
+
+    def __init__(self) -> None:
+        self._rules: Extractor | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._rules is None:
+            from engram.extraction.rules.extractor import RuleBasedExtractor
+
+            self._rules = RuleBasedExtractor()
+        return getattr(self._rules, name)
+
+
+def memory_writers(llm: LanguageModel | None) -> tuple[Extractor, ConflictResolver | None]:
+    """The extractor and conflict resolver for a deployment: the LLM's when one is
+    configured (each falls back to the rules for a batch it cannot answer validly), else
+    the rule-based ones."""
+    if llm is None:
+        return RulesOnFirstUse(), None
+    from engram.extraction.llm import LlmExtractor
+    from engram.extraction.resolution import LlmConflictResolver
+    from engram.extraction.rules.extractor import RuleBasedExtractor
+
+    return LlmExtractor(llm, fallback=RuleBasedExtractor()), LlmConflictResolver(llm)
+
+
+def build_shared(ports: PortSet, settings: Settings) -> Shared:
+    extractor, resolver = memory_writers(ports.llm)
+    return Shared(extractor=extractor, resolver=resolver,
+                  webhooks=build_webhooks(ports, settings))
+
+
+def build_pipeline(ports: PortSet, settings: Settings, shared: Shared) -> PipelineDeps:
     """What the parse, extract, dedupe and index steps run on."""
+    from engram.pipeline.content_reader import AsyncEngines, ContentReader
+    from engram.pipeline.steps import PipelineDeps
+
     jobs = None
     if ports.callbacks is not None:
         jobs = AsyncEngines(ocr=ports.ocr_jobs is not None,
@@ -151,14 +213,13 @@ def build_pipeline(ports: PortSet, settings: Settings) -> PipelineDeps:
     content = ContentReader(ocr=ports.ocr, fetcher=ports.fetcher,
                             limits=settings.limits, transcriber=ports.transcriber,
                             jobs=jobs, describer=ports.describer)
-    extractor, resolver = memory_writers(ports.llm)
-    webhooks = build_webhooks(ports, settings)
     profiles = ProfileService(store=ports.profiles, memories=ports.memories, llm=ports.llm)
     return PipelineDeps(objects=ports.objects, tasks=ports.tasks, memories=ports.memories,
-                        index=ports.index, embedder=ports.embedder, extractor=extractor,
-                        resolver=resolver, content=content, transient=ports.transient,
+                        index=ports.index, embedder=ports.embedder,
+                        extractor=shared.extractor, resolver=shared.resolver,
+                        content=content, transient=ports.transient,
                         fill_profiles=profiles.fill_from_llm if ports.llm else None,
-                        events=webhooks)
+                        events=shared.webhooks)
 
 
 def build_webhooks(ports: PortSet, settings: Settings) -> WebhookService | None:
@@ -175,7 +236,15 @@ def build_webhooks(ports: PortSet, settings: Settings) -> WebhookService | None:
                                   workers=hooks.workers))
 
 
-def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
+def forget_content_job(objects: ObjectStore, tenant_id: str, task_id: str, message_id: str,
+                       index: int) -> list[str]:
+    """pipeline/content_jobs.py's forget_job, imported by the erasure that needs it."""
+    from engram.pipeline.content_jobs import forget_job
+
+    return forget_job(objects, tenant_id, task_id, message_id, index)
+
+
+def build_services(ports: PortSet, settings: Settings, shared: Shared,
                    runner: TaskRunner) -> Services:
     """The API's services, over the same adapters as the pipeline; `runner` runs the
     tasks they accept."""
@@ -201,34 +270,36 @@ def build_services(ports: PortSet, settings: Settings, pipeline: PipelineDeps,
         memories=ports.memories, messages=ports.messages, index=ports.index,
         embedder=ports.embedder, objects=ports.objects, tasks=ports.tasks,
         hold_user=runner.hold, after_erase=ports.after_erase,
-        forget_content_job=partial(forget_job, ports.objects),
+        forget_content_job=partial(forget_content_job, ports.objects),
         forget_owner=forget_owner, erase_profiles=profiles.erase_user)
-    webhooks = pipeline.events if isinstance(pipeline.events, WebhookService) else None
+    webhooks = shared.webhooks  # the pipeline's own: one delivery pool per process
     if webhooks is not None:
         memories.on_change = webhooks.memory_changed
     tasks = TaskService(ports.tasks, runner)
     knowledge = None
     if ports.knowledge is not None:
-        # the parse step's reader without asynchronous jobs: a file is read while its
-        # request waits
+        # what the parse step reads with, without asynchronous jobs: a file is read while
+        # its request waits
         knowledge = KnowledgeService(
             store=ports.knowledge, objects=ports.objects, memories=ports.memories,
             index=ports.index, embedder=ports.embedder,
-            reader=ContentReader(ocr=ports.ocr, fetcher=ports.fetcher, limits=limits),
+            ocr=ports.ocr, fetcher=ports.fetcher, limits=limits,
             url_policy=SsrfPolicy(settings.fetch_allow_hosts), after_erase=ports.after_erase)
     chat_model = ports.llm if isinstance(ports.llm, ChatModel) else None
     return Services(
         ingest=ingest, search=search, memories=memories, tasks=tasks,
         keys=ApiKeyService(ports.api_keys), uploads=uploads,
         directory=directory, profiles=profiles,
-        extraction=ExtractionPreview(pipeline.extractor),
+        extraction=ExtractionPreview(shared.extractor),
         rerank=RerankService(ports.embedder), chat=ChatService(chat_model, ingest),
         knowledge=knowledge, exports=exports,
-        webhooks=webhooks)  # the pipeline's own: one delivery pool per process
+        webhooks=webhooks)
 
 
 def build_content_jobs(ports: PortSet, settings: Settings) -> ContentJobs:
     """The content jobs a workflow waits for, and the answers to its waits (AWS)."""
+    from engram.pipeline.content_jobs import ContentJobs
+
     if ports.callbacks is None:
         raise ValueError("this profile has no workflow that waits for content jobs")
     return ContentJobs(objects=ports.objects, callbacks=ports.callbacks, ocr=ports.ocr_jobs,

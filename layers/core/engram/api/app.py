@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -16,35 +18,12 @@ from aws_lambda_powertools.event_handler.openapi.models import MediaType, Parame
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from engram import __version__
-from engram.api.everos.models import ObjectSignResponse, ObjectSignResult
-from engram.api.everos.routes import (
-    everos_groups_router,
-    everos_memories_router,
-    everos_objects_router,
-    everos_senders_router,
-    everos_settings_router,
-    everos_tasks_router,
-)
-from engram.api.everos.translate import EverosTranslator
-from engram.api.everos.v2.routes import everos_v2_memory_router, everos_v2_objects_router
-from engram.api.everos.v2.translate import EverosV2Translator
 from engram.api.guard import (
     JsonBodyValidation,
     allowed_methods,
     check_content_type,
     parse_json_object,
 )
-from engram.api.mem0.exports import Mem0ExportTranslator
-from engram.api.mem0.exports import exports_router as mem0_exports_router
-from engram.api.mem0.models import Mem0Error
-from engram.api.mem0.routes import (
-    mem0_batch_router,
-    mem0_entities_router,
-    mem0_memories_router,
-    mem0_ping_router,
-    mem0_webhooks_router,
-)
-from engram.api.mem0.translate import Mem0Translator
 from engram.api.memos.chat import ChatTranslator, chat_router
 from engram.api.memos.exports import ExportTranslator, exports_router
 from engram.api.memos.extract import ExtractTranslator, extract_router
@@ -66,7 +45,6 @@ from engram.api.params import body_size
 from engram.api.resolver import RequestScopedRestResolver
 from engram.container import Services
 from engram.errors import EngramError, PayloadTooLarge, ServiceUnavailable
-from engram.services.profile_items import ProfileItemService
 
 log = logging.getLogger(__name__)
 PREFIX = "/v1"
@@ -90,6 +68,8 @@ def error_response(status: int, message: str, path: str = "", request_id: str = 
     # A 401 is the envelope on every path: the authorizer (or `engram serve`) answers it
     # in that form before any route runs.
     if path.startswith(MMS_PATHS) and status != 401:
+        from engram.api.everos.models import ObjectSignResponse, ObjectSignResult
+
         body = ObjectSignResponse(
             status=MMS_VALIDATION_ERROR if status in (400, 413, 422) else status,
             error=message, request_id=request_id, result=ObjectSignResult(data=message))
@@ -97,6 +77,8 @@ def error_response(status: int, message: str, path: str = "", request_id: str = 
                         content_type=content_types.APPLICATION_JSON,
                         body=body.model_dump_json(), headers=headers)
     if path.startswith(MEM0_PATHS):
+        from engram.api.mem0.models import Mem0Error
+
         return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
                         body=Mem0Error(detail=message, code=status,
                                        message=message).model_dump_json(), headers=headers)
@@ -124,9 +106,40 @@ GENERIC_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidation
 class EngramResolver(RequestScopedRestResolver):
     """The resolver, with a document that declares only what Engram sends: Powertools adds
     its generic 422 (`{"detail": [...]}`) to every validated route; a route that declares
-    its own 422 replaces it, and object/sign, which answers 400 instead, drops it."""
+    its own 422 replaces it, and object/sign, which answers 400 instead, drops it.
+
+    Routes may be included on first use (`include_on_first_use`): before the first
+    request under their paths and before the first OpenAPI document, so both see every
+    route."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._later: Callable[[], None] | None = None
+        self._later_paths: tuple[str, ...] = ()
+        self._later_lock = threading.Lock()  # `engram serve` resolves requests at once
+
+    def include_on_first_use(self, paths: tuple[str, ...], include: Callable[[], None]) -> None:
+        """`include()` adds routes whose paths all start with one of `paths` (after every
+        route added so far), and no other route serves a path under them."""
+        self._later, self._later_paths = include, paths
+
+    def include_now(self) -> None:
+        if self._later is None:
+            return
+        with self._later_lock:
+            if self._later is not None:
+                self._later()
+                self._later = None
+
+    def resolve(self, event: Any, context: Any) -> dict[str, Any]:
+        if self._later is not None:
+            raw = event.raw_event if isinstance(event, BaseProxyEvent) else event
+            if self._to_proxy_event(raw).path.startswith(self._later_paths):
+                self.include_now()
+        return super().resolve(event, context)
 
     def get_openapi_schema(self, **kwargs: Any) -> Any:
+        self.include_now()
         schema = super().get_openapi_schema(**kwargs)
         for item in schema.paths.values():
             for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
@@ -178,11 +191,6 @@ def create_app(services: Services) -> EngramResolver:
     limits = services.ingest.limits
     profiles = ProfileTranslator(services.profiles)
     memos = memos_translator(services)
-    everos = EverosTranslator(ingest=services.ingest, search_service=services.search,
-                              memories=services.memories, tasks=services.tasks,
-                              uploads=services.uploads, limits=limits,
-                              directory=services.directory)
-    everos_v2 = EverosV2Translator(v1=everos, profiles=ProfileItemService(services.memories))
     everos_body_limit = limits.max_everos_body_bytes
 
     def precheck(event: BaseProxyEvent) -> None:
@@ -208,19 +216,15 @@ def create_app(services: Services) -> EngramResolver:
                    webhooks_router(services),
                    exports_router(ExportTranslator(services.exports))):
         app.include_router(router, prefix=PREFIX)
-    mem0 = Mem0Translator(services)
-    for router in (mem0_ping_router(mem0), mem0_memories_router(mem0),
-                   mem0_entities_router(mem0), mem0_batch_router(mem0)):
-        app.include_router(router)
-    if services.exports is not None:  # mem0's export routes carry their own /v1
-        app.include_router(mem0_exports_router(Mem0ExportTranslator(services.exports)))
-    app.include_router(mem0_webhooks_router(mem0), prefix=EVEROS_PREFIX)
-    for router in (everos_objects_router(everos), everos_memories_router(everos),
-                   everos_tasks_router(everos), everos_groups_router(everos),
-                   everos_senders_router(everos), everos_settings_router(everos)):
-        app.include_router(router, prefix=EVEROS_PREFIX)
-    for router in (everos_v2_objects_router(everos_v2), everos_v2_memory_router(everos_v2)):
-        app.include_router(router, prefix=EVEROS_V2_PREFIX)
+
+    def everos_and_mem0() -> None:
+        from engram.api.dialects import include_everos_and_mem0
+
+        include_everos_and_mem0(app, services, EVEROS_PREFIX, EVEROS_V2_PREFIX)
+
+    # Their models and routes are about half of the API's: a MemOS request's cold start
+    # imports none of them (tests/unit/test_coldstart.py).
+    app.include_on_first_use((*MEM0_PATHS, EVEROS_PREFIX, EVEROS_V2_PREFIX), everos_and_mem0)
     app.configure_openapi(title="Engram", version=__version__, description=DESCRIPTION,
                           security_schemes=SECURITY_SCHEMES, security=SECURITY)
     app.enable_swagger(path=f"{PREFIX}/docs", title="Engram", version=__version__)

@@ -7,7 +7,6 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 
-from engram.api.everos.models import ObjectSignResponse
 from engram.api.guard import MAX_JSON_DEPTH
 from engram.api.memos.models import ErrorEnvelope
 from engram.models.times import RANGE
@@ -70,6 +69,8 @@ def responses(*errors: int, accepted: type | None = None) -> dict[int, Any]:
 def mms_responses(*errors: int) -> dict[int, Any]:
     """object/sign: errors in MMS's format, a 422 answered as a 400 (status 2018) as EverOS
     does; the 401 stays the envelope (the authorizer sends it before the route runs)."""
+    from engram.api.everos.models import ObjectSignResponse  # EverOS's routes only
+
     out = responses(401)
     for status in sorted({400 if status == 422 else status for status in errors} - {401}):
         out[status] = _answer(status, ObjectSignResponse)

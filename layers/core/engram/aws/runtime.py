@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, replace
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,14 @@ if TYPE_CHECKING:
     from engram.models.filters import FilterNode
     from engram.pipeline.content_jobs import ContentJobs
     from engram.pipeline.steps import PipelineDeps
-    from engram.ports import Embedder, ImageDescriber, IndexHit, IndexQuery, LanguageModel
+    from engram.ports import (
+        Embedder,
+        ImageDescriber,
+        IndexHit,
+        IndexQuery,
+        LanguageModel,
+        TaskStore,
+    )
     from engram.services.keys import ApiKeyService
 
 
@@ -241,16 +248,18 @@ class StateMachineRunner:
     step checks its task instead."""
 
     state_machine: StepFunctionsWorkflow
-    pipeline: PipelineDeps
+    tasks: TaskStore
+    pipeline: Callable[[], PipelineDeps]  # the runtime's, built by the first sync add
     # Express, for text-only adds; None: every task runs on `state_machine` (Standard).
     text_state_machine: StepFunctionsWorkflow | None = None
-    _inline: PipelineDeps = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        content = self.pipeline.content
+    @cached_property
+    def _inline(self) -> PipelineDeps:
+        pipeline = self.pipeline()
+        content = pipeline.content
         jobs = content.jobs if content else None
-        self._inline = self.pipeline if jobs is None else replace(
-            self.pipeline, content=replace(content, jobs=replace(
+        return pipeline if jobs is None else replace(
+            pipeline, content=replace(content, jobs=replace(
                 jobs, ocr=False, transcription=False)))
 
     def start(self, ref: TaskRef, attempt: int = 1) -> None:
@@ -259,7 +268,7 @@ class StateMachineRunner:
         which Express cannot wait for) and the retry of a failed task take the Standard
         one. A task that cannot be read takes the Standard one too."""
         if self.text_state_machine is not None and attempt == 1:
-            task = self.pipeline.tasks.get(ref.tenant_id, ref.task_id)
+            task = self.tasks.get(ref.tenant_id, ref.task_id)
             if task is not None and not task.items:
                 self.text_state_machine.start(ref, attempt)
                 return
@@ -362,8 +371,14 @@ class AwsRuntime:
     clients: AwsClients
     ports: PortSet
     services: Services
-    pipeline: PipelineDeps
+    # the steps' dependencies, built on first use: an API request that runs no step (a
+    # status, a search, an async add) imports none of the pipeline's modules
+    make_pipeline: Callable[[], PipelineDeps]
     accept_once: PowertoolsAcceptOnce  # adds accepted once per idempotency key
+
+    @property
+    def pipeline(self) -> PipelineDeps:
+        return self.make_pipeline()
 
     @cached_property
     def content_jobs(self) -> ContentJobs:
@@ -388,8 +403,8 @@ class AwsRuntime:
             return DynamoDBPersistenceLayer(table_name=self.settings.aws.idempotency_table,
                                             boto3_client=self.clients.dynamodb_client)
 
-        plain = Intake(ingest=self.services.ingest, objects=self.pipeline.objects,
-                       tasks=self.pipeline.tasks, bucket=self.settings.aws.bucket)
+        plain = Intake(ingest=self.services.ingest, objects=self.ports.objects,
+                       tasks=self.ports.tasks, bucket=self.settings.aws.bucket)
         return IdempotentIntake(plain, inbox_store=store(), queue_store=store(),
                                 expires_after_seconds=self.settings.aws.idempotency_seconds,
                                 accept_once=self.accept_once)
@@ -408,7 +423,7 @@ def build_aws_runtime(settings: Settings, *, embedder: Embedder | None = None,
                       clients: AwsClients | None = None) -> AwsRuntime:
     from engram.adapters.idempotency import PowertoolsAcceptOnce
     from engram.adapters.sfn_workflow import StepFunctionsWorkflow
-    from engram.container import build_pipeline, build_services
+    from engram.container import build_pipeline, build_services, build_shared
 
     clients = clients or AwsClients.from_settings(settings)
     aws = settings.aws
@@ -425,17 +440,22 @@ def build_aws_runtime(settings: Settings, *, embedder: Embedder | None = None,
                                        expires_after_seconds=aws.idempotency_seconds)
     ports = aws_ports(settings, clients, embedder or default_embedder(settings, clients),
                       accept_once)
-    pipeline = build_pipeline(ports, settings)
+    shared = build_shared(ports, settings)
+
+    @cache
+    def pipeline() -> PipelineDeps:
+        return build_pipeline(ports, settings, shared)
+
     # async_mode (the default) starts the state machine; async_mode false runs the
     # same four steps inline in the API call.
     runner = StateMachineRunner(
-        StepFunctionsWorkflow(clients.stepfunctions, aws.state_machine_arn), pipeline,
-        text_state_machine=StepFunctionsWorkflow(clients.stepfunctions,
-                                                 aws.text_state_machine_arn)
+        StepFunctionsWorkflow(clients.stepfunctions, aws.state_machine_arn), ports.tasks,
+        pipeline, text_state_machine=StepFunctionsWorkflow(clients.stepfunctions,
+                                                           aws.text_state_machine_arn)
         if aws.text_state_machine_arn else None)
-    services = build_services(ports, settings, pipeline, runner)
+    services = build_services(ports, settings, shared, runner)
     return AwsRuntime(settings=settings, clients=clients, ports=ports, services=services,
-                      pipeline=pipeline, accept_once=accept_once)
+                      make_pipeline=pipeline, accept_once=accept_once)
 
 
 def settings_from_environment() -> Settings:

@@ -27,7 +27,7 @@ from engram.adapters.sqlite_store import SqliteIdempotencyLayer, SqliteStore
 from engram.adapters.tesseract_ocr import TesseractOcr
 from engram.adapters.url_fetcher import SafeFetcher
 from engram.config import Settings
-from engram.container import PortSet, Services, build_pipeline, build_services
+from engram.container import PortSet, Services, build_pipeline, build_services, build_shared
 from engram.local.workflow import InProcessWorkflow
 from engram.models.domain import TaskRef
 from engram.ports import Embedder, ImageDescriber, LanguageModel, Transcriber
@@ -110,9 +110,10 @@ def build_local_runtime(settings: Settings, embedder: Embedder | None = None) ->
         transcriber=local_transcriber(), describer=local_describer(settings),
         after_erase=checkpoint, knowledge=SqliteKnowledgeStore(store),
         webhook_transport=HttpWebhookTransport(SsrfPolicy(settings.fetch_allow_hosts)))
-    pipeline = build_pipeline(ports, settings)
+    shared = build_shared(ports, settings)
+    pipeline = build_pipeline(ports, settings, shared)
     workflow = InProcessWorkflow(pipeline, settings.pipeline_workers)
-    services = build_services(ports, settings, pipeline, workflow)
+    services = build_services(ports, settings, shared, workflow)
     new_key = ensure_api_keys(settings, services.keys, store.count(), data_dir)
     return LocalRuntime(settings=settings, store=store, index=index, workflow=workflow,
                         services=services, new_api_key=new_key,

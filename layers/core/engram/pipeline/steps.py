@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -43,7 +42,6 @@ from engram.ports import (
     ConflictResolver,
     Embedder,
     Extractor,
-    LanguageModel,
     MemoryIndex,
     MemoryStore,
     ObjectStore,
@@ -77,35 +75,6 @@ class PipelineDeps:
     fill_profiles: Callable[[str, str], object] | None = None
     # After a task completed or failed: its events (webhooks, the event bus); never raises.
     events: TaskEvents | None = None
-
-
-class RulesOnFirstUse:
-    """The rule-based extractor, made on its first use: its word lists and patterns cost
-    ~0.07 s to load, which a cold start that does not extract (an API search, an async
-    add) should not pay."""
-
-    def __init__(self) -> None:
-        self._rules: Extractor | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._rules is None:
-            from engram.extraction.rules.extractor import RuleBasedExtractor
-
-            self._rules = RuleBasedExtractor()
-        return getattr(self._rules, name)
-
-
-def memory_writers(llm: LanguageModel | None) -> tuple[Extractor, ConflictResolver | None]:
-    """The extractor and conflict resolver for a deployment: the LLM's when one is
-    configured (each falls back to the rules for a batch it cannot answer validly), else
-    the rule-based ones."""
-    if llm is None:
-        return RulesOnFirstUse(), None
-    from engram.extraction.llm import LlmExtractor
-    from engram.extraction.resolution import LlmConflictResolver
-    from engram.extraction.rules.extractor import RuleBasedExtractor
-
-    return LlmExtractor(llm, fallback=RuleBasedExtractor()), LlmConflictResolver(llm)
 
 
 def _load(deps: PipelineDeps, key: str, model: type[BaseModel]):

@@ -22,7 +22,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from engram.extraction.context import own_words, turn_context
 from engram.models.domain import Candidate, Memory, MessageRecord, Role, own_turn
 from engram.models.pipeline import IngestJob, TurnVectors
 from engram.ports import Embedder
@@ -31,7 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 # numpy is imported by the functions that compute with vectors, so that the requests that
-# make none (a status, a key check) do not load it at cold start (bench/coldstart.py).
+# make none (a status, a key check) do not load it at cold start (bench/coldstart.py);
+# the extractors' context rules (extraction/context.py) by the one that reads a turn.
 
 TURN_WEIGHT = 0.25
 
@@ -72,6 +72,8 @@ def turn_text(message: MessageRecord) -> str:
     extractors write their context: the turn's statements, without its speaker's prefix and
     image captions, clipped. A memory whose turn text differs (an LLM's, of a parsed
     document) still gets its turn embedded, by memory_vectors."""
+    from engram.extraction.context import own_words, turn_context
+
     return own_turn(turn_context(None, message, own_words(message)))
 
 

@@ -20,18 +20,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from engram.config import Limits
 from engram.errors import LimitExceeded, NotFound, ParseError, PayloadTooLarge, Unprocessable
-from engram.extraction.context import detect_language
-from engram.extraction.documents import passages
 from engram.models.domain import Memory, MemoryType, content_hash, now_ms
 from engram.models.filters import FilterNode
 from engram.models.identifiers import plain_identifier
 from engram.models.knowledge import KnowledgeBase, KnowledgeFile, is_shared_scope, kb_scope
 from engram.models.parsed import ParseResult
 from engram.models.pipeline import segment
-from engram.parsing import detect_kind, parse_item
-from engram.pipeline.content_reader import URL_SAFE, ContentReader, block_refs
-from engram.ports import Embedder, KnowledgeStore, MemoryIndex, MemoryStore, ObjectStore
+from engram.ports import (
+    Embedder,
+    KnowledgeStore,
+    MemoryIndex,
+    MemoryStore,
+    ObjectStore,
+    Ocr,
+    UrlFetcher,
+)
 from engram.retrieval.vectors import memory_vectors
 from engram.services.url_policy import SsrfPolicy
 
@@ -91,7 +96,10 @@ class KnowledgeService:
     memories: MemoryStore
     index: MemoryIndex
     embedder: Embedder
-    reader: ContentReader  # OCR, the URL fetcher and the limits of the parse step
+    # what the parse step reads with (its parsers are imported by the first file read)
+    limits: Limits = field(default_factory=Limits)
+    ocr: Ocr | None = None
+    fetcher: UrlFetcher | None = None
     url_policy: SsrfPolicy = field(default_factory=SsrfPolicy)
     after_erase: Callable[[], None] = _nothing  # locally: SQLite WAL checkpoints
 
@@ -152,7 +160,7 @@ class KnowledgeService:
     def add_files(self, tenant_id: str, knowledgebase_id: str,
                   inputs: Sequence[FileInput]) -> list[KnowledgeFile]:
         base = self.require(tenant_id, knowledgebase_id)
-        limits = self.reader.limits
+        limits = self.limits
         if not inputs:
             raise Unprocessable("file: give at least one file")
         if len(inputs) > limits.max_files_per_request:
@@ -183,16 +191,19 @@ class KnowledgeService:
 
     # --- reading and keeping -------------------------------------------------------------
     def _read(self, one: FileInput) -> _Read:
-        limits = self.reader.limits
+        from engram.parsing import detect_kind, parse_item
+        from engram.pipeline.content_reader import URL_SAFE
+
+        limits = self.limits
         data, name, content_type = one.data, one.name, one.content_type
         if one.url is not None:
             refusal = self.url_policy.accept_refusal(one.url)
             if refusal:
                 raise Unprocessable(f"{one.where}: {one.url[:200]} {refusal}")
-            if self.reader.fetcher is None:
+            if self.fetcher is None:
                 raise Unprocessable(f"{one.where}: fetching URLs is not configured here")
             try:
-                fetched = self.reader.fetcher.fetch(quote(one.url, safe=URL_SAFE))
+                fetched = self.fetcher.fetch(quote(one.url, safe=URL_SAFE))
             except Exception as exc:  # noqa: BLE001 - the fetcher's reason is the client's
                 raise Unprocessable(f"{one.where}: {one.url[:200]} could not be fetched: "
                                     f"{exc}") from None
@@ -218,7 +229,7 @@ class KnowledgeService:
             raise Unprocessable(f"{shown} is {'an' if kind[0] in 'aeiou' else 'a'} {kind} "
                                 f"file; a knowledge base takes {ACCEPTED}")
         try:
-            result = parse_item(data, kind=kind, name=name, ocr=self.reader.ocr, limits=limits)
+            result = parse_item(data, kind=kind, name=name, ocr=self.ocr, limits=limits)
         except LimitExceeded as exc:
             raise PayloadTooLarge(f"{shown}: {exc}") from None
         except ParseError as exc:
@@ -226,6 +237,10 @@ class KnowledgeService:
         return _Read(one, data, name or f"file-{one.where}", content_type, kind, result)
 
     def _keep(self, base: KnowledgeBase, read: _Read) -> KnowledgeFile:
+        from engram.extraction.context import detect_language
+        from engram.extraction.documents import passages
+        from engram.pipeline.content_reader import block_refs
+
         tenant_id, knowledgebase_id = base.tenant_id, base.knowledgebase_id
         source = read.input.url or read.input.source
         record = KnowledgeFile(tenant_id=tenant_id, knowledgebase_id=knowledgebase_id,

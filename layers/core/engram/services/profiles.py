@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from engram.errors import EngramError, NotFound, Unprocessable
-from engram.extraction.profile_fields import derive
-from engram.extraction.profile_llm import fill_with_llm
 from engram.models.domain import Memory, MemoryStatus, MemoryType, now_ms
 from engram.models.profiles import (
     FilledField,
@@ -139,6 +137,8 @@ class ProfileService:
         profiles = self.store.profiles_of(tenant_id, "user", user_id)
         if not profiles:
             return 0
+        from engram.extraction.profile_llm import fill_with_llm  # not for a status request
+
         memories = self._newest(tenant_id, user_id)
         changed = 0
         for profile in profiles:
@@ -197,6 +197,8 @@ class ProfileService:
                 if m.memory_type in FILLED_FROM]
 
     def _view(self, profile: Profile) -> ProfileView:
+        from engram.extraction.profile_fields import derive  # its rules: not for a status
+
         template = self.store.get_template(profile.tenant_id, profile.profile_template_id)
         fields = leaves(profile.metadata)
         derived: dict[str, Any] = {}

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engram.ports import Embedder, IndexHit
-from engram.retrieval.fusion import fuse
-from engram.retrieval.lexical import bm25_idf, bm25_term_scores, tokenize
 
 if TYPE_CHECKING:
     import numpy as np
@@ -20,7 +18,9 @@ if TYPE_CHECKING:
 
 def bm25(query: str, documents: Sequence[str]) -> np.ndarray:
     """Each document's BM25 score for the query, the documents being the corpus."""
-    import numpy as np  # not at import: the API's get/status loads no numpy
+    import numpy as np  # not at import: the API's get/status loads no numpy (nor these)
+
+    from engram.retrieval.lexical import bm25_idf, bm25_term_scores, tokenize
 
     terms = [Counter(tokenize(d)) for d in documents]
     lengths = np.array([max(sum(t.values()), 1) for t in terms], dtype=np.float64)
@@ -42,6 +42,8 @@ class RerankService:
     def rerank(self, query: str, documents: Sequence[str],
                top_n: int | None = None) -> list[tuple[int, float]]:
         """(index into `documents`, relativity), best first; ties keep the given order."""
+        from engram.retrieval.fusion import fuse
+
         vectors = self.embedder.embed([query, *documents])
         dense = vectors[1:] @ vectors[0]
         lexical = bm25(query, documents)

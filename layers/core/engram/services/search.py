@@ -1,13 +1,17 @@
 """search/memory: embed the query, hybrid dense + lexical search inside the user's
 partition, fuse, favour what happened when the query says (retrieval/timeframes.py),
 threshold, diversify (retrieval/fusion.py, retrieval/diversify.py), and split into facts,
-preferences and tool memories. With `as_of`, each memory answers as it stood then."""
+preferences and tool memories. With `as_of`, each memory answers as it stood then.
+
+The ranking rules (retrieval/, the age rules' keys) are imported by the first search, not
+with this module: the API's routes import it, and a request that does not search (a
+status) should not load them (tests/unit/test_coldstart.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from engram.extraction.rules.ages import AGE_KEY
 from engram.models.domain import (
     FACT_TYPES,
     TOOL_TYPES,
@@ -18,20 +22,9 @@ from engram.models.domain import (
 )
 from engram.models.requests import SearchSpec
 from engram.ports import Embedder, IndexHit, IndexQuery, MemoryIndex, MemoryStore
-from engram.retrieval.diversify import DIVERSITY_POOL, diversify
-from engram.retrieval.fusion import fuse
-from engram.retrieval.intent import (
-    asks_an_age,
-    asks_what_the_assistant_said,
-    asks_what_was_first_said,
-)
-from engram.retrieval.timeframes import (
-    Window,
-    date_weight,
-    query_windows,
-    time_match,
-    version_at,
-)
+
+if TYPE_CHECKING:
+    from engram.retrieval.timeframes import Window
 
 SAME_CONVERSATION_BOOST = 0.02
 RELOAD_MARGIN = 5
@@ -45,7 +38,6 @@ WHOLE_TURN_PENALTY = 0.05
 # A query asking an age lifts the memories that state one (keyed AGE_KEY), found by that
 # key's word added to the query's: they share no other word with the question.
 AGE_BOOST = 0.2
-AGE_KEYS = frozenset(AGE_KEY.values())
 
 
 @dataclass
@@ -73,6 +65,8 @@ class SearchResult:
 
 def first_version(memory: Memory) -> Memory:
     """The memory as first said: its oldest version kept in history, else itself."""
+    from engram.retrieval.timeframes import version_at
+
     if not memory.history:
         return memory
     return version_at(memory, memory.history[0].valid_from) or memory
@@ -89,6 +83,8 @@ def within_reach(order: list[str], scores: dict[str, float], pool: int,
 
 
 def time_boost(memory: Memory, windows: list[Window], weight: float) -> float:
+    from engram.retrieval.timeframes import time_match
+
     if not windows:
         return 0.0
     when = memory.event_time if memory.event_time is not None else memory.create_time
@@ -102,6 +98,17 @@ class SearchService:
     embedder: Embedder
 
     def search(self, tenant_id: str, req: SearchSpec) -> SearchResult:
+        from engram.extraction.rules.ages import AGE_KEY
+        from engram.retrieval.diversify import DIVERSITY_POOL, diversify
+        from engram.retrieval.fusion import fuse
+        from engram.retrieval.intent import (
+            asks_an_age,
+            asks_what_the_assistant_said,
+            asks_what_was_first_said,
+        )
+        from engram.retrieval.timeframes import date_weight, query_windows, version_at
+
+        age_keys = frozenset(AGE_KEY.values())
         where = req.where
         vector = self.embedder.embed([req.query])[0]
         limits = (req.fact_limit, req.preference_limit, req.tool_limit)
@@ -117,7 +124,7 @@ class SearchService:
 
         asks_assistant = asks_what_the_assistant_said(req.query)
         asks_age = asks_an_age(req.query)
-        terms = " ".join([req.query, *sorted(AGE_KEYS)]) if asks_age else req.query
+        terms = " ".join([req.query, *sorted(age_keys)]) if asks_age else req.query
         # "what did I first say…": as_of the moment each memory was first said
         first_said = as_of is None and asks_what_was_first_said(req.query)
 
@@ -151,7 +158,7 @@ class SearchService:
                 m.conversation_id == req.conversation_id else 0.0)
                 + time_boost(m, windows, weight) + (
                 ASSISTANT_BOOST if asks_assistant and m.said_by == "assistant" else 0.0) + (
-                AGE_BOOST if asks_age and m.memory_key in AGE_KEYS else 0.0) - (
+                AGE_BOOST if asks_age and m.memory_key in age_keys else 0.0) - (
                 WHOLE_TURN_PENALTY if m.whole_turn else 0.0), 6))
                 for m in current]
             if req.relativity is not None:

@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field, StrictStr, model_validator
 from engram.api.auth import tenant_of
 from engram.api.memos.models import Request
 from engram.api.openapi import BODY, responses
-from engram.retrieval.lexical import tokenize
 from engram.services.rerank import RerankService
 
 MAX_DOCUMENTS = 100
@@ -75,6 +74,8 @@ class RerankTranslator:
     service: RerankService
 
     def rerank(self, req: RerankRequest) -> RerankResponse:
+        from engram.retrieval.lexical import tokenize  # the lexical rules: not at cold start
+
         ranked = self.service.rerank(req.query, req.documents, req.top_n)
         # Terms as the lexical index counts them: the nearest thing to tokens here.
         tokens = sum(len(tokenize(t)) for t in (req.query, *req.documents))
