@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.fakes.opensearch_server import FakeOpenSearch
 
 from engram.adapters.onnx_embedder import export_minilm_onnx
 
@@ -98,6 +99,13 @@ dynamodb = boto3.resource("dynamodb")
 for name, definition in table_definitions().items():
     dynamodb.create_table(TableName=f"t-{name}", **{
         k: v for k, v in definition.items() if k != "TimeToLiveSpecification"})
+dynamodb.create_table(TableName="t-idempotency", BillingMode="PAY_PER_REQUEST",
+                      KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                      AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+boto3.client("s3").create_bucket(Bucket="engram-test")
+machine = boto3.client("stepfunctions").create_state_machine(
+    name="t", roleArn="arn:aws:iam::123456789012:role/t",
+    definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}))
 from engram.services.keys import hash_key
 dynamodb.Table("t-api_keys").put_item(Item={"pk": hash_key(KEY), "tenant_id": "tenant-a"})
 with open("events/FUNCTION/EVENT.json") as handle:
@@ -110,6 +118,7 @@ class Context:
 before = set(sys.modules)
 answer = module.lambda_handler(event, Context())
 state["answer"] = answer.get("statusCode") or answer["policyDocument"]["Statement"][0]["Effect"]
+state["body"] = str(answer.get("body", ""))[:300]
 state["imported_by_the_request"] = sorted(
     m for m in set(sys.modules) - before if m.startswith(("engram", "aws_lambda_powertools",
                                                          "numpy", "onnxruntime", "opensearchpy",
@@ -159,6 +168,13 @@ OPENAI = {"ENGRAM_EMBEDDING_PROVIDER": "openai", "ENGRAM_EMBEDDING_MODEL": "text
           "ENGRAM_PROVIDER_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:k"}
 
 
+@pytest.fixture(scope="module")
+def opensearch():
+    server = FakeOpenSearch().start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("provider", ["onnx", "openai"])
 def test_the_api_primes_before_the_snapshot_and_its_first_request_imports_nothing(
@@ -176,6 +192,20 @@ def test_the_api_primes_before_the_snapshot_and_its_first_request_imports_nothin
     assert state["imported_by_the_request"] == []
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("event", "status"), [("search_memory", 200),
+                                               ("add_message_async", 200),
+                                               ("add_message_sync", 200),
+                                               # its route ran: the file was never uploaded
+                                               ("everos_add_memories", 404)])
+def test_a_restored_environment_imports_nothing_for_a_first_search_or_add(
+        model_dir, opensearch, event, status):
+    state = primed("api", event, model_dir, ENGRAM_OPENSEARCH_ENDPOINT=opensearch)
+    assert state["attempts"] == []
+    assert state["answer"] == status, state["body"]
+    assert state["imported_by_the_request"] == []
+
+
 def test_the_authorizer_primes_its_key_lookup_and_nothing_of_the_api(model_dir):
     state = primed("authorizer", "valid_token", model_dir)
     assert state["registered"] == [1, 1] and state["attempts"] == []
@@ -184,3 +214,53 @@ def test_the_authorizer_primes_its_key_lookup_and_nothing_of_the_api(model_dir):
     assert state["reseeded"] is True
     assert state["answer"] == "Allow"
     assert state["imported_by_the_request"] == []
+
+
+# Priming imports whole packages: none of their modules may need what only `engram serve`
+# installs (the local and mcp extras, rich), which the core layer does not ship.
+IMPORT_PRIMED = """
+import importlib, importlib.abc, json, sys
+BLOCKED = set(sys.argv[1].split(","))
+class NotInTheLayer(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is not in the core layer")
+sys.meta_path.insert(0, NotInTheLayer())
+from engram.aws.snapstart import api_modules
+names = api_modules()
+for name in names:
+    importlib.import_module(name)
+print(json.dumps(sorted(names)))
+"""
+
+
+def local_only_imports() -> set[str]:
+    import importlib.metadata
+    import re
+    import tomllib
+
+    def names(requirements) -> set[str]:
+        return {re.split(r"[<>=!\[; ]", r.strip(), maxsplit=1)[0].lower().replace("_", "-")
+                for r in requirements if r.strip() and not r.startswith("#")}
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    layer = set().union(*(names((ROOT / "layers" / "core" / f).read_text().splitlines())
+                          for f in ("requirements.txt", "requirements-nodeps.txt")))
+    local = names([*extras["local"], *extras["mcp"], "rich"]) - layer
+    local = {n for n in local if not n.startswith("engram")}
+    return {module for module, dists in importlib.metadata.packages_distributions().items()
+            if any(d.lower().replace("_", "-") in local for d in dists)}
+
+
+def test_every_module_priming_imports_needs_only_what_the_layer_ships():
+    blocked = local_only_imports()
+    assert {"torch", "waitress", "mcp", "rich"} <= blocked
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment["PYTHONPATH"] = f"{ROOT / 'layers' / 'core'}:{ROOT}"
+    proc = subprocess.run([sys.executable, "-c", IMPORT_PRIMED, ",".join(sorted(blocked))],
+                          env=environment, cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "engram.retrieval.timeframes" in names and "engram.api.dialects" in names

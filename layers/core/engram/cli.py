@@ -29,8 +29,9 @@ def serve(args: argparse.Namespace) -> int:
         max_upload_bytes=max(settings.limits.max_image_bytes,
                              settings.limits.max_document_bytes, settings.limits.max_media_bytes))
     mcp_http = mcp_app(services, settings)
-    server = make_server(options, create_app(services), services.keys, runtime.uploads,
-                         mcp=mcp_http)
+    app = create_app(services)
+    app.include_now()  # a server, not a cold start: every route before the first request
+    server = make_server(options, app, services.keys, runtime.uploads, mcp=mcp_http)
     resumed = runtime.resume_unfinished()
 
     url = f"http://{settings.host}:{server.port}/v1"

@@ -8,14 +8,16 @@ requests would otherwise load on demand (coldstart.py, observability.py):
   the OpenAPI document (which builds every route's validators);
 - every pydantic model still unbuilt (coldstart.py defers them to first use);
 - the embedding model, with one pass through it (EmbeddingProvider=onnx);
-- the modules a search or an add imports on first use (FIRST_USE_MODULES);
+- the modules requests import on first use (`api_modules`);
 - the tracer, which otherwise loads after the first response;
 - then one garbage collection, and the survivors frozen out of later ones.
 
 Priming makes no AWS call: a snapshot must hold neither connections nor one moment's
-answers. After a restore `random` is reseeded, since every environment restored from one
-snapshot would otherwise draw the same numbers (uuid4, `secrets` and the API keys read
-the operating system's entropy and are unaffected).
+answers. (Making a client may read the function's credentials from Lambda's local
+endpoint: under SnapStart they are refreshable, and botocore renews them once expired.)
+After a restore `random` is reseeded, since every environment restored from one snapshot
+would otherwise draw the same numbers (uuid4, `secrets` and the API keys read the
+operating system's entropy and are unaffected).
 
 An ordinary cold start (AWS_LAMBDA_INITIALIZATION_TYPE on-demand, or outside Lambda)
 registers nothing and primes nothing: priming would only lengthen it.
@@ -27,8 +29,9 @@ import gc
 import importlib
 import logging
 import os
+import pkgutil
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -38,15 +41,26 @@ from engram.aws.coldstart import resume_collection
 log = logging.getLogger(__name__)
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
-# What a search or an add imports on first use (the import tests keep them out of
-# an ordinary cold start); a snapshot holds them loaded.
+# What requests import on first use (the import tests keep them out of an ordinary cold
+# start): every module of the packages the routes run (their rules, the dialects' routes,
+# the pipeline of a sync add), and the libraries a search or an add loads.
+PRIMED_PACKAGES = ("engram.api", "engram.services", "engram.retrieval", "engram.extraction",
+                   "engram.pipeline", "engram.parsing", "engram.models")
 FIRST_USE_MODULES = (
     "numpy",
     "engram.adapters.opensearch_index",
     "engram.aws.steps",
-    "engram.extraction.rules.extractor",
     "aws_lambda_powertools.utilities.idempotency",
 )
+
+
+def api_modules() -> list[str]:
+    """The modules an API request may import on first use, for priming."""
+    names = list(FIRST_USE_MODULES)
+    for package in PRIMED_PACKAGES:
+        path = importlib.import_module(package).__path__
+        names += [info.name for info in pkgutil.walk_packages(path, f"{package}.")]
+    return names
 
 
 def snapshot_ahead() -> bool:
@@ -91,7 +105,7 @@ def build_deferred_models() -> int:
     return built
 
 
-def prime_runtime(load: Callable[[], None], modules: tuple[str, ...] = ()) -> None:
+def prime_runtime(load: Callable[[], None], modules: Sequence[str] = ()) -> None:
     """The common part of priming: `load` makes the function's own objects; then
     `modules`, the models, the tracer, and a collection."""
     from engram.aws.observability import tracer
@@ -117,7 +131,7 @@ def prime_api() -> None:
         if warm_up is not None:  # ONNX: load the model and run it once; no remote call
             warm_up()
 
-    prime_runtime(load, FIRST_USE_MODULES)
+    prime_runtime(load, api_modules())
 
 
 def prime_authorizer() -> None:
