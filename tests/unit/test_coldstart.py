@@ -5,27 +5,8 @@ fresh interpreter: imports are the point."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def fresh(code: str, **env: str) -> dict:
-    """Run `code` in a new interpreter with the Lambda layout on its path; it prints JSON."""
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("AWS_", "ENGRAM_", "POWERTOOLS_", "LAMBDA_"))}
-    environment.update(PYTHONPATH=f"{ROOT / 'layers' / 'core'}:{ROOT}", **env)
-    proc = subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
+from tests.fresh_interpreter import LAMBDA_CONTEXT, ROOT, fresh
 
 IMPORT_FUNCTION = """
 import importlib.util, json, sys
@@ -76,11 +57,7 @@ module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 with open("events/api/get_status.json") as handle:
     event = json.load(handle)
-class Context:
-    function_name, memory_limit_in_mb, aws_request_id = "api", 1024, "r-1"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:api"
-    def get_remaining_time_in_millis(self):
-        return 29_000
+LAMBDA_CONTEXT
 status = module.lambda_handler(event, Context())["statusCode"]
 print(json.dumps([loaded_by_the_test, status, sorted(m for m in WATCH if m in sys.modules)]))
 """
@@ -99,7 +76,8 @@ NOT_FOR_A_STATUS = ["numpy", "onnxruntime", "opensearchpy", "engram.pipeline",
 
 @pytest.mark.parametrize("provider", ["onnx", "bedrock"])
 def test_a_status_request_loads_no_numpy_index_client_pipeline_or_extraction_rules(provider):
-    code = STATUS_REQUEST.replace("WATCH", repr(NOT_FOR_A_STATUS)).replace("EMBEDDER", provider)
+    code = (STATUS_REQUEST.replace("LAMBDA_CONTEXT", LAMBDA_CONTEXT)
+            .replace("WATCH", repr(NOT_FOR_A_STATUS)).replace("EMBEDDER", provider))
     before, status, loaded = fresh(code)
     assert before == []  # the test's own imports (moto, boto3) load none of them
     assert status == 404  # the event's task does not exist: the route ran, DynamoDB answered

@@ -14,21 +14,9 @@ from pathlib import Path
 
 import pytest
 from tests.fakes.opensearch_server import FakeOpenSearch
+from tests.fresh_interpreter import LAMBDA_CONTEXT, ROOT, fresh
 
 from engram.adapters.onnx_embedder import export_minilm_onnx
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def fresh(code: str, **env: str) -> dict | list:
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("AWS_", "ENGRAM_", "POWERTOOLS_", "LAMBDA_"))}
-    environment.update(PYTHONPATH=f"{ROOT / 'layers' / 'core'}:{ROOT}", **env)
-    proc = subprocess.run([sys.executable, "-c", code], env=environment, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
 
 IMPORT = """
 import importlib.util, json, sys
@@ -110,11 +98,7 @@ from engram.services.keys import hash_key
 dynamodb.Table("t-api_keys").put_item(Item={"pk": hash_key(KEY), "tenant_id": "tenant-a"})
 with open("events/FUNCTION/EVENT.json") as handle:
     event = json.load(handle)
-class Context:
-    function_name, memory_limit_in_mb, aws_request_id = "f", 1024, "r-1"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:f"
-    def get_remaining_time_in_millis(self):
-        return 29_000
+LAMBDA_CONTEXT
 before = set(sys.modules)
 answer = module.lambda_handler(event, Context())
 state["answer"] = answer.get("statusCode") or answer["policyDocument"]["Statement"][0]["Effect"]
@@ -155,7 +139,8 @@ def model_dir(request) -> Path:
 
 
 def primed(function: str, event: str, model_dir: Path, **env: str) -> dict:
-    code = (PRIMED.replace("FUNCTION", function).replace("EVENT", event)
+    code = (PRIMED.replace("LAMBDA_CONTEXT", LAMBDA_CONTEXT)
+            .replace("FUNCTION", function).replace("EVENT", event)
             .replace("WATCH", repr(FIRST_USE)).replace("KEY", repr(KEY)))
     return fresh(code, **{**lambda_environment(model_dir), **env})
 
