@@ -92,7 +92,8 @@ validate: setup sam-venv sam-build
 # Without credentials it says so and exits 0. REGION=… (default your configured one).
 e2e-aws: setup sam-venv sam-build
 	bash tests/compat/setup_venv.sh
-	$(BIN)/python scripts/e2e_aws.py --build-dir .aws-sam/build $(if $(REGION),--region $(REGION))
+	$(BIN)/python scripts/e2e_aws.py --build-dir .aws-sam/build $(if $(REGION),--region $(REGION)) \
+		$(if $(SNAPSTART),--snapstart)
 
 lint: setup
 	$(BIN)/ruff check layers tests functions scripts bench

@@ -1,6 +1,6 @@
 """`make e2e-aws`: the deployed service end to end, in a stack of its own.
 
-    python scripts/e2e_aws.py [--build-dir .aws-sam/build] [--region R] [--keep]
+    python scripts/e2e_aws.py [--build-dir .aws-sam/build] [--region R] [--keep] [--snapstart]
 
 With AWS credentials: deploys the `sam build` output as a new stack (engram-e2e-<time>,
 its own Serverless collection without standby replicas), creates an API key, then checks
@@ -10,6 +10,9 @@ its own Serverless collection without standby replicas), creates an API key, the
   3. the inbox: a file put under inbox/<tenant>/<user>/ until its text is searchable;
   4. the ingest queue: a job sent to IngestQueueUrl until its text is searchable;
 and deletes the stack (emptying its bucket first) whatever happened, unless --keep.
+--snapstart deploys with SnapStart=PublishedVersions: the API and authorizer are then
+published from primed snapshots (a priming that fails fails the deploy) and every check
+runs on restored environments.
 Without credentials it says so and exits 0: nothing is deployed. It costs a few cents
 (mostly the collection's OCU-hours while it runs, ~15-25 minutes with deployment).
 """
@@ -53,7 +56,8 @@ def credentials(region: str | None) -> tuple[Any, str] | None:
     return session, session.region_name
 
 
-def deploy(build_dir: Path, stack: str, collection: str, region: str) -> None:
+def deploy(build_dir: Path, stack: str, collection: str, region: str,
+           snapstart: bool = False) -> None:
     template = build_dir / "template.yaml"
     if not template.is_file():
         raise Failed(f"{template} is missing: run `make sam-build` first")
@@ -61,15 +65,16 @@ def deploy(build_dir: Path, stack: str, collection: str, region: str) -> None:
                     "--region", region, "--resolve-s3", "--s3-prefix", stack,
                     "--capabilities", "CAPABILITY_IAM", "--no-confirm-changeset",
                     "--no-fail-on-empty-changeset", "--parameter-overrides",
-                    *(f"{k}={v}" for k, v in parameters(collection).items())],
+                    *(f"{k}={v}" for k, v in parameters(collection, snapstart).items())],
                    check=True, env=dict(os.environ, SAM_CLI_TELEMETRY="0"))
 
 
-def parameters(collection: str) -> dict[str, str]:
+def parameters(collection: str, snapstart: bool = False) -> dict[str, str]:
     """The stack's template parameters: the cheapest shape, nothing kept for long."""
     return {"StageName": "e2e", "OpenSearchCollectionName": collection,
             "OpenSearchStandbyReplicas": "DISABLED", "LogRetentionDays": "1",
-            "RawRequestRetentionDays": "1", "AuthorizerCacheSeconds": "0"}
+            "RawRequestRetentionDays": "1", "AuthorizerCacheSeconds": "0",
+            "SnapStart": "PublishedVersions" if snapstart else "None"}
 
 
 def names(now: float | None = None) -> tuple[str, str]:
@@ -191,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
     parser.add_argument("--region")
     parser.add_argument("--keep", action="store_true", help="leave the stack deployed")
+    parser.add_argument("--snapstart", action="store_true",
+                        help="deploy the API and authorizer with SnapStart")
     args = parser.parse_args(argv)
     found = credentials(args.region or os.environ.get("AWS_REGION"))
     if found is None:
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"deploying {stack} in {region}")
     bucket = None
     try:
-        deploy(args.build_dir, stack, collection, region)
+        deploy(args.build_dir, stack, collection, region, args.snapstart)
         out = outputs(session, stack)
         bucket = out["BucketName"]
         from create_api_key import create_api_key

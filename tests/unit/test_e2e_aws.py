@@ -36,12 +36,15 @@ def test_the_stack_it_deploys_uses_the_templates_parameters_within_their_rules()
     stack, collection = e2e_aws.names()
     assert stack != e2e_aws.names()[0]  # each run its own stack
     assert re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", stack)
-    for name, value in e2e_aws.parameters(collection).items():
-        declared = template["Parameters"][name]
-        if "AllowedPattern" in declared:
-            assert re.fullmatch(declared["AllowedPattern"], value), name
-        if "AllowedValues" in declared:
-            assert value in [str(v) for v in declared["AllowedValues"]], name
+    for snapstart in (False, True):
+        chosen = e2e_aws.parameters(collection, snapstart)
+        assert chosen["SnapStart"] == ("PublishedVersions" if snapstart else "None")
+        for name, value in chosen.items():
+            declared = template["Parameters"][name]
+            if "AllowedPattern" in declared:
+                assert re.fullmatch(declared["AllowedPattern"], value), name
+            if "AllowedValues" in declared:
+                assert value in [str(v) for v in declared["AllowedValues"]], name
     assert len(f"{collection}-data") <= 32  # security policy names: at most 32 characters
 
 
