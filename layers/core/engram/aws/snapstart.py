@@ -105,12 +105,11 @@ def build_deferred_models() -> int:
     return built
 
 
-def prime_runtime(load: Callable[[], None], modules: Sequence[str] = ()) -> None:
-    """The common part of priming: `load` makes the function's own objects; then
-    `modules`, the models, the tracer, and a collection."""
+def finish_priming(modules: Sequence[str] = ()) -> None:
+    """What both functions prime after their own objects: `modules`, the models, the
+    tracer, and a collection."""
     from engram.aws.observability import tracer
 
-    load()
     for module in modules:
         importlib.import_module(module)
     built = build_deferred_models()
@@ -121,23 +120,19 @@ def prime_runtime(load: Callable[[], None], modules: Sequence[str] = ()) -> None
 
 
 def prime_api() -> None:
-    def load() -> None:
-        from engram.aws.runtime import aws_runtime, create_clients
+    from engram.aws.runtime import aws_runtime, create_clients
 
-        runtime = aws_runtime()
-        create_clients(runtime.clients)
-        runtime.api.get_openapi_json_schema()  # every route's validators
-        warm_up = getattr(runtime.ports.embedder, "warm_up", None)
-        if warm_up is not None:  # ONNX: load the model and run it once; no remote call
-            warm_up()
-
-    prime_runtime(load, api_modules())
+    runtime = aws_runtime()
+    create_clients(runtime.clients)
+    runtime.api.get_openapi_json_schema()  # every route's validators
+    warm_up = getattr(runtime.ports.embedder, "warm_up", None)
+    if warm_up is not None:  # ONNX: load the model and run it once; no remote call
+        warm_up()
+    finish_priming(api_modules())
 
 
 def prime_authorizer() -> None:
-    def load() -> None:
-        from engram.aws.runtime import api_key_service
+    from engram.aws.runtime import api_key_service
 
-        api_key_service()
-
-    prime_runtime(load)
+    api_key_service()
+    finish_priming()

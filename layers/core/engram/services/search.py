@@ -83,10 +83,10 @@ def within_reach(order: list[str], scores: dict[str, float], pool: int,
 
 
 def time_boost(memory: Memory, windows: list[Window], weight: float) -> float:
+    if not windows:  # most queries name no date: no import per ranked memory
+        return 0.0
     from engram.retrieval.timeframes import time_match
 
-    if not windows:
-        return 0.0
     when = memory.event_time if memory.event_time is not None else memory.create_time
     return weight * time_match(when, windows)
 
