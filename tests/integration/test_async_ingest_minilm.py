@@ -25,5 +25,5 @@ def test_async_and_sync_adds_store_the_same_int8_vectors(tmp_path):
         finally:
             runtime.close()
         stored[mode] = indexed(tmp_path / mode)
-    assert len(stored["sync"]) == 8  # as in the fakes' test
+    assert len(stored["sync"]) == 10  # as in the fakes' test
     assert stored["async"] == stored["sync"]

@@ -138,7 +138,12 @@ def test_an_async_add_embeds_each_turn_once(runs):
 def test_async_and_sync_adds_store_the_same_vectors(runs):
     _, sync_vectors = runs["sync"]
     _, async_vectors = runs["async"]
-    assert len(sync_vectors) == 8  # 7 statements, and "How long have you been painting?" whole
+    # 7 statements, "How long have you been painting?" whole, and two episodes: Caroline's
+    # first session and Melanie's second (Caroline's second says one thing twice, and
+    # Melanie's first asks only)
+    assert len(sync_vectors) == 10
+    assert sum(kind == "LongTermMemory" and len(value.split(". ")) > 1
+               for kind, value, _ in sync_vectors) == 2
     assert async_vectors == sync_vectors  # the same memories, each with the same bytes
 
 

@@ -156,7 +156,9 @@ def test_reversed_preference_replaces_the_older_across_requests(h):
 
 def test_unrelated_facts_are_both_added(h):
     views = h.add("The user lives in Lisbon", "The user owns a red bicycle")
-    assert len(views["added"]) == 2 and len(h.active(MemoryType.user)) == 2
+    assert len(h.active(MemoryType.user)) == 2
+    (episode,) = h.active(MemoryType.long_term)  # the two told together (pipeline/episodes.py)
+    assert episode.episode and len(views["added"]) == 3
 
 
 def test_sync_adds_skip_the_fast_path(h):
@@ -428,7 +430,8 @@ def test_a_reversed_preference_still_replaces_at_any_cosine(same):
 
 def test_the_same_distinct_facts_in_one_request_stay_separate(same):
     views = same.add(*[MUSEUM.format(n) for n in range(1, 6)])
-    assert len(views["added"]) == 5 and len(same.active(MemoryType.user)) == 5
+    assert len(same.active(MemoryType.user)) == 5
+    assert len(views["added"]) == 6  # and the episode telling the five
 
 
 def test_a_plans_vectors_travel_between_steps_exactly_and_compactly():
@@ -448,3 +451,79 @@ def test_a_plans_vectors_travel_between_steps_exactly_and_compactly():
     assert len(body) * 2 < len(as_list.model_dump_json())
     (old,) = DedupePlan.model_validate_json(as_list.model_dump_json()).writes  # an older plan
     assert np.array_equal(unpacked(old.vector), vector)
+
+
+# --- episodes (pipeline/episodes.py) ---------------------------------------------------------
+
+
+def episodes_of(h):
+    return [m for m in h.active(MemoryType.long_term) if m.episode]
+
+
+def test_an_add_tells_its_statements_as_one_episode_citing_every_turn(h):
+    views = h.add("The user went camping with the kids", "The user signed up for pottery",
+                  "The user swims on Sundays", times=["2023-07-02 10:00:00"] * 3)
+    (episode,) = episodes_of(h)
+    statements = h.active(MemoryType.user)
+    assert episode.memory_value == ("The user went camping with the kids. The user signed up "
+                                    "for pottery. The user swims on Sundays.")
+    assert sorted(episode.sources) == sorted(s for m in statements for s in m.sources)
+    assert episode.memory_key == "User, in conversation on 2 July 2023"
+    assert all(m.episode_ids == [episode.id] for m in statements)
+    assert set(views["added"]) == {episode.id, *(m.id for m in statements)}
+    (told,) = [d for d in views["decisions"] if d["memory_id"] == episode.id]
+    assert told["reason"] == "an episode: 3 statements of this add told together"
+
+
+def test_a_replayed_add_tells_no_second_episode(h):
+    h.add("The user went camping with the kids", "The user signed up for pottery")
+    views = h.add("The user went camping with the kids", "The user signed up for pottery")
+    assert views["added"] == [] and len(episodes_of(h)) == 1
+
+
+def test_one_statement_long_ones_and_repeats_make_no_episode(h):
+    h.add("The user keeps bees")
+    h.add("The user keeps bees", "the user keeps bees!")  # one memory, said twice
+    long = "The user " + " ".join(["walked"] * 40)
+    h.add(long, "The user rests")  # a long statement stands alone: one left to tell
+    assert episodes_of(h) == []
+
+
+def test_a_long_add_is_told_in_episodes_of_at_most_150_words(h):
+    from engram.pipeline.episodes import EPISODE_WORDS
+    texts = [f"The user visited museum Smuseum{n:02d} with a friend from work" for n in range(40)]
+    h.add(*texts)
+    told = episodes_of(h)
+    assert len(told) > 1
+    assert all(len(e.memory_value.split()) <= EPISODE_WORDS for e in told)
+    cited = [s for e in sorted(told, key=lambda e: e.sources[0]) for s in e.sources]
+    assert sorted(cited) == sorted(m.sources[0] for m in h.active(MemoryType.user))
+
+
+def test_an_episode_is_never_a_candidates_duplicate(same):
+    """Under an embedder that finds everything a near duplicate, the episode of the first
+    add is still not what a later statement updates."""
+    same.add(*[MUSEUM.format(n) for n in range(1, 3)])
+    (episode,) = episodes_of(same)
+    views = same.add(MUSEUM.format(3))
+    assert episode.id not in views["updated"]
+    assert episodes_of(same)[0].memory_value == episode.memory_value
+
+
+def test_forgetting_a_statement_forgets_the_episode_telling_it(h):
+    h.add("The user chose the 7 Days Inn hotel in Guangzhou", "The user flies on Friday")
+    (episode,) = episodes_of(h)
+    data = h.ingest.accept("t", *feedback_args(FeedbackRequest(
+        user_id="u", feedback_content="Please forget that the user chose the 7 Days Inn hotel")))
+    task = h.store.get("t", data.task_id)
+    assert episode.id in task.memory_views.deleted and episodes_of(h) == []
+    assert h.index.search("t", "u", h.deps.embedder.embed(["7 Days Inn"])[0], "7 Days Inn",
+                          10, [MemoryType.long_term]) == []
+
+
+def test_an_episodes_key_says_who_and_when_in_the_statements_language():
+    from engram.pipeline.episodes import Episode
+    july = 1688389200000  # 3 July 2023, 13:00 UTC
+    assert Episode("Melanie", chat_time=july).key() == "Melanie, in conversation on 3 July 2023"
+    assert Episode("", chat_time=july).key("zh") == "用户在2023年7月3日的对话"
+    assert Episode("").key() == "User, in conversation"

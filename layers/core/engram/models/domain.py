@@ -170,6 +170,13 @@ class Memory(BaseModel):
     # A turn no statement could be made of (a question, a request), kept whole as said: it
     # ranks a little below what was extracted, so it is found when nothing else covers it.
     whole_turn: bool = False
+    # An episode: what one speaker said in one add, its statements in order as one memory
+    # (pipeline/episodes.py). It cites every turn they came from; a list question ("what
+    # activities…") finds them together where each alone ranks low.
+    episode: bool = False
+    # The episodes this memory's statement is told in: deleting or editing it retires them
+    # too, so no episode keeps text its user removed.
+    episode_ids: list[str] = Field(default_factory=list)
     task_id: str | None = None
     public: bool = False
     knowledgebase_ids: list[str] = Field(default_factory=list)

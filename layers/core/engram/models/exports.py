@@ -92,6 +92,8 @@ class ExportedMemory(BaseModel):
     context: str = Field(default="", max_length=MAX_VALUE_CHARS)
     said_by: SaidBy = "user"
     whole_turn: bool = False
+    episode: bool = False
+    episode_ids: list[StrictStr] = Field(default_factory=list, max_length=10_000)
     public: bool = False
     task_id: str | None = None
 

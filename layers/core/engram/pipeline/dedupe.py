@@ -127,6 +127,9 @@ class _Planner:
     hashes: dict[str, str] = field(default_factory=dict)  # content hash → id, in this plan
     stored_hits: dict[int, list[IndexHit]] = field(default_factory=dict)  # candidate row →
     stored: dict[str, Memory] = field(default_factory=dict)  # the stored neighbours, by id
+    held_by: str | None = None  # the memory the last decision left the candidate in
+    # memories touched only to note an episode they are told in: stored, not re-embedded
+    noted_only: set[str] = field(default_factory=set)
 
     def search_types(self, cand: Candidate) -> tuple[MemoryType, ...]:
         if self.job.kind == "feedback":  # a correction may target any fact or preference
@@ -158,12 +161,21 @@ class _Planner:
         for memory_id, memory in self.touched.items():  # earlier candidates of this request
             if memory.memory_type in types and memory_id in self.vectors:
                 scored[memory_id] = (memory, float(self.vectors[memory_id] @ vector))
-        alive = [(m, s) for m, s in scored.values() if m.status == MemoryStatus.activated]
+        # an episode retells statements: never a candidate's duplicate or contradiction
+        alive = [(m, s) for m, s in scored.values()
+                 if m.status == MemoryStatus.activated and not m.episode]
         return sorted(alive, key=lambda pair: -pair[1])
 
-    def decide_each(self, candidates: Sequence[Candidate], vectors: np.ndarray) -> None:
+    def decide_each(self, candidates: Sequence[Candidate],
+                    vectors: np.ndarray) -> dict[int, str]:
+        """Decide each candidate: row → the memory holding it, for those held by one."""
+        held = {}
         for row, (cand, vector) in enumerate(zip(candidates, vectors, strict=True)):
+            self.held_by = None
             self.decide(row, cand, vector)
+            if self.held_by is not None:
+                held[row] = self.held_by
+        return held
 
     def decide(self, row: int, cand: Candidate, vector: np.ndarray) -> None:
         digest = content_hash(cand.memory_type, cand.memory_value)
@@ -213,7 +225,7 @@ class _Planner:
         return found.id if found else None
 
     def resolve_each(self, resolver: ConflictResolver, candidates: Sequence[Candidate],
-                     vectors: np.ndarray) -> None:
+                     vectors: np.ndarray) -> dict[int, str]:
         """The resolver's path: triage without asking, one call for the rest, then apply
         in candidate order (so a memory two candidates change is taken in its newest state).
         Neighbours are stored memories only, not earlier candidates of the same request
@@ -249,15 +261,16 @@ class _Planner:
             except InvalidReply as exc:
                 self.plan.usage += exc.usage
                 self.plan.warnings.append(RESOLVER_FALLBACK)
-                self.decide_each(candidates, vectors)
-                return
+                return self.decide_each(candidates, vectors)
             self.plan.usage += resolution.usage
             self.plan.warnings += resolution.warnings
             for op in resolution.operations:
                 if 0 <= op.candidate < len(asked):
                     operations.setdefault(asked[op.candidate], []).append(op)
 
+        held = {}
         for row, (cand, vector) in enumerate(zip(candidates, vectors, strict=True)):
+            self.held_by = None
             if row in known:
                 self.noop(known[row] or self.hashes.get(digests[row]), SAME_CONTENT)
             elif row in far:
@@ -266,6 +279,9 @@ class _Planner:
             else:  # a candidate without an operation is added, as the port promises
                 for op in operations.get(row) or [ResolveOperation("add", row)]:
                     self.apply(op, cand, vector, digests[row])
+            if self.held_by is not None:
+                held[row] = self.held_by
+        return held
 
     def apply(self, op: ResolveOperation, cand: Candidate, vector: np.ndarray,
               digest: str) -> None:
@@ -303,6 +319,7 @@ class _Planner:
             self.add(cand, vector, digest, reason, by)
 
     def noop(self, memory_id: str | None, reason: str, by: DecidedBy = "rules") -> None:
+        self.held_by = memory_id
         self.plan.noop += 1
         self.plan.decisions.append(Decision(action="noop", memory_id=memory_id, reason=reason,
                                             by=by))
@@ -343,6 +360,7 @@ class _Planner:
         self.touched[memory.id] = memory
         self.vectors[memory.id] = vector
         self.hashes[digest] = memory.id
+        self.held_by = memory.id
         self.plan.added.append(memory.id)
         self.plan.decisions.append(Decision(action="add", memory_id=memory.id, reason=reason,
                                             by=by))
@@ -367,7 +385,9 @@ class _Planner:
         memory.content_hash = content_hash(memory.memory_type, value)
         self.touched[memory.id] = memory
         self.vectors.pop(memory.id, None)  # re-embedded at the end of the plan
+        self.noted_only.discard(memory.id)
         self.hashes[memory.content_hash] = memory.id
+        self.held_by = memory.id
         if memory.id not in self.plan.added and memory.id not in self.plan.updated:
             self.plan.updated.append(memory.id)
         self.plan.decisions.append(Decision(action="update", memory_id=memory.id,
@@ -381,6 +401,7 @@ class _Planner:
         memory.tags = _union(memory.tags, cand.tags)
         memory.update_time = self.now
         self.touched[memory.id] = memory  # re-indexed at the end of the plan (its sources)
+        self.noted_only.discard(memory.id)
         self.noop(memory.id, reason)
 
     def invalidate(self, old: Memory, cand: Candidate, reason: str,
@@ -396,10 +417,71 @@ class _Planner:
         self.plan.deleted.append(memory.id)
         self.plan.decisions.append(Decision(action="delete", memory_id=memory.id,
                                             reason=reason, by=by))
+        self.retire_episodes(memory, reason)
+
+    def retire_episodes(self, memory: Memory, reason: str) -> None:
+        """The episodes that tell a memory being deleted go with it."""
+        ids = [i for i in memory.episode_ids if i not in self.touched]
+        told_in = [self.touched[i] for i in memory.episode_ids if i in self.touched]
+        told_in += self.memories.get_many(self.job.tenant_id, ids) if ids else []
+        for episode in told_in:
+            if episode.status != MemoryStatus.activated:
+                continue
+            episode = episode.model_copy(deep=True)
+            episode.status, episode.valid_to, episode.update_time = (
+                MemoryStatus.deleted, self.now, self.now)
+            self.touched[episode.id] = episode
+            self.plan.deleted.append(episode.id)
+            self.plan.decisions.append(Decision(
+                action="delete", memory_id=episode.id,
+                reason=f"an episode telling memory {memory.id}: {reason}", by="rules"))
+
+    def tell_episodes(self, candidates: Sequence[Candidate], vectors: np.ndarray,
+                      held: dict[int, str], turns: RequestTurns) -> None:
+        """An episode for each speaker's statements of this add (pipeline/episodes.py),
+        noted on the memories that hold them."""
+        from engram.pipeline.episodes import episode_vector, episodes
+
+        told_in_add = episodes(self.job, candidates, held)
+        unread = [held[row] for told in told_in_add for row in told.members
+                  if held[row] not in self.touched and held[row] not in self.stored]
+        if unread:  # statements said before, left as they were: one read for all
+            self.stored |= {m.id: m for m in self.memories.get_many(self.job.tenant_id,
+                                                                    unread)}
+        for told in told_in_add:
+            first = candidates[told.members[0]]
+            value = told.value(candidates)
+            digest = content_hash(MemoryType.long_term, value)
+            if digest in self.hashes or self.stored_id(digest):
+                continue  # told already (a replayed add)
+            cand = Candidate(
+                memory_type=MemoryType.long_term, memory_key=told.key(first.language),
+                memory_value=value,
+                sources=_union([], [s for r in told.members for s in candidates[r].sources]),
+                event_time=told.chat_time, language=first.language, confidence=1.0)
+            self.add(cand, episode_vector(told, candidates, turns, vectors), digest,
+                     f"an episode: {len(told.members)} statements of this add told together")
+            episode_id = self.held_by
+            self.touched[episode_id].episode = True
+            for row in told.members:
+                self.note_episode(held[row], episode_id)
+
+    def note_episode(self, memory_id: str, episode_id: str) -> None:
+        memory = self.touched.get(memory_id)
+        if memory is None:
+            found = self.stored.get(memory_id)
+            if found is None:
+                return
+            memory = self.touched[memory_id] = found.model_copy(deep=True)
+            if memory_id not in self.vectors:
+                self.noted_only.add(memory_id)
+        if episode_id not in memory.episode_ids:
+            memory.episode_ids.append(episode_id)
 
     def finish(self, embedder: Embedder, turns: RequestTurns) -> DedupePlan:
         stale = [m for m in self.touched.values()
-                 if m.id not in self.vectors and m.status == MemoryStatus.activated]
+                 if m.id not in self.vectors and m.id not in self.noted_only
+                 and m.status == MemoryStatus.activated]
         if stale:
             vectors = memory_vectors(embedder, stale, turns)
             for memory, vector in zip(stale, vectors, strict=True):
@@ -501,9 +583,10 @@ def plan_changes(job: IngestJob, candidates: Sequence[Candidate], memories: Memo
         vectors = memory_vectors(embedder, candidates, turns)
         planner.prefetch(candidates, vectors)
         if resolver is None:
-            planner.decide_each(candidates, vectors)
+            held = planner.decide_each(candidates, vectors)
         else:
-            planner.resolve_each(resolver, candidates, vectors)
+            held = planner.resolve_each(resolver, candidates, vectors)
+        planner.tell_episodes(candidates, vectors, held, turns)
     return planner.finish(embedder, turns)
 
 

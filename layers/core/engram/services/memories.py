@@ -112,6 +112,9 @@ class MemoryService:
             memory.valid_to = now if memory.status == MemoryStatus.archived else None
         memory.update_time = now
         self.memories.put_many([memory])
+        if memory.episode_ids and (edit.content is not None or
+                                   memory.status != MemoryStatus.activated):
+            self._retire_episodes(tenant_id, [memory])  # they tell what it no longer says
         if memory.status == MemoryStatus.activated:
             self.index.upsert([memory], memory_vectors(self.embedder, [memory]))
         else:
@@ -156,7 +159,18 @@ class MemoryService:
         self.index.remove(tenant_id, [m.id for m in found])
         for memory in found:
             self.on_change(memory, "deleted")
+        self._retire_episodes(tenant_id, found)
         return len(found)
+
+    def _retire_episodes(self, tenant_id: str, found: list[Memory]) -> None:
+        """The episodes that tell any of `found` (pipeline/episodes.py) are deleted with
+        it: none keeps text its user deleted or changed."""
+        gone = {m.id for m in found}
+        ids = list(dict.fromkeys(i for m in found for i in m.episode_ids if i not in gone))
+        told_in = [e for e in self.memories.get_many(tenant_id, ids)
+                   if e.status == MemoryStatus.activated] if ids else []
+        if told_in:
+            self._retire(tenant_id, told_in)
 
     def erase_user(self, tenant_id: str, user_id: str) -> ErasureReceipt:
         """Everything of a user, for good: memories in every status (their history with

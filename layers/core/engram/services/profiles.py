@@ -192,9 +192,9 @@ class ProfileService:
     def _newest(self, tenant_id: str, user_id: str) -> list[Memory]:
         """The user's facts and preferences among their newest MEMORIES_READ memories: one
         bounded read (a profile is shown with every search; reading a 10,000-memory user
-        whole made that search 100× slower)."""
+        whole made that search 100× slower). Episodes retell those facts: not read."""
         return [m for m in self.memories.page_active(tenant_id, user_id, None, MEMORIES_READ)
-                if m.memory_type in FILLED_FROM]
+                if m.memory_type in FILLED_FROM and not m.episode]
 
     def _view(self, profile: Profile) -> ProfileView:
         from engram.extraction.profile_fields import derive  # its rules: not for a status
