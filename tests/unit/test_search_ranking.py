@@ -12,7 +12,7 @@ from engram.models.domain import FACT_TYPES, Candidate, Memory, MemoryType, Memo
 from engram.models.requests import SearchSpec
 from engram.models.times import to_epoch_ms
 from engram.ports import IndexHit
-from engram.retrieval.diversify import DIVERSITY, REPEAT_PENALTY, diversify
+from engram.retrieval.diversify import DIVERSITY, EPISODE_REPEAT, REPEAT_PENALTY, diversify
 from engram.retrieval.timeframes import TIME_WEIGHT
 from engram.retrieval.vectors import TURN_WEIGHT, memory_vectors
 from engram.services.search import ScoredMemory, SearchService
@@ -52,6 +52,22 @@ def test_a_memory_from_turns_already_shown_comes_after_new_turns():
     # without vectors (an index that does not return them) repeats still count
     assert [s.memory.memory_value for s in diversify(
         [first, same_turn, other_turn], [None] * 3, 2)] == ["a", "c"]
+
+
+def test_each_episode_chosen_lowers_the_next_episode():
+    first, second, third = (scored(f"episode {n}", 0.6 - n * 0.01, [f"E{n}a", f"E{n}b"])
+                            for n in range(3))
+    for episode in (first, second, third):
+        episode.memory.episode = True
+    # just above the second episode once one is shown; above the third once two are
+    statement = scored("a statement", 0.59 - EPISODE_REPEAT + 0.005, ["D1"])
+    later = scored("a later statement", 0.58 - 2 * EPISODE_REPEAT + 0.005, ["D2"])
+    orthogonal = [unit(*row) for row in np.eye(5)]
+
+    ranked = diversify([first, second, third, statement, later], orthogonal, 5)
+
+    assert [s.memory.memory_value for s in ranked] == [
+        "episode 0", "a statement", "episode 1", "a later statement", "episode 2"]
 
 
 def test_clearly_better_results_keep_their_order():
