@@ -171,8 +171,8 @@ class Memory(BaseModel):
     # ranks a little below what was extracted, so it is found when nothing else covers it.
     whole_turn: bool = False
     # An episode: what one speaker said in one add, its statements in order as one memory
-    # (pipeline/episodes.py). It cites every turn they came from; a list question ("what
-    # activities…") finds them together where each alone ranks low.
+    # (pipeline/episodes.py). It cites every turn they came from, and is found by what the
+    # conversation was about where a statement alone ranks low.
     episode: bool = False
     # The episodes this memory's statement is told in: deleting or editing it retires them
     # too, so no episode keeps text its user removed.

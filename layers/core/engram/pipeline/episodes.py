@@ -1,11 +1,11 @@
 """Episodes: what one speaker said in one add, kept together as one memory beside the
 statements extracted from it (EverOS's episodic memory; a MemOS LongTermMemory).
 
-A statement alone is findable by what it says; a question that asks for a kind of thing
-("What activities does Melanie partake in?") shares neither words nor much meaning with
-"Melanie is off to go swimming with the kids", which ranked below fifty other memories of
-that user. Told with the rest of its conversation, the statement is found by what the
-conversation was about.
+A statement alone is findable by what it says, and often not by the question: for "What
+does Melanie do to destress?", the statement of her "I've been running farther to
+de-stress" ranked below fifty other memories of that user (LoCoMo dev). Told with the
+rest of its conversation, it is found by what the conversation was about: that episode
+ranks second.
 
 An episode holds a speaker's short statements of one add in the order said, up to
 EPISODE_WORDS words (a longer add makes several). Long statements stand alone: they say
