@@ -72,6 +72,19 @@ def test_deleting_or_editing_a_statement_retires_its_episode(engram_server, chan
     assert all("swimming" not in m["memory_value"] for m in hits["memory_detail_list"])
 
 
+def test_retitling_a_statement_or_resending_its_words_keeps_its_episode(engram_server):
+    user = "episodes-retitled"
+    add_session(engram_server, user)
+    (melanie,) = [e for e in episodes(engram_server, user) if "swimming" in e["memory_value"]]
+    listed = post(engram_server, "get/memory", {"user_id": user, "size": 50})
+    (swim,) = [m for m in listed["memory_detail_list"]
+               if "swimming" in m["memory_value"] and m["id"] != melanie["id"]]
+    post(engram_server, "update/memory", {"memory_id": swim["id"], "title": "Swimming"})
+    post(engram_server, "update/memory", {"memory_id": swim["id"],
+                                          "content": swim["memory_value"]})
+    assert melanie["id"] in [e["id"] for e in episodes(engram_server, user)]
+
+
 def test_the_same_add_sent_at_once_by_five_clients_tells_one_episode(engram_server):
     from concurrent.futures import ThreadPoolExecutor
 

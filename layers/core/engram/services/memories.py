@@ -94,7 +94,8 @@ class MemoryService:
         if memory.status == MemoryStatus.deleted:
             raise NotFound(f"memory {edit.memory_id} was deleted")
         now = now_ms()
-        if edit.content is not None and edit.content != memory.memory_value:
+        reworded = edit.content is not None and edit.content != memory.memory_value
+        if reworded:
             memory.history.append(MemoryVersion(
                 version=memory.version, memory_value=memory.memory_value,
                 valid_from=memory.valid_from, valid_to=now, change="edit",
@@ -112,8 +113,7 @@ class MemoryService:
             memory.valid_to = now if memory.status == MemoryStatus.archived else None
         memory.update_time = now
         self.memories.put_many([memory])
-        if memory.episode_ids and (edit.content is not None or
-                                   memory.status != MemoryStatus.activated):
+        if memory.episode_ids and (reworded or memory.status != MemoryStatus.activated):
             self._retire_episodes(tenant_id, [memory])  # they tell what it no longer says
         if memory.status == MemoryStatus.activated:
             self.index.upsert([memory], memory_vectors(self.embedder, [memory]))
