@@ -126,7 +126,8 @@ class _Planner:
     vectors: dict[str, np.ndarray] = field(default_factory=dict)  # vectors still valid
     hashes: dict[str, str] = field(default_factory=dict)  # content hash → id, in this plan
     stored_hits: dict[int, list[IndexHit]] = field(default_factory=dict)  # candidate row →
-    stored: dict[str, Memory] = field(default_factory=dict)  # the stored neighbours, by id
+    # stored memories read for this plan, by id: the neighbours, and episodes' statements
+    stored: dict[str, Memory] = field(default_factory=dict)
     held_by: str | None = None  # the memory the last decision left the candidate in
     # memories touched only to note an episode they are told in: stored, not re-embedded
     noted_only: set[str] = field(default_factory=set)
@@ -457,7 +458,8 @@ class _Planner:
             cand = Candidate(
                 memory_type=MemoryType.long_term, memory_key=told.key(first.language),
                 memory_value=value,
-                sources=_union([], [s for r in told.members for s in candidates[r].sources]),
+                sources=list(dict.fromkeys(s for r in told.members
+                                           for s in candidates[r].sources)),
                 event_time=told.chat_time, language=first.language, confidence=1.0)
             self.add(cand, episode_vector(told, candidates, turns, vectors), digest,
                      f"an episode: {len(told.members)} statements of this add told together")
